@@ -15,6 +15,7 @@ Loop state a callback may read or replace (names used throughout actscope):
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -149,6 +150,8 @@ class Learner:
         self.training = training
         self.model.train(training)
         self.dl = self.dls.train if training else self.dls.valid
+        if hasattr(self.dl, "set_epoch"):  # the shuffle is a function of (seed, epoch): resumable
+            self.dl.set_epoch(self.epoch)
         if training:
             self._with_events("train", self._all_batches, CancelTrainException)
             self.first_iter = 0
@@ -159,7 +162,11 @@ class Learner:
     def _all_batches(self) -> None:
         self.n_iter = len(self.dl)
         start = self.first_iter if self.training else 0
-        for self.iter, batch in enumerate(self.dl, start=start):
+        batches = self.dl
+        if start:  # resuming mid-epoch: skip the batches already trained on
+            batches = (self.dl.batches(start) if hasattr(self.dl, "batches")
+                       else itertools.islice(iter(self.dl), start, None))
+        for self.iter, batch in enumerate(batches, start=start):
             self.xb, self.yb = batch[0], batch[1]
             self._with_events("batch", self._one_batch, CancelBatchException)
 
