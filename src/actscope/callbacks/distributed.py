@@ -1,0 +1,287 @@
+"""Data-parallel training on torch.distributed: torchrun + DistributedDataParallel, as a Callback.
+
+Run the same script on every process (``torchrun --nproc_per_node 2 train.py`` or
+``actscope fit --nproc 2``). Under torchrun, ``DistributedCallback`` initialises the process group,
+wraps the model in DDP for the training phase, and gives each rank its rows of every global batch;
+without torchrun it does nothing, so one script serves both. See docs/distributed.md.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.distributed as dist
+from torch import nn
+from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+from torch.nn.parallel import DistributedDataParallel
+
+from actscope.callback import Callback
+
+if TYPE_CHECKING:
+    from actscope.learner import Learner
+
+__all__ = ["DistEnv", "DistributedCallback", "ShardedBatches", "all_reduce_sum_", "get_rank",
+           "get_world_size", "is_main_process", "sync_buffers", "unwrap_model"]
+
+TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
+
+
+@dataclass(frozen=True)
+class DistEnv:
+    """Where this process sits in a torchrun job (read from the variables torchrun sets)."""
+
+    rank: int
+    world_size: int
+    local_rank: int
+
+    @classmethod
+    def from_env(cls) -> DistEnv | None:
+        """The torchrun environment, or None when this process was not started by torchrun."""
+        if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
+            return None
+        missing = [v for v in TORCHRUN_VARS if v not in os.environ]
+        if missing:
+            raise RuntimeError(f"RANK is set but {', '.join(missing)} is not: start the processes "
+                               "with torchrun (or `actscope fit --nproc N`), which sets all of "
+                               f"{', '.join(TORCHRUN_VARS)}")
+        return cls(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]),
+                   int(os.environ["LOCAL_RANK"]))
+
+
+def get_rank() -> int:
+    """This process's rank in the default process group (0 when there is none)."""
+    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+
+
+def get_world_size() -> int:
+    """The number of processes in the default process group (1 when there is none)."""
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def is_main_process() -> bool:
+    """True on rank 0, and always without a process group: the one process that writes files."""
+    return get_rank() == 0
+
+
+def all_reduce_sum_(t: torch.Tensor) -> torch.Tensor:
+    """Sum ``t`` in place over all ranks (no-op without a process group); returns ``t``."""
+    if get_world_size() > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)  # stays on t's device: no host sync
+    return t
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The plain module inside a DistributedDataParallel wrapper (``model`` itself otherwise)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
+def sync_buffers(model: nn.Module, average: bool = True) -> None:
+    """Make every rank's buffers equal: float ones averaged (or rank 0's), the others rank 0's."""
+    # DDP copies rank 0's buffers into every rank before each training forward, but the last
+    # step's update (e.g. BatchNorm running stats) is per rank. Called once per epoch.
+    if get_world_size() == 1:
+        return
+    world = get_world_size()
+    for buf in model.buffers():
+        if average and buf.is_floating_point():
+            dist.all_reduce(buf, op=dist.ReduceOp.SUM)
+            buf.div_(world)
+        else:
+            dist.broadcast(buf, src=0)
+
+
+class ShardedBatches:
+    """Rank ``rank``'s rows ``rank::world_size`` of every batch of ``loader`` (the global batch).
+
+    Every rank walks the same global batches (the loader's shuffle is a pure function of its seed
+    and epoch), so W ranks together see exactly the batches one process would, and all ranks run
+    the same number of steps (DDP needs that). A final batch with fewer rows than ranks is skipped
+    on every rank, since some rank would get no rows.
+    """
+
+    def __init__(self, loader: Any, rank: int, world_size: int) -> None:
+        if not 0 <= rank < world_size:
+            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+        self.loader, self.rank, self.world_size = loader, rank, world_size
+        self.global_rows = 0  # rows of the current global batch; read by the gradient weighting
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Pass the epoch on to the wrapped loader (its shuffle seed)."""
+        if hasattr(self.loader, "set_epoch"):
+            self.loader.set_epoch(epoch)
+
+    def batches(self, start: int = 0) -> Iterator[tuple[Any, Any]]:
+        """This rank's share of the global batches from index ``start`` on (resume)."""
+        if start and hasattr(self.loader, "batches"):
+            it = self.loader.batches(start)
+        else:
+            it = iter(self.loader)
+            for _ in range(start):
+                next(it, None)
+        for batch in it:
+            xb, yb = batch[0], batch[1]
+            n = xb.shape[0]  # a Python int: no host sync
+            if n < self.world_size:
+                continue
+            self.global_rows = n
+            yield xb[self.rank::self.world_size], yb[self.rank::self.world_size]
+
+    def __iter__(self) -> Iterator[tuple[Any, Any]]:
+        return self.batches(0)
+
+
+@dataclass
+class _GradWeight:
+    """This rank's share of the global mean for the current step (the comm hook's state)."""
+
+    value: float = 1.0
+
+
+def _weighted_allreduce(state: _GradWeight, bucket: dist.GradBucket) -> torch.futures.Future:
+    # DDP averages the ranks' gradients. With unequal shards (n_r rows of n) the global mean is
+    # sum_r (n_r / n) * g_r, so rank r scales its gradient by n_r * W / n before the average.
+    if state.value != 1.0:
+        bucket.buffer().mul_(state.value)
+    return default_hooks.allreduce_hook(None, bucket)
+
+
+class DistributedCallback(Callback):
+    """Under torchrun: process group, DDP for the training phase, per-rank shards of each batch.
+
+    Args:
+        backend: "gloo" or "nccl"; default nccl when CUDA is available, else gloo.
+        timeout: how long a collective waits for the other ranks before raising (no hangs).
+        sync_bn: convert torch BatchNorm layers to SyncBatchNorm (GPU only, a torch limit).
+        shard: "batch" (rows rank::W of each global batch, exact match with one process), "loader"
+            (the loader's own ``shard(rank, world_size)``), or None (the data is already sharded).
+        shard_valid: shard validation too (metrics must then be reduced: MetricsCallback does).
+        exact_mean: weight unequal shards so the step equals one process's mean-loss step.
+        buffers: after each training phase, "average" the float buffers (BatchNorm running
+            stats) over ranks, or "broadcast" rank 0's; either way all ranks agree.
+    """
+
+    order = -30
+
+    def __init__(self, backend: str | None = None, timeout: float | timedelta = 300.0,
+                 sync_bn: bool = False, shard: str | None = "batch", shard_valid: bool = True,
+                 exact_mean: bool = True, buffers: str = "average",
+                 find_unused_parameters: bool = False) -> None:
+        if buffers not in ("average", "broadcast"):
+            raise ValueError(f"buffers must be 'average' or 'broadcast', got {buffers!r}")
+        if shard not in ("batch", "loader", None):
+            raise ValueError(f"shard must be 'batch', 'loader' or None, got {shard!r}")
+        if backend not in (None, "gloo", "nccl"):
+            raise ValueError(f"backend must be 'gloo', 'nccl' or None (auto), got {backend!r}")
+        self.backend, self.sync_bn, self.shard = backend, sync_bn, shard
+        self.shard_valid = shard_valid
+        self.timeout = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
+        self.exact_mean, self.find_unused_parameters = exact_mean, find_unused_parameters
+        self.buffers = buffers
+        self.env: DistEnv | None = None
+        self.ddp: DistributedDataParallel | None = None
+        self._created_group = False
+        self._weight = _GradWeight()
+        self._replaced_bns: list[tuple[nn.Module, str, nn.Module]] = []
+
+    @property
+    def active(self) -> bool:
+        """True while training runs on more than one process."""
+        return self.env is not None and self.env.world_size > 1
+
+    def before_fit(self, learn: Learner) -> None:
+        self.env = DistEnv.from_env()
+        if self.env is None and dist.is_available() and dist.is_initialized():
+            # the user initialised the group themselves: use it, and leave it to them
+            self.env = DistEnv(dist.get_rank(), dist.get_world_size(),
+                               int(os.environ.get("LOCAL_RANK", 0)))
+        if self.env is None:
+            return
+        backend = self.backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if backend == "nccl":
+            # set before DeviceCallback (-20) runs, so that "cuda" means this rank's GPU
+            torch.cuda.set_device(self.env.local_rank)
+        if not dist.is_initialized():
+            dist.init_process_group(backend, timeout=self.timeout)
+            self._created_group = True
+
+    def _wrap(self, learn: Learner) -> DistributedDataParallel:
+        # Built at the first training phase, not in before_fit: callbacks that look at the model
+        # in before_fit (device move, telemetry hooks, checkpoint resume) see the plain module.
+        model = learn.model
+        if self.sync_bn:
+            self._convert_sync_bn(model)
+        device = next(model.parameters()).device
+        ddp = DistributedDataParallel(
+            model, device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=self.find_unused_parameters)
+        if self.exact_mean:
+            ddp.register_comm_hook(self._weight, _weighted_allreduce)
+        return ddp
+
+    def _convert_sync_bn(self, model: nn.Module) -> None:
+        device = next(model.parameters()).device
+        if device.type == "cpu":
+            raise ValueError("sync_bn=True needs a GPU: torch's SyncBatchNorm has no CPU kernel; "
+                             "use DistributedCallback(sync_bn=False) on CPU")
+        for parent in list(model.modules()):
+            for name, child in list(parent.named_children()):
+                if isinstance(child, nn.modules.batchnorm._BatchNorm) and not isinstance(
+                        child, nn.SyncBatchNorm):
+                    # the SyncBatchNorm shares the original's parameters and buffers, so putting
+                    # the original back at the end keeps everything it learned
+                    self._replaced_bns.append((parent, name, child))
+                    setattr(parent, name, nn.SyncBatchNorm.convert_sync_batchnorm(child))
+
+    def _shard(self, learn: Learner) -> None:
+        assert self.env is not None
+        if self.shard == "batch":
+            learn.dl = ShardedBatches(learn.dl, self.env.rank, self.env.world_size)
+        elif self.shard == "loader":
+            if not hasattr(learn.dl, "shard"):
+                raise TypeError(f"shard='loader' needs a loader with shard(rank, world_size); "
+                                f"{type(learn.dl).__name__} has none: use shard='batch'")
+            learn.dl = learn.dl.shard(self.env.rank, self.env.world_size)
+            if hasattr(learn.dl, "set_epoch"):
+                learn.dl.set_epoch(learn.epoch)
+
+    def before_train(self, learn: Learner) -> None:
+        if not self.active:
+            return
+        if self.ddp is None:
+            self.ddp = self._wrap(learn)
+        learn.model = self.ddp
+        self._shard(learn)
+
+    def before_batch(self, learn: Learner) -> None:
+        if not (self.active and learn.training and isinstance(learn.dl, ShardedBatches)):
+            return
+        n, world = learn.dl.global_rows, learn.dl.world_size
+        self._weight.value = learn.xb.shape[0] * world / n if n else 1.0
+
+    def after_train(self, learn: Learner) -> None:
+        if not self.active:
+            return
+        learn.model = unwrap_model(learn.model)  # validation, checkpoints: the plain module
+        sync_buffers(learn.model, average=self.buffers == "average")
+
+    def before_validate(self, learn: Learner) -> None:
+        if self.active and self.shard_valid:
+            self._shard(learn)
+
+    def after_fit(self, learn: Learner) -> None:
+        learn.model = unwrap_model(learn.model)
+        for parent, name, original in reversed(self._replaced_bns):
+            setattr(parent, name, original)
+        self._replaced_bns.clear()
+        self.ddp = None
+        if self._created_group and dist.is_initialized():
+            dist.destroy_process_group()
+        self._created_group = False
