@@ -58,6 +58,7 @@ class Learner:
         self._handlers: dict[str, list[Callable[[Learner], None]]] = {}
         self.epoch = self.n_epochs = self.iter = self.n_iter = self.train_iter = 0
         self.first_epoch = self.first_iter = 0
+        self.resume_from: Any = None  # set by fit(resume=...); a CheckpointCallback consumes it
         self.training = False
         self.dl: Any = None
         self.xb: Any = None
@@ -102,8 +103,13 @@ class Learner:
             handler(self)
 
     # ---- the loop --------------------------------------------------------------------------
-    def fit(self, n_epochs: int, lr: float | None = None, cbs: Iterable[Callback] = ()) -> None:
-        """Train for ``n_epochs``; callbacks in ``cbs`` take part in this fit only."""
+    def fit(self, n_epochs: int, lr: float | None = None, cbs: Iterable[Callback] = (),
+            resume: Any = None) -> None:
+        """Train for ``n_epochs``; callbacks in ``cbs`` take part in this fit only.
+
+        ``resume`` (a run folder or checkpoint path) continues a run from its newest complete
+        checkpoint; a ``CheckpointCallback`` reads it in ``before_fit``.
+        """
         if not isinstance(n_epochs, int) or n_epochs <= 0:
             raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
         added = list(cbs)
@@ -118,8 +124,12 @@ class Learner:
                     group["lr"] = lr
             self.n_epochs, self.train_iter = n_epochs, 0
             self.first_epoch = self.first_iter = 0
+            self.resume_from = resume
             try:
                 self.fire("before_fit")
+                if self.resume_from is not None:
+                    raise ValueError(f"fit(resume={resume!r}) needs a CheckpointCallback to read the "
+                                     "checkpoint: pass cbs=[CheckpointCallback(run_dir)]")
                 self._run_epochs()
             except CancelFitException:
                 self.fire("after_cancel_fit")
