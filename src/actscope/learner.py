@@ -128,8 +128,8 @@ class Learner:
             try:
                 self.fire("before_fit")
                 if self.resume_from is not None:
-                    raise ValueError(f"fit(resume={resume!r}) needs a CheckpointCallback to read the "
-                                     "checkpoint: pass cbs=[CheckpointCallback(run_dir)]")
+                    raise ValueError(f"fit(resume={resume!r}) needs a CheckpointCallback to read "
+                                     "the checkpoint: pass cbs=[CheckpointCallback(run_dir)]")
                 self._run_epochs()
             except CancelFitException:
                 self.fire("after_cancel_fit")

@@ -165,7 +165,8 @@ def verify_checkpoint(ckpt: Path) -> dict[str, Any]:
     """Read meta.json and check each file's size and SHA-256; return the metadata."""
     meta = read_json(ckpt / META_FILE)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{ckpt / META_FILE} is not an actscope checkpoint of format {FORMAT}")
+        raise CheckpointError(f"{ckpt / META_FILE} is not an actscope checkpoint "
+                              f"(format {FORMAT} expected)")
     for name in (MODEL_FILE, STATE_FILE):
         path, want = ckpt / name, meta.get("files", {}).get(name, {})
         if not path.is_file():
@@ -189,7 +190,7 @@ def load_checkpoint(learn: Learner, ckpt: Path) -> dict[str, Any]:
             learn.opt.load_state_dict(state["opt"])
         except (ValueError, KeyError) as e:
             raise CheckpointError(f"the optimizer state in {ckpt} does not fit this optimizer "
-                                  f"({e}); use the same opt_func as the run that saved it") from None
+                                  f"({e}); use the opt_func of the run that saved it") from None
     _load_callback_states(learn, state.get("callbacks", {}))
     restore_rng(from_plain(state["rng"]))
     meta["_state"] = state
