@@ -2,8 +2,8 @@
 
 Weights live in safetensors files (a JSON header + raw bytes: nothing to execute). Everything
 else (optimizer state, RNG states, callback states) is written with ``torch.save`` and read back
-only with ``torch.load(weights_only=True)``, whose unpickler accepts tensors and plain containers and refuses
-any other global, so a pickle with a ``__reduce__`` payload is rejected before it can run.
+only with ``torch.load(weights_only=True)``, whose unpickler accepts tensors and plain containers
+and refuses any other global, so a pickle with a ``__reduce__`` payload is rejected before it runs.
 NumPy arrays are not plain for that unpickler; ``to_plain``/``from_plain`` wrap them as tensors.
 """
 
