@@ -1,0 +1,230 @@
+"""The LR finder: an exponential lr sweep that stops at divergence and leaves no trace behind.
+
+``lr_find(learn)`` trains for at most ``num_it`` batches while the lr grows geometrically from
+``min_lr`` to ``max_lr``, stops (CancelFitException) once the smoothed loss exceeds ``stop_div``
+times the best seen (or is NaN), then restores the model, the optimizer and the torch RNG exactly,
+so a later fit is bit-identical to one without the sweep.
+
+Suggestions are pure functions of (lrs, losses), below the callback. The default is the valley
+rule: fastai compared the rules on many tasks (fastai PR #3377) and found it
+the most reliable; the steepest-slope rule is easily fooled by one spike in a noisy loss.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from actscope.callback import Callback
+from actscope.events import CancelFitException, CancelValidateException
+from actscope.schedules import sched_exp
+
+if TYPE_CHECKING:
+    from actscope.learner import Learner
+
+__all__ = ["LRFinderCallback", "LRFindResult", "lr_find", "SUGGESTERS", "smooth_losses",
+           "suggest_valley", "suggest_steepest", "suggest_minimum"]
+
+Suggester = Callable[[np.ndarray, np.ndarray], float]
+
+
+class LRFinderCallback(Callback):
+    """Sweeps the lr exponentially, records (lr, loss), stops on divergence, restores all state.
+
+    The stop rule needs the loss on the host: it is read back every ``check_every`` batches (a
+    short sweep, so the sync is cheap) and the recording is cut at the first diverged batch, so
+    the result does not depend on ``check_every``.
+    """
+
+    order = 40
+
+    def __init__(self, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: int = 100,
+                 stop_div: float = 10.0, beta: float = 0.98, check_every: int = 4) -> None:
+        if not 0 < min_lr < max_lr:
+            raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}")
+        if num_it < 2 or check_every < 1:
+            raise ValueError(f"need num_it >= 2 and check_every >= 1, got {num_it}, {check_every}")
+        if stop_div <= 1 or not 0 <= beta < 1:
+            raise ValueError(f"need stop_div > 1 and 0 <= beta < 1, got {stop_div}, {beta}")
+        self.min_lr, self.max_lr, self.num_it = min_lr, max_lr, num_it
+        self.stop_div, self.beta, self.check_every = stop_div, beta, check_every
+        self.sched = sched_exp(min_lr, max_lr)
+        self.lrs: list[float] = []
+        self.raw_losses = np.zeros(0)
+        self._model_state: dict[str, Any] | None = None
+
+    # ---- save and restore ------------------------------------------------------------------
+    def before_fit(self, learn: Learner) -> None:
+        # Deep copies: state_dict() tensors alias the live parameters and optimizer buffers.
+        self._model_state = copy.deepcopy(learn.model.state_dict())
+        self._model_training = learn.model.training
+        self._opt_state = copy.deepcopy(learn.opt.state_dict())
+        self._rng = torch.random.get_rng_state()
+        self._cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self.lrs, self._buf, self._n = [], None, 0
+        self._checked, self._stop_at = 0, None
+        self._smooth, self._best = 0.0, math.inf
+
+    def after_fit(self, learn: Learner) -> None:
+        if self._model_state is None:  # an earlier callback failed before our before_fit
+            return
+        self._check(final=True)
+        learn.model.load_state_dict(self._model_state)
+        learn.model.train(self._model_training)
+        learn.opt.load_state_dict(self._opt_state)
+        torch.random.set_rng_state(self._rng)
+        if self._cuda_rng is not None:
+            torch.cuda.set_rng_state_all(self._cuda_rng)
+        n = self._stop_at if self._stop_at is not None else self._n
+        self.raw_losses = (self._buf[:n].cpu().double().numpy() if self._buf is not None
+                           else np.zeros(0))
+        self.lrs = self.lrs[:n]
+        self._buf, self._model_state, self._opt_state = None, None, None
+
+    # ---- the sweep -------------------------------------------------------------------------
+    def before_batch(self, learn: Learner) -> None:
+        if not learn.training:
+            return
+        lr = self.sched(learn.train_iter / (self.num_it - 1))
+        for group in learn.opt.param_groups:
+            group["lr"] = lr
+
+    def before_validate(self, learn: Learner) -> None:
+        raise CancelValidateException()
+
+    def after_step(self, learn: Learner) -> None:
+        loss = learn.loss.detach()
+        if self._buf is None:
+            self._buf = torch.empty(self.num_it, dtype=torch.float64, device=loss.device)
+        self._buf[self._n] = loss
+        self._n += 1
+        self.lrs.append(learn.opt.param_groups[0]["lr"])
+        if self._n >= self.num_it:
+            raise CancelFitException()
+        if self._n - self._checked >= self.check_every:
+            self._check()
+
+    def _check(self, final: bool = False) -> None:
+        """Read back the losses since the last check; stop at the first diverged one."""
+        if self._buf is None or self._stop_at is not None or self._checked >= self._n:
+            return
+        new = self._buf[self._checked:self._n].tolist()  # the finder's sync, every check_every
+        for i, loss in enumerate(new, start=self._checked):
+            self._smooth = self.beta * self._smooth + (1 - self.beta) * loss
+            smoothed = self._smooth / (1 - self.beta ** (i + 1))
+            if math.isnan(smoothed) or smoothed > self.stop_div * self._best:
+                self._stop_at = i + 1  # keep the diverged point: it shows where the wall is
+                break
+            self._best = min(self._best, smoothed)
+        self._checked = self._n
+        if self._stop_at is not None and not final:
+            raise CancelFitException()
+
+
+# ---- suggestions: pure functions of (lrs, losses) --------------------------------------------
+def smooth_losses(losses: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    """Debiased exponential moving average of ``losses`` (fastai's smooth_loss)."""
+    out = np.empty(len(losses), dtype=np.float64)
+    avg = 0.0
+    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
+        avg = beta * avg + (1 - beta) * loss
+        out[i] = avg / (1 - beta ** (i + 1))
+    return out
+
+
+def _clean(lrs: Any, losses: Any, min_points: int, skip_start: int, skip_end: int,
+           rule: str) -> tuple[np.ndarray, np.ndarray]:
+    """Drop the noisy first/last points, then NaN/inf points; check enough are left."""
+    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
+    if lrs.ndim != 1 or lrs.shape != losses.shape:
+        raise ValueError(f"{rule}: lrs and losses must be 1-D and the same length, got shapes "
+                         f"{lrs.shape} and {losses.shape}")
+    lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(losses) - skip_end]
+    keep = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
+    lrs, losses = lrs[keep], losses[keep]
+    if len(lrs) < min_points:
+        raise ValueError(f"{rule}: only {len(lrs)} usable points (need {min_points}) after "
+                         f"dropping the first {skip_start}, the last {skip_end} and non-finite "
+                         "ones; run a longer sweep (raise num_it or max_lr, or lower min_lr)")
+    return lrs, losses
+
+
+def suggest_valley(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
+    """fastai's valley: the longest descending stretch of the loss, 2/3 of the way down it."""
+    lrs, losses = _clean(lrs, losses, 3, skip_start, skip_end, "suggest_valley")
+    n = len(losses)
+    run = np.ones(n, dtype=np.int64)  # run[i]: longest decreasing subsequence ending at i
+    max_start = max_end = 0
+    for i in range(1, n):
+        higher = losses[:i] > losses[i]
+        if higher.any():
+            run[i] = run[:i][higher].max() + 1
+        if run[max_end] < run[i]:
+            max_end, max_start = i, i - run[i]
+    sections = (max_end - max_start) / 3
+    idx = max_start + int(sections) + int(sections / 2)
+    return float(lrs[min(idx, n - 1)])
+
+
+def suggest_steepest(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
+    """The lr where the (smoothed) loss falls fastest per unit of log(lr)."""
+    lrs, losses = _clean(lrs, losses, 3, skip_start, skip_end, "suggest_steepest")
+    slopes = np.diff(losses) / np.diff(np.log(lrs))
+    return float(lrs[int(np.argmin(slopes))])
+
+
+def suggest_minimum(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
+    """The lr at the lowest loss, divided by 10 (the lesson's rule of thumb)."""
+    lrs, losses = _clean(lrs, losses, 1, skip_start, skip_end, "suggest_minimum")
+    return float(lrs[int(np.argmin(losses))] / 10)
+
+
+SUGGESTERS: dict[str, Suggester] = {
+    "valley": suggest_valley, "steepest": suggest_steepest, "minimum": suggest_minimum}
+
+
+@dataclass
+class LRFindResult:
+    """The sweep: ``lrs``, smoothed ``losses`` (as plotted), the default and all suggestions."""
+
+    lrs: np.ndarray
+    losses: np.ndarray
+    suggestion: float
+    suggestions: dict[str, float] = field(default_factory=dict)
+    raw_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
+
+
+def lr_find(learn: Learner, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: int = 100,
+            stop_div: float = 10.0, beta: float = 0.98, check_every: int = 4,
+            default: str = "valley",
+            suggesters: Mapping[str, Suggester] | None = None,
+            ) -> LRFindResult:
+    """Run the LR finder on ``learn`` (whose state is left unchanged) and suggest an lr."""
+    suggesters = dict(SUGGESTERS if suggesters is None else suggesters)
+    if default not in suggesters:
+        raise ValueError(f"default suggestion {default!r} is not one of {sorted(suggesters)}")
+    cb = LRFinderCallback(min_lr, max_lr, num_it, stop_div, beta, check_every)
+    n_batches = len(learn.dls.train)
+    if n_batches == 0:
+        raise ValueError("the training loader is empty: the LR finder needs batches")
+    had_opt = learn.opt is not None
+    learn.fit(max(1, math.ceil(num_it / n_batches)), cbs=[cb])
+    if not had_opt:  # as if it had never run: the next fit builds a fresh optimizer
+        learn.opt = None
+    lrs = np.asarray(cb.lrs, dtype=np.float64)
+    losses = smooth_losses(cb.raw_losses, beta)
+    suggestions: dict[str, float] = {}
+    for name, fn in suggesters.items():
+        try:
+            suggestions[name] = fn(lrs, losses)
+        except ValueError:
+            if name == default:
+                raise
+            suggestions[name] = math.nan
+    return LRFindResult(lrs, losses, suggestions[default], suggestions, cb.raw_losses)

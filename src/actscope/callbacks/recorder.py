@@ -1,0 +1,107 @@
+"""RecorderCallback: hypers per param group and the loss of every training batch.
+
+Hypers are Python floats in the optimizer's param groups, so recording them costs no sync. The
+loss is written into a preallocated buffer on the loss's device (doubling when full, so appends
+are amortised O(1)); it crosses to the host only when ``.losses`` is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from actscope.callback import Callback
+from actscope.callbacks.schedule import get_hyper
+
+if TYPE_CHECKING:
+    from actscope.learner import Learner
+
+__all__ = ["RecorderCallback"]
+
+
+class RecorderCallback(Callback):
+    """Records ``hyper_names`` (default lr and momentum) per param group and the loss per batch.
+
+    Only training batches that reached the optimizer step are recorded, so ``lrs[i]`` is the lr
+    that produced the update whose loss is ``losses[i]``. Recording restarts at each fit.
+    """
+
+    order = 20
+
+    def __init__(self, hyper_names: Sequence[str] = ("lr", "momentum"),
+                 initial_capacity: int = 1024) -> None:
+        if initial_capacity < 1:
+            raise ValueError(f"initial_capacity must be >= 1, got {initial_capacity}")
+        self.hyper_names = tuple(hyper_names)
+        self.initial_capacity = initial_capacity
+        self._reset()
+
+    def _reset(self) -> None:
+        self._hypers: dict[str, list[list[Any]]] = {n: [] for n in self.hyper_names}
+        self._buf: torch.Tensor | None = None
+        self._n = 0
+
+    def before_fit(self, learn: Learner) -> None:
+        self._reset()
+
+    def after_step(self, learn: Learner) -> None:
+        groups = learn.opt.param_groups
+        for name, rows in self._hypers.items():
+            rows.append([get_hyper(g, name) for g in groups])
+        loss = learn.loss.detach()
+        buf = self._buf
+        if buf is None:
+            buf = self._buf = torch.empty(self.initial_capacity, dtype=torch.float32,
+                                          device=loss.device)
+        elif buf.device != loss.device:  # e.g. restored on the CPU, now training on a GPU
+            buf = self._buf = buf.to(loss.device)
+        if self._n == buf.numel():
+            grown = torch.empty(2 * buf.numel(), dtype=buf.dtype, device=buf.device)
+            grown[:self._n] = buf
+            buf = self._buf = grown
+        buf[self._n] = loss  # a device-side copy: no host sync
+        self._n += 1
+
+    # ---- read back on request --------------------------------------------------------------
+    @property
+    def losses(self) -> np.ndarray:
+        """The loss of each recorded batch, ``[n_batches]`` (one device-to-host copy)."""
+        if self._buf is None:
+            return np.zeros(0, dtype=np.float32)
+        return self._buf[:self._n].cpu().numpy().copy()
+
+    def hypers(self, name: str) -> np.ndarray:
+        """Recorded values of ``name``, ``[n_batches, n_groups]`` (NaN where a group lacks it)."""
+        if name not in self._hypers:
+            raise KeyError(f"hyper {name!r} was not recorded; recorded: {list(self._hypers)}. "
+                           f"Pass RecorderCallback(hyper_names=(..., {name!r}))")
+        rows = self._hypers[name]
+        if not rows:
+            return np.zeros((0, 0), dtype=np.float64)
+        return np.array([[np.nan if v is None else float(v) for v in r] for r in rows],
+                        dtype=np.float64)
+
+    @property
+    def lrs(self) -> np.ndarray:
+        """The lr of each recorded batch per param group, ``[n_batches, n_groups]``."""
+        return self.hypers("lr")
+
+    # ---- checkpoint protocol ---------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything recorded so far, for resume."""
+        return {"hypers": {n: [[None if v is None else float(v) for v in r] for r in rows]
+                           for n, rows in self._hypers.items()},
+                "losses": torch.from_numpy(self.losses)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s output; idempotent."""
+        self._hypers = {n: [list(r) for r in rows] for n, rows in state["hypers"].items()}
+        for n in self.hyper_names:
+            self._hypers.setdefault(n, [])
+        losses = state["losses"].float()
+        self._n = losses.numel()
+        self._buf = torch.empty(max(self.initial_capacity, 2 * self._n), dtype=torch.float32)
+        self._buf[:self._n] = losses
