@@ -1,0 +1,112 @@
+"""The settings of one run as a flat, typed dataclass (the defaults are the MNIST recipe)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+__all__ = ["FitConfig", "parse_nfs", "parse_act", "DATASETS", "SCHEDULES"]
+
+DATASETS = ("mnist", "digits")
+SCHEDULES = ("one-cycle", "constant", "linear")
+
+
+@dataclass
+class FitConfig:
+    """Every setting of a training run; ``validate()`` checks them before anything is written."""
+
+    # data
+    data: str | None = None          # the 4 MNIST IDX files; None: $ACTSCOPE_DATA, then cache
+    dataset: str = "mnist"           # "mnist" or "digits" (scikit-learn's bundled 8x8 digits)
+    limit: int | None = None         # keep only the first N training images (quick tests)
+    # model: the lesson's CNN
+    nfs: tuple[int, ...] = (8, 16, 32, 64, 64)   # channels of the stride-2 conv blocks
+    norm: str = "batch"              # a name from actscope.nn.norms.NORMS
+    act: tuple[float | None, ...] = (0.1, 0.4, 6.0)  # GeneralRelu(leak, sub, maxv); None: off
+    # optimisation: SGD with momentum under a cosine one-cycle schedule
+    epochs: int = 5
+    bs: int = 128
+    lr: float = 0.8                  # the peak lr of one-cycle (measured: see docs/cli.md)
+    sched: str = "one-cycle"
+    momentum: float = 0.9            # the one-cycle schedule cycles it 0.95 -> 0.85 -> 0.95
+    wd: float = 1e-4                 # weight decay
+    # run
+    seed: int = 42
+    device: str | None = None        # None: cuda if available, else cpu
+    out: str | None = None           # the run folder; None: runs/<dataset>-<timestamp>
+    overwrite: bool = False
+    telemetry: bool = True
+    progress: bool = True
+    extra: dict[str, Any] = field(default_factory=dict)  # settings added by other commands
+
+    def validate(self) -> FitConfig:
+        """Raise ValueError naming the first bad setting and its valid values; return self."""
+        if self.dataset not in DATASETS:
+            raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, "
+                             f"got {self.dataset!r}")
+        if self.sched not in SCHEDULES:
+            raise ValueError(f"--sched must be one of {', '.join(SCHEDULES)}, got {self.sched!r}")
+        for name in ("epochs", "bs"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value <= 0:
+                raise ValueError(f"--{name} must be a positive integer, got {value!r}")
+        if self.limit is not None and self.limit <= 0:
+            raise ValueError(f"--limit must be a positive integer, got {self.limit!r}")
+        if not math.isfinite(self.lr) or self.lr <= 0:
+            raise ValueError(f"--lr must be a finite number > 0, got {self.lr!r}")
+        if not math.isfinite(self.wd) or self.wd < 0:
+            raise ValueError(f"--wd must be a finite number >= 0, got {self.wd!r}")
+        if not math.isfinite(self.momentum) or not 0 <= self.momentum < 1:
+            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum!r}")
+        if not self.nfs or any(n <= 0 for n in self.nfs):
+            raise ValueError(f"--nfs must be positive channel counts, got {self.nfs!r}")
+        if len(self.act) != 3 or any(a is not None and not math.isfinite(a) for a in self.act):
+            raise ValueError(f"--act must be three finite numbers leak,sub,maxv, got {self.act!r}")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as JSON-ready values (tuples become lists)."""
+        out = asdict(self)
+        out["nfs"], out["act"] = list(self.nfs), list(self.act)
+        return out
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> FitConfig:
+        """Rebuild from ``to_dict()`` output; unknown keys go into ``extra``."""
+        known = {f.name for f in fields(cls)}
+        kwargs = {k: v for k, v in values.items() if k in known}
+        kwargs.setdefault("extra", {}).update({k: v for k, v in values.items() if k not in known})
+        if "nfs" in kwargs:
+            kwargs["nfs"] = tuple(int(n) for n in kwargs["nfs"])
+        if "act" in kwargs:
+            kwargs["act"] = tuple(None if a is None else float(a) for a in kwargs["act"])
+        return cls(**kwargs)
+
+
+def parse_nfs(text: str) -> tuple[int, ...]:
+    """``"8,16,32"`` -> ``(8, 16, 32)``; ValueError on anything but positive integers."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        nfs = tuple(int(p) for p in parts)
+    except ValueError:
+        raise ValueError(f"--nfs expects comma-separated positive integers such as 8,16,32,64,64, "
+                         f"got {text!r}") from None
+    if any(n <= 0 for n in nfs):
+        raise ValueError(f"--nfs channel counts must be > 0, got {text!r}")
+    return nfs
+
+
+def parse_act(text: str) -> tuple[float | None, float | None, float | None]:
+    """``"0.1,0.4,6"`` -> GeneralRelu's ``(leak, sub, maxv)``; ``none`` turns one off; ``relu``."""
+    if text.strip().lower() == "relu":
+        return (None, None, None)
+    parts = [p.strip().lower() for p in text.split(",")]
+    try:
+        values = tuple(None if p in ("none", "") else float(p) for p in parts)
+    except ValueError:
+        values = ()
+    if len(values) != 3 or any(v is not None and not math.isfinite(v) for v in values):
+        raise ValueError(f"--act expects three numbers leak,sub,maxv such as 0.1,0.4,6 ('none' "
+                         f"turns one off, 'relu' is plain ReLU), got {text!r}")
+    return values  # type: ignore[return-value]

@@ -1,0 +1,148 @@
+"""The run folder: atomic writes, create/overwrite/resume rules, file round trips."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from actscope.config import FitConfig, parse_act, parse_nfs
+from actscope.runs import METRICS_COLUMNS, RunFolder, RunFolderError, atomic_write
+
+
+def test_atomic_write_replaces_whole_file(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with atomic_write(target) as f:
+        f.write("new")
+        assert target.read_text() == "old"  # readers still see the old file while writing
+    assert target.read_text() == "new"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]  # no temp file left
+
+
+def test_atomic_write_error_leaves_old_file_and_no_temp(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError), atomic_write(target) as f:
+        f.write("half")
+        raise RuntimeError("boom")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_create_refuses_existing_run_unless_overwrite(tmp_path):
+    run = RunFolder.create(tmp_path / "r")
+    assert not run.complete and (run.path / "RUNNING").exists()
+    run.write_json("config.json", {"a": 1})
+    with pytest.raises(RunFolderError, match="--overwrite"):
+        RunFolder.create(tmp_path / "r")
+    again = RunFolder.create(tmp_path / "r", overwrite=True)
+    assert not (again.path / "config.json").exists()  # the old run is gone
+
+
+def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "thesis.tex").write_text("precious")
+    with pytest.raises(RunFolderError, match="not an actscope run"):
+        RunFolder.create(tmp_path / "mine", overwrite=True)
+    assert (tmp_path / "mine" / "thesis.tex").read_text() == "precious"
+
+
+def test_resume_keeps_contents_and_requires_existing(tmp_path):
+    with pytest.raises(RunFolderError, match="does not exist"):
+        RunFolder.create(tmp_path / "r", resume=True)
+    run = RunFolder.create(tmp_path / "r")
+    run.write_json("config.json", {"a": 1})
+    run.finish()
+    assert run.complete
+    again = RunFolder.create(tmp_path / "r", resume=True)
+    assert again.read_json("config.json") == {"a": 1} and not again.complete
+
+
+def test_abort_removes_folder_unless_checkpoints(tmp_path):
+    run = RunFolder.create(tmp_path / "r")
+    assert run.abort() and not run.path.exists()
+    run = RunFolder.create(tmp_path / "k")
+    (run.path / "checkpoints").mkdir()
+    (run.path / "checkpoints" / "last.pt").write_bytes(b"x")
+    assert not run.abort() and run.path.exists() and not run.complete
+
+
+def test_config_has_settings_seed_and_versions(tmp_path):
+    run = RunFolder.create(tmp_path / "r")
+    cfg = FitConfig(seed=7)
+    run.write_config(cfg.to_dict(), seed=cfg.seed)
+    saved = run.read_json("config.json")
+    assert saved["seed"] == 7
+    assert set(saved["versions"]) == {"python", "torch", "numpy", "actscope"}
+    assert saved["versions"]["torch"] == torch.__version__
+    assert FitConfig.from_dict(saved["settings"]) == cfg
+
+
+def test_metrics_csv_round_trip_full_precision(tmp_path):
+    run = RunFolder.create(tmp_path / "r")
+    rows = [{"epoch": 0, "train_loss": 1 / 3, "train_accuracy": 0.5, "valid_loss": 0.25,
+             "valid_accuracy": 0.75, "seconds": 1.5},
+            {"epoch": 1, "train_loss": 0.2, "train_accuracy": 0.9}]  # no valid set: blanks
+    run.write_metrics_csv(rows)
+    assert run.file("metrics.csv").read_text().splitlines()[0] == ",".join(METRICS_COLUMNS)
+    back = run.read_metrics_csv()
+    assert back[0]["train_loss"] == 1 / 3 and back[0]["epoch"] == 0
+    assert math.isnan(back[1]["valid_loss"])
+
+
+def test_weights_and_npz_round_trip(tmp_path):
+    run = RunFolder.create(tmp_path / "r")
+    model = nn.Sequential(nn.Linear(3, 4), nn.BatchNorm1d(4))
+    run.save_weights(model)
+    loaded = run.load_weights()
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded[k], v)
+    run.write_npz("recorder.npz", lrs=np.ones((5, 1)), losses=np.arange(5.0))
+    with np.load(run.file("recorder.npz")) as z:
+        assert z["lrs"].shape == (5, 1) and z["losses"][-1] == 4.0
+
+
+def test_open_rejects_non_runs(tmp_path):
+    with pytest.raises(RunFolderError, match="does not exist"):
+        RunFolder.open(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(RunFolderError, match="config.json"):
+        RunFolder.open(tmp_path / "empty")
+
+
+@pytest.mark.parametrize("text,expected", [("8,16,32", (8, 16, 32)), (" 4 , 8 ", (4, 8))])
+def test_parse_nfs(text, expected):
+    assert parse_nfs(text) == expected
+
+
+@pytest.mark.parametrize("text", ["8,,16", "a,b", "8,-1", "0", ""])
+def test_parse_nfs_rejects(text):
+    with pytest.raises(ValueError, match="--nfs"):
+        parse_nfs(text)
+
+
+def test_parse_act():
+    assert parse_act("0.1,0.4,6") == (0.1, 0.4, 6.0)
+    assert parse_act("0.1,none,6") == (0.1, None, 6.0)
+    assert parse_act("relu") == (None, None, None)
+    for bad in ("0.1,0.4", "x,y,z", "0.1,0.4,inf"):
+        with pytest.raises(ValueError, match="--act"):
+            parse_act(bad)
+
+
+@pytest.mark.parametrize("change,flag", [({"lr": 0.0}, "--lr"), ({"lr": float("nan")}, "--lr"),
+                                         ({"epochs": 0}, "--epochs"), ({"bs": -1}, "--bs"),
+                                         ({"sched": "cyclic"}, "--sched"),
+                                         ({"dataset": "cifar"}, "--dataset")])
+def test_config_validate_names_the_flag(change, flag):
+    with pytest.raises(ValueError, match=flag):
+        FitConfig(**change).validate()
+
+
+def test_config_json_serialisable():
+    json.dumps(FitConfig().to_dict())
