@@ -54,8 +54,11 @@ class DistEnv:
 
 
 def get_rank() -> int:
-    """This process's rank in the default process group (0 when there is none)."""
-    return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
+    """This process's rank: the process group's, else torchrun's $RANK, else 0."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank()
+    # after the group is destroyed (after fit) a rank is still not rank 0: writes stay on rank 0
+    return int(os.environ.get("RANK", 0))
 
 
 def get_world_size() -> int:
@@ -70,7 +73,7 @@ def is_main_process() -> bool:
 
 def all_reduce_sum_(t: torch.Tensor) -> torch.Tensor:
     """Sum ``t`` in place over all ranks (no-op without a process group); returns ``t``."""
-    if get_world_size() > 1:
+    if get_world_size() > 1:  # 1 without a process group
         dist.all_reduce(t, op=dist.ReduceOp.SUM)  # stays on t's device: no host sync
     return t
 
@@ -145,7 +148,9 @@ class _GradWeight:
     value: float = 1.0
 
 
-def _weighted_allreduce(state: _GradWeight, bucket: dist.GradBucket) -> torch.futures.Future:
+# No annotations on the hook: DDP checks them against dist.GradBucket, and with postponed
+# evaluation (``from __future__ import annotations``) they are strings that fail that check.
+def _weighted_allreduce(state, bucket):  # noqa: ANN001, ANN202
     # DDP averages the ranks' gradients. With unequal shards (n_r rows of n) the global mean is
     # sum_r (n_r / n) * g_r, so rank r scales its gradient by n_r * W / n before the average.
     if state.value != 1.0:
