@@ -63,6 +63,11 @@ class FitConfig:
             raise ValueError(f"--nfs must be positive channel counts, got {self.nfs!r}")
         if len(self.act) != 3 or any(a is not None and not math.isfinite(a) for a in self.act):
             raise ValueError(f"--act must be three finite numbers leak,sub,maxv, got {self.act!r}")
+        from actscope.nn.norms import NORMS
+
+        if self.norm != "none" and self.norm not in NORMS:
+            raise ValueError(f"--norm must be one of {', '.join([*NORMS, 'none'])}, "
+                             f"got {self.norm!r}")
         return self
 
     def to_dict(self) -> dict[str, Any]:
@@ -110,3 +115,60 @@ def parse_act(text: str) -> tuple[float | None, float | None, float | None]:
         raise ValueError(f"--act expects three numbers leak,sub,maxv such as 0.1,0.4,6 ('none' "
                          f"turns one off, 'relu' is plain ReLU), got {text!r}")
     return values  # type: ignore[return-value]
+
+
+# ---- from settings to objects, through the public API (what `actscope fit` does) ---------------
+def seed_everything(seed: int) -> None:
+    """Seed python's random, numpy and torch (all devices)."""
+    import random
+
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def make_dataloaders(cfg: FitConfig) -> Any:
+    """The DataLoaders of ``cfg.dataset``; DataError when the data cannot be found or read."""
+    if cfg.dataset == "digits":
+        from actscope.data.digits import digits_dataloaders
+
+        return digits_dataloaders(bs=cfg.bs, seed=cfg.seed)
+    from actscope.data.loaders import mnist_dataloaders
+    from actscope.data.mnist import find_mnist_dir
+
+    return mnist_dataloaders(find_mnist_dir(cfg.data), bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
+
+
+def make_model(cfg: FitConfig, c_in: int = 1, n_out: int = 10) -> Any:
+    """The lesson's CNN with ``cfg``'s channels, norm and GeneralRelu, kaiming-initialised."""
+    from actscope.nn.cnn import cnn
+    from actscope.nn.init import init_cnn
+    from actscope.nn.layers import GeneralRelu
+
+    leak, sub, maxv = cfg.act
+    model = cnn(cfg.nfs, c_in=c_in, n_out=n_out, norm=cfg.norm,
+                act=lambda: GeneralRelu(leak=leak, sub=sub, maxv=maxv))
+    return init_cnn(model)
+
+
+def make_schedule(cfg: FitConfig) -> dict[str, Any]:
+    """The hyper-parameter schedules of ``cfg.sched`` (for ParamSchedulerCallback)."""
+    from actscope.schedules import one_cycle, sched_lin, sched_no
+
+    if cfg.sched == "one-cycle":
+        return one_cycle(cfg.lr)
+    if cfg.sched == "linear":  # linear decay from lr to 0
+        return {"lr": sched_lin(cfg.lr, 0.0)}
+    return {"lr": sched_no(cfg.lr)}
+
+
+def make_optimizer(cfg: FitConfig) -> Any:
+    """An ``opt_func`` for the Learner: SGD with ``cfg.momentum`` and ``cfg.wd``."""
+    from functools import partial
+
+    import torch
+
+    return partial(torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.wd)

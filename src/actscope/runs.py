@@ -197,3 +197,35 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # full precision: identical runs give identical files
     return str(value)
+
+
+def save_fit_results(run: RunFolder, learn: Any) -> list[Any]:
+    """After ``learn.fit``: metrics.csv, model.safetensors, recorder.npz, telemetry.npz, plots,
+    report.html; returns the diagnosis findings (empty without telemetry)."""
+    from actscope.callbacks.metrics import MetricsCallback
+    from actscope.callbacks.recorder import RecorderCallback
+    from actscope.telemetry.activation_stats import ActivationStatsCallback
+
+    metrics = learn.find_cb(MetricsCallback)
+    if metrics is not None:
+        run.write_metrics_csv(metrics.history)
+    run.save_weights(learn.model)
+    recorder = learn.find_cb(RecorderCallback)
+    if recorder is not None:
+        hypers = {n: recorder.hypers(n) for n in recorder.hyper_names if n not in ("lr", "losses")}
+        run.write_npz("recorder.npz", lrs=recorder.lrs, losses=recorder.losses, **hypers)
+    findings: list[Any] = []
+    stats = learn.find_cb(ActivationStatsCallback)
+    if stats is not None:
+        from actscope.telemetry.diagnose import diagnose
+
+        telemetry = stats.result()
+        telemetry.save(run.file("telemetry.npz"))
+        findings = list(diagnose(telemetry))
+        run.write_json("findings.json", [str(f) for f in findings])
+    from actscope.telemetry.plots import save_run_plots
+    from actscope.telemetry.report import write_report
+
+    save_run_plots(run.path)
+    write_report(run.path)
+    return findings
