@@ -30,6 +30,7 @@ from actscope.callbacks.distributed import (
     is_main_process,
     unwrap_model,
 )
+from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.distributed_launch import strip_nproc, torchrun_command
 from actscope.learner import Learner
 
@@ -116,7 +117,8 @@ def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) ->
     train_dl, valid_dl = make_data(mnist)
     torch.manual_seed(SEED)
     model = nn.Sequential(LastMean(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
-    cbs: list[Callback] = [DistributedCallback(timeout=timeout)]
+    metrics = MetricsCallback(accuracy)
+    cbs: list[Callback] = [DistributedCallback(timeout=timeout), metrics]
     if mode in ("raise", "stall"):
         cbs.append(FailAt(rank=1, step=3, how=mode))
     learn = Learner(model, SimpleNamespace(train=train_dl, valid=valid_dl), lr=0.05,
@@ -135,7 +137,8 @@ def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) ->
     assert not isinstance(learn.model, nn.parallel.DistributedDataParallel)
     torch.save(learn.model.state_dict(), out / f"rank{rank}.pt")
     (out / f"rank{rank}.json").write_text(json.dumps(
-        {**seen, "main": is_main_process(), "group_after_fit": torch.distributed.is_initialized()}))
+        {**seen, "history": metrics.history, "main": is_main_process(),
+         "group_after_fit": torch.distributed.is_initialized()}))
     return learn
 
 
@@ -176,6 +179,12 @@ def test_two_processes_match_one_process(tmp_path, mnist_dir):
     assert [i["main"] for i in infos] == [True, False]
     assert all(i["world"] == 2 and i["wrapped"] == "DistributedDataParallel" for i in infos)
     assert not any(i["group_after_fit"] for i in infos)  # the callback destroyed its group
+    # metrics are reduced over ranks: both ranks print one process's (global) figures
+    ref = json.loads((tmp_path / "single" / "rank0.json").read_text())["history"]
+    for info in infos:
+        for row, ref_row in zip(info["history"], ref, strict=True):
+            for k in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy"):
+                assert row[k] == pytest.approx(ref_row[k], abs=1e-5), (k, row, ref_row)
 
 
 @pytest.mark.mnist

@@ -25,7 +25,8 @@ from actscope.callback import Callback
 if TYPE_CHECKING:
     from actscope.learner import Learner
 
-__all__ = ["DistEnv", "DistributedCallback", "ShardedBatches", "all_reduce_sum_", "get_rank",
+__all__ = ["DistEnv", "DistributedCallback", "ShardedBatches", "all_reduce_sum_",
+           "collective_device", "get_rank",
            "get_world_size", "is_main_process", "sync_buffers", "unwrap_model"]
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
@@ -76,6 +77,13 @@ def all_reduce_sum_(t: torch.Tensor) -> torch.Tensor:
     if get_world_size() > 1:  # 1 without a process group
         dist.all_reduce(t, op=dist.ReduceOp.SUM)  # stays on t's device: no host sync
     return t
+
+
+def collective_device() -> torch.device:
+    """Where tensors for a collective must live: this rank's GPU under nccl, else the CPU."""
+    if get_world_size() > 1 and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:

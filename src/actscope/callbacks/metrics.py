@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.distributed import all_reduce_sum_, collective_device, get_world_size
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -140,11 +141,28 @@ class MetricsCallback(Callback):
 
     # ---- once per epoch --------------------------------------------------------------------
     def after_epoch(self, learn: Learner) -> None:
+        if get_world_size() > 1:  # under torchrun: global figures, the same on every rank
+            self._reduce_across_ranks()
         row: dict[str, float] = {"epoch": learn.epoch}
         for phase, values in zip(PHASES, self._read_back(), strict=True):
             row.update({f"{phase}_{k}": v for k, v in values.items()})
         row["seconds"] = time.perf_counter() - self._t0
         self.history.append(row)
+
+    def _reduce_across_ranks(self) -> None:
+        """Sum every phase's sample count and sums over the ranks (one collective per epoch)."""
+        device = collective_device()
+        dtype = torch.float32 if device.type == "mps" else torch.float64
+        packed = torch.zeros(len(PHASES), 2 + len(self.fns), dtype=dtype, device=device)
+        for i, p in enumerate(PHASES):
+            packed[i, 0] = self._counts[p]
+            if self._sums[p] is not None:
+                packed[i, 1:] = self._sums[p].to(device, dtype)
+        counts = all_reduce_sum_(packed)[:, 0].tolist()  # once per epoch; every rank takes part
+        for i, p in enumerate(PHASES):
+            self._counts[p] = int(counts[i])
+            self._sums[p] = packed[i, 1:] if counts[i] else None
+        # torchmetrics objects reduce themselves in compute() when a process group exists
 
     def _read_back(self) -> list[dict[str, float]]:
         """Every phase's averages, copied to the host with a single transfer."""
