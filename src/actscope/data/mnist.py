@@ -21,9 +21,10 @@ import torch
 
 from actscope.data.errors import DataError
 from actscope.data.idx import atomic_write_bytes, read_idx
+from actscope.data.loaders import DataLoaders, tensor_dataloaders
 
 __all__ = ["MNIST", "MNIST_FILES", "MIRRORS", "find_mnist_dir", "download_mnist", "load_mnist",
-           "mnist_cache_dir"]
+           "mnist_cache_dir", "mnist_dataloaders"]
 
 # file name -> md5 of the *decompressed* content (a re-compressed .gz has another .gz md5)
 MNIST_FILES: dict[str, str] = {
@@ -185,3 +186,27 @@ def load_mnist(data_dir: str | Path | None = None, n_valid: int = N_VALID) -> MN
                         f"file in {folder} holds {len(x)} images")
     cut = len(x) - n_valid
     return MNIST(x[:cut], y[:cut], x[cut:], y[cut:], x_test, y_test)
+
+
+def mnist_dataloaders(data_dir: str | Path | None = None, bs: int = 64, seed: int = 0,
+                      flat: bool = False, limit: int | None = None,
+                      device: str | torch.device = "cpu") -> DataLoaders:
+    """MNIST loaders, normalised by the training split's mean/std, ``(N,1,28,28)`` or ``(N,784)``.
+
+    ``limit`` keeps the first ``limit`` training images and the first ``limit // 5`` validation
+    and test images (quick tests). valid/test batches hold ``2 * bs`` images.
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 5):
+        raise DataError(f"limit must be an integer >= 5 (it keeps limit // 5 validation images), "
+                        f"got {limit!r}")
+    data = load_mnist(data_dir)
+    splits = [(data.x_train, data.y_train), (data.x_valid, data.y_valid),
+              (data.x_test, data.y_test)]
+    if limit is not None:
+        sizes = (limit, limit // 5, limit // 5)
+        splits = [(x[:n], y[:n]) for (x, y), n in zip(splits, sizes, strict=True)]
+    shape = (-1, 784) if flat else (-1, 1, 28, 28)
+    splits = [(x.reshape(shape).float().div_(255), y) for x, y in splits]
+    dls = tensor_dataloaders(*splits, bs=bs, seed=seed, n_classes=10, device=device)
+    dls.input_shape = (784,) if flat else (1, 28, 28)
+    return dls
