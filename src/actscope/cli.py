@@ -122,6 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--overwrite", action="store_true", help="replace an existing run folder")
     o.add_argument("--no-telemetry", dest="telemetry", action="store_false",
                    help="do not record activation statistics")
+    c = fit.add_argument_group("checkpoints (docs/reliability.md)")
+    c.add_argument("--checkpoint-every", type=_arg(_positive_int, "--checkpoint-every"),
+                   metavar="N", help="also checkpoint every N optimizer steps (always: at each "
+                                     "epoch end)")
+    c.add_argument("--keep", type=_arg(_positive_int, "--keep"), default=3, metavar="K",
+                   help="newest checkpoints kept in RUN_DIR/checkpoints (default: %(default)s)")
+    c.add_argument("--resume", metavar="RUN_DIR",
+                   help="continue an interrupted run exactly, from its newest checkpoint, with "
+                        "the settings in its config.json (only --data, --device, --no-progress "
+                        "may change)")
     fit.set_defaults(func=cmd_fit)
 
     lrf = sub.add_parser("lr-find", help="sweep the learning rate, plot loss vs lr, suggest one",
@@ -235,24 +245,53 @@ def _build_learner(cfg: FitConfig, dls: Any, model: Any, telemetry: bool) -> Any
     return Learner(model, dls, opt_func=config.make_optimizer(cfg), lr=cfg.lr, cbs=cbs)
 
 
+def _resume_config(args: argparse.Namespace) -> FitConfig:
+    """The saved settings of the run in ``--resume RUN_DIR`` (checked to hold a checkpoint)."""
+    from actscope.callbacks.checkpoint import latest_checkpoint
+
+    if args.overwrite or args.out:
+        raise UsageError("--resume continues the run in RUN_DIR: drop --out/--overwrite")
+    run = RunFolder.open(args.resume)
+    latest_checkpoint(run.path)  # a CheckpointError (exit 2) now, not after loading the data
+    cfg = FitConfig.from_dict(run.read_json("config.json")["settings"])
+    cfg.progress = args.progress
+    cfg.data, cfg.device = args.data or cfg.data, args.device or cfg.device
+    return cfg
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """``actscope fit``: train, then write the run folder and print the diagnosis."""
-    cfg = config_from_args(args)
-    out = Path(cfg.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
-    cfg.out = str(out)
-    _check_out(out, cfg.overwrite)
+    from actscope.callbacks.checkpoint import CheckpointCallback
+    from actscope.callbacks.guards import NaNGuardCallback
+
+    if args.resume:
+        cfg = _resume_config(args)
+        out = Path(args.resume)
+    else:
+        cfg = config_from_args(args)
+        cfg.extra.update(checkpoint_every=args.checkpoint_every, keep=args.keep)
+        out = Path(cfg.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
+        cfg.out = str(out)
+        _check_out(out, cfg.overwrite)
     dls, model = _prepare(cfg, args.download)
     learn = _build_learner(cfg, dls, model, cfg.telemetry)
-    run = RunFolder.create(out, overwrite=cfg.overwrite)
+    guard = NaNGuardCallback()
+    ckpt = CheckpointCallback(out, every_n_batches=cfg.extra.get("checkpoint_every"),
+                              keep=cfg.extra.get("keep", 3))
+    run = RunFolder.create(out, overwrite=cfg.overwrite, resume=bool(args.resume))
     try:
-        run.write_config(cfg.to_dict(), seed=cfg.seed)
-        learn.fit(cfg.epochs)
+        if not args.resume:
+            run.write_config(cfg.to_dict(), seed=cfg.seed)
+        learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if args.resume else None)
         from actscope.runs import save_fit_results
 
         findings = save_fit_results(run, learn)
     except BaseException:
-        run.abort()
+        run.abort()  # keeps the folder when it holds checkpoints: --resume can continue
         raise
+    if guard.message:  # results so far are saved (telemetry shows the blow-up); not finished
+        print(f"{PROG}: error: {guard.message}", file=sys.stderr)
+        return 1
     run.finish()
     for finding in findings:
         print(f"finding: {finding}")

@@ -26,8 +26,8 @@ __all__ = ["CheckpointError", "safe_torch_load", "load_safetensors_into", "read_
 _NDARRAY = "__ndarray__"
 
 
-class CheckpointError(RuntimeError):
-    """A checkpoint is missing, incomplete, corrupt, or not safe to load."""
+class CheckpointError(ValueError):
+    """A checkpoint is missing, incomplete, corrupt, or not safe to load (bad input: CLI exit 2)."""
 
 
 def safe_torch_load(path: Path) -> Any:
