@@ -1,0 +1,100 @@
+"""Epoch time with ActivationStatsCallback (all conv blocks, 40 bins, every batch) vs none.
+
+The lesson's CNN on MNIST-shaped data (real MNIST via ``mnist_dataloaders`` when it is there, else
+random tensors of the same shape: the cost does not depend on the pixel values). Plain and
+telemetry epochs alternate in one process, so drift in machine load hits both alike; the ratio is
+the median of the per-pair ratios. Ends with one line: ``ratio_bs64=<x> ratio_bs512=<y>``.
+
+    python benchmarks/telemetry.py [--batches 150] [--pairs 5] [--threads N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from types import SimpleNamespace
+
+import torch
+
+from actscope.learner import Learner
+from actscope.nn.cnn import cnn
+from actscope.telemetry.activation_stats import ActivationStatsCallback
+
+
+class Batches:
+    """The first ``n`` batches of ``bs`` rows, in a fixed order (no loader cost in the timing)."""
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, n: int) -> None:
+        self.x, self.y, self.bs = x, y, bs
+        self.n = min(n, len(x) // bs)
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __iter__(self):
+        for i in range(self.n):
+            yield self.x[i * self.bs:(i + 1) * self.bs], self.y[i * self.bs:(i + 1) * self.bs]
+
+
+def mnist_tensors(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+    """Normalised MNIST training images (N, 1, 28, 28) if found, else random ones."""
+    try:
+        from actscope.data import mnist_dataloaders
+        dls = mnist_dataloaders(bs=n, limit=n)
+        xb, yb = next(iter(dls.train))
+        return xb[:n].contiguous(), yb[:n].contiguous(), "mnist"
+    except Exception:  # no data module or no files: same shapes, random values
+        g = torch.Generator().manual_seed(0)
+        return torch.randn(n, 1, 28, 28, generator=g), torch.randint(0, 10, (n,), generator=g), \
+            "random"
+
+
+def epoch_seconds(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
+                  telemetry: bool) -> float:
+    """Seconds for one training epoch of ``n_batches`` (validation off)."""
+    torch.manual_seed(0)
+    model = cnn()
+    cbs = [ActivationStatsCallback(bins=40, every=1)] if telemetry else []
+    learn = Learner(model, SimpleNamespace(train=Batches(x, y, bs, n_batches), valid=None),
+                    lr=0.1, cbs=cbs)
+    learn.fit(1)  # warm-up: allocator, index caches, first flush
+    start = time.perf_counter()
+    learn.fit(1)
+    secs = time.perf_counter() - start
+    if telemetry:
+        cbs[0].result()  # the read-back happens after the timed epoch, as in a real fit
+    return secs
+
+
+def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor) -> float:
+    """Median over alternating pairs of (telemetry epoch time / plain epoch time)."""
+    ratios = []
+    for i in range(pairs):
+        first = i % 2 == 0  # alternate which one goes first, too
+        a = epoch_seconds(bs, n_batches, x, y, telemetry=first)
+        b = epoch_seconds(bs, n_batches, x, y, telemetry=not first)
+        tel, plain = (a, b) if first else (b, a)
+        ratios.append(tel / plain)
+        print(f"bs={bs} pair={i} plain={plain:.3f}s telemetry={tel:.3f}s ratio={tel / plain:.3f}",
+              flush=True)
+    return statistics.median(ratios)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batches", type=int, default=100, help="batches per timed epoch at bs 64")
+    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    x, y, source = mnist_tensors(64 * args.batches)
+    print(f"data={source} threads={torch.get_num_threads()} torch={torch.__version__}")
+    r64 = ratio(64, args.batches, args.pairs, x, y)
+    r512 = ratio(512, max(args.batches // 8, 4), args.pairs, x, y)
+    print(f"ratio_bs64={r64:.3f} ratio_bs512={r512:.3f}")
+
+
+if __name__ == "__main__":
+    main()

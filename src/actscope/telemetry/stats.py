@@ -1,0 +1,80 @@
+"""Pure on-device reductions over stored activation samples, vectorised over layers and batches.
+
+Shapes: ``samples`` is ``(L, N, K)`` (layers, recorded batches, samples per batch); per-layer
+parameters such as ``lo``/``hi`` are ``(L,)``. Nothing here syncs with the host, so a flush can run
+between training batches without stalling a GPU.
+"""
+
+from __future__ import annotations
+
+import torch
+
+__all__ = [
+    "sample_indices",
+    "default_hist_range",
+    "histograms",
+    "near_zero_share",
+    "mean_abs_dev",
+]
+
+
+def sample_indices(numel: int, k: int, device: torch.device | str, seed: int = 0) -> torch.Tensor:
+    """``k`` fixed flat indices into a tensor of ``numel`` elements (sorted, for locality).
+
+    Random rather than strided: a stride can alias with the (C, H, W) layout and pick the same
+    pixel of every channel. With ``numel <= k`` every element is taken (cycled to fill ``k``).
+    """
+    if numel <= 0 or k <= 0:
+        raise ValueError(f"need numel > 0 and k > 0, got numel={numel}, k={k}")
+    if numel <= k:
+        idx = torch.arange(k) % numel
+    else:
+        gen = torch.Generator().manual_seed(seed + numel)
+        idx = torch.randperm(numel, generator=gen)[:k].sort().values
+    return idx.to(device)
+
+
+def default_hist_range(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer ``(lo, hi)`` from the first samples: room for 2× growth, rounded to powers of 2.
+
+    Non-negative layers (ReLU) get ``[0, a]``, the others a symmetric ``[-a, a]``, where ``a`` is
+    the next power of two above twice the largest finite ``|x|`` seen (at least 2**-4).
+    """
+    s = samples.reshape(samples.shape[0], -1)
+    finite = torch.isfinite(s)
+    absmax = torch.where(finite, s.abs(), torch.zeros_like(s)).amax(dim=1)
+    a = torch.exp2(torch.ceil(torch.log2((2 * absmax).clamp_min(2.0 ** -4))))
+    smin = torch.where(finite, s, torch.zeros_like(s)).amin(dim=1)
+    lo = torch.where(smin >= 0, torch.zeros_like(a), -a)
+    return lo, a
+
+
+def histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+               bins: int) -> torch.Tensor:
+    """``(L, N, bins)`` int32 counts; values outside ``[lo, hi]`` land in the edge bins.
+
+    Clamping (rather than dropping, as ``histc`` does) keeps every count, so a layer that outgrows
+    its range shows up as a full top bin. Non-finite samples are not counted.
+    """
+    L, N, _ = samples.shape
+    width = ((hi - lo) / bins).view(L, 1, 1)
+    finite = torch.isfinite(samples)
+    pos = ((torch.nan_to_num(samples) - lo.view(L, 1, 1)) / width).floor()
+    pos = pos.clamp_(0, bins - 1).long()
+    # One scatter for all layers and batches: flatten (layer, batch) into the row index.
+    rows = torch.arange(L * N, device=samples.device).view(L, N, 1) * bins
+    counts = torch.zeros(L * N * bins, dtype=torch.int32, device=samples.device)
+    counts.index_add_(0, (rows + pos).reshape(-1), finite.reshape(-1).to(torch.int32))
+    return counts.view(L, N, bins)
+
+
+def near_zero_share(samples: torch.Tensor, thresh: torch.Tensor) -> torch.Tensor:
+    """``(L, N)`` share of finite samples with ``|x| < thresh`` (per layer)."""
+    finite = torch.isfinite(samples)
+    near = (samples.abs() < thresh.view(-1, 1, 1)) & finite
+    return near.sum(dim=2) / finite.sum(dim=2).clamp_min(1)
+
+
+def mean_abs_dev(samples: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
+    """``(L, N)`` mean absolute deviation of the samples around the exact per-batch ``mean``."""
+    return (samples - mean.unsqueeze(-1)).abs().nanmean(dim=2)
