@@ -1,0 +1,168 @@
+"""Plain-language findings from recorded telemetry: dead units, vanishing, unstable, non-finite.
+
+Every rule reads the host arrays of a ``Telemetry`` (no torch) and is tuned by ``Thresholds``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import numpy as np
+
+from actscope.telemetry.activation_stats import Telemetry
+
+__all__ = ["Thresholds", "Finding", "diagnose", "format_findings", "count_rise_and_collapse"]
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """When a finding fires. All shares are fractions in [0, 1]."""
+
+    # Dead units: mean near-zero share over the final window of records above this.
+    dead_share: float = 0.8
+    # The final window: this fraction of the records (at least one).
+    final_window: float = 0.1
+    # Vanishing: std below this within the first ``early_batches`` training iterations.
+    vanishing_std: float = 0.1
+    early_batches: int = 10
+    # Unstable: the std grew by more than ``growth`` from a trough, then fell back by ``growth``
+    # from its peak, at least ``min_collapses`` times. (The std, not the mean: a mean that
+    # crosses zero would "grow" 10x from 0.001 to 0.01 without anything going wrong.)
+    growth: float = 10.0
+    min_collapses: int = 1
+    # Values below this count as this when looking for growth (noise near zero is not growth).
+    scale_floor: float = 1e-3
+
+
+@dataclass
+class Finding:
+    """One diagnosis: which layer(s), what, the numbers behind it, and what to try."""
+
+    layer: str
+    kind: str  # "dead", "vanishing", "unstable", "non_finite"
+    message: str
+    evidence: dict[str, Any] = field(default_factory=dict)
+    suggestion: str = ""
+    first_iter: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.message}; {self.suggestion}" if self.suggestion else self.message
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def count_rise_and_collapse(x: np.ndarray, growth: float, floor: float) -> tuple[int, int | None]:
+    """(events, index of the first) where ``x`` rose ``growth``× above a trough then fell back."""
+    events, first = 0, None
+    trough, peak, rising = math.inf, 0.0, False
+    for i, v in enumerate(np.asarray(x, dtype=np.float64)):
+        if not math.isfinite(v):
+            continue
+        v = max(v, floor)
+        if not rising:
+            trough = min(trough, v)
+            if v >= growth * trough:
+                rising, peak = True, v
+        else:
+            peak = max(peak, v)
+            if v * growth <= peak:
+                events += 1
+                first = i if first is None else first
+                rising, trough = False, v
+    return events, first
+
+
+def _label(names: list[str]) -> str:
+    return f"layer {names[0]}" if len(names) == 1 else f"layers {', '.join(names)}"
+
+
+def _dead(t: Telemetry, th: Thresholds) -> list[Finding]:
+    n = t.dead.shape[1]
+    w = max(1, math.ceil(th.final_window * n))
+    out = []
+    for i, name in enumerate(t.names):
+        share = float(np.nanmean(t.dead[i, -w:]))
+        if share > th.dead_share:
+            above = np.nonzero(t.dead[i] > th.dead_share)[0]
+            out.append(Finding(
+                layer=name, kind="dead",
+                message=f"layer {name}: {share:.0%} of activations near zero at the end of "
+                        f"training (dead units)",
+                evidence={"final_dead_share": share, "window_records": w},
+                suggestion="try GeneralRelu(leak=0.1, sub=0.4) or kaiming init (init_cnn)",
+                first_iter=int(t.iters[above[0]]) if len(above) else None))
+    return out
+
+
+def _vanishing(t: Telemetry, th: Thresholds) -> list[Finding]:
+    early = t.iters < th.early_batches
+    if not early.any():
+        return []
+    hits, firsts, mins = [], [], []
+    for i, name in enumerate(t.names):
+        std = t.std[i, early]
+        below = np.nonzero(std < th.vanishing_std)[0]
+        if len(below):
+            hits.append(name)
+            firsts.append(int(t.iters[early][below[0]]))
+            mins.append(float(np.nanmin(std)))
+    if not hits:
+        return []
+    return [Finding(
+        layer=", ".join(hits), kind="vanishing",
+        message=f"{_label(hits)}: std fell below {th.vanishing_std:g} within the first "
+                f"{th.early_batches} batches (vanishing activations)",
+        evidence={"min_std": dict(zip(hits, mins, strict=True))},
+        suggestion="initialisation is too small: use kaiming init (init_cnn) or LSUV (lsuv_init)",
+        first_iter=min(firsts))]
+
+
+def _unstable(t: Telemetry, th: Thresholds) -> list[Finding]:
+    out = []
+    for i, name in enumerate(t.names):
+        events, first = count_rise_and_collapse(t.std[i], th.growth, th.scale_floor)
+        if events >= th.min_collapses:
+            out.append(Finding(
+                layer=name, kind="unstable",
+                message=f"layer {name}: activations (std) grew >{th.growth:g}x then collapsed "
+                        f"{events} time{'s' if events > 1 else ''} (unstable training)",
+                evidence={"collapses": events},
+                suggestion="lower the learning rate, warm it up (one-cycle), or add a norm layer",
+                first_iter=int(t.iters[first]) if first is not None else None))
+    return out
+
+
+def _non_finite(t: Telemetry) -> list[Finding]:
+    bad = ~(np.isfinite(t.mean) & np.isfinite(t.std))  # (L, N)
+    if not bad.any():
+        return []
+    rec = int(np.nonzero(bad.any(axis=0))[0][0])
+    layer = int(np.nonzero(bad[:, rec])[0][0])  # the first in forward order: where it started
+    it = int(t.iters[rec])
+    name = t.names[layer]
+    return [Finding(
+        layer=name, kind="non_finite",
+        message=f"non-finite activations first appeared in layer {name} at batch {it}",
+        evidence={"record": rec, "layers_affected": int(bad[:, rec].sum())},
+        suggestion="lower the learning rate, clip gradients, or check the inputs for NaN/Inf",
+        first_iter=it)]
+
+
+def diagnose(telemetry: Telemetry, thresholds: Thresholds | None = None) -> list[Finding]:
+    """Findings about the recorded run, most severe first (non-finite, unstable, ...)."""
+    th = thresholds or Thresholds()
+    t = telemetry
+    if t.mean.size == 0:
+        return []
+    return [*_non_finite(t), *_unstable(t, th), *_vanishing(t, th), *_dead(t, th)]
+
+
+def format_findings(findings: list[Finding]) -> str:
+    """The findings as printable lines (or a line saying there are none)."""
+    if not findings:
+        return "diagnosis: no problems found in the recorded activations"
+    return "\n".join(["diagnosis:", *(f"  - {f}" for f in findings)])
