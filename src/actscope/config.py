@@ -136,8 +136,7 @@ def make_dataloaders(cfg: FitConfig) -> Any:
         from actscope.data.digits import digits_dataloaders
 
         return digits_dataloaders(bs=cfg.bs, seed=cfg.seed)
-    from actscope.data.loaders import mnist_dataloaders
-    from actscope.data.mnist import find_mnist_dir
+    from actscope.data.mnist import find_mnist_dir, mnist_dataloaders
 
     return mnist_dataloaders(find_mnist_dir(cfg.data), bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
 
