@@ -1,0 +1,108 @@
+"""SIGKILL the CLI at a random moment mid-run, resume it: weights and metrics are identical.
+
+Each trial runs ``actscope fit`` in a subprocess on a small real-MNIST subset with a checkpoint
+after every optimizer step, kills it (SIGKILL: no cleanup runs) once a randomly chosen number of
+checkpoints exist plus a random delay (so the kill may land inside a save), then runs
+``actscope fit --resume`` and compares with an uninterrupted run of the same command.
+benchmarks/checkpoint.py --kill-trials N runs more kill points and prints how many matched.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from safetensors.numpy import load_file
+
+pytestmark = [pytest.mark.mnist, pytest.mark.slow]
+
+FLAGS = ["--limit", "320", "--bs", "32", "--epochs", "2", "--nfs", "8,16,32", "--no-progress",
+         "--checkpoint-every", "1", "--keep", "2", "--seed", "3"]
+STEPS = 2 * 10  # 320 images / bs 32 = 10 steps per epoch
+
+
+def cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "actscope", "fit", *args], env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def newest_seq(run: Path) -> int:
+    names = [p.name for p in (run / "checkpoints").glob("ckpt-*")] if run.exists() else []
+    return max((int(re.sub(r"\D", "", n)) for n in names), default=-1)
+
+
+def kill_at(args: list[str], env: dict[str, str], run: Path, seq: int, delay: float) -> bool:
+    """Start the CLI, SIGKILL it once checkpoint ``seq`` exists and ``delay`` s passed."""
+    proc = subprocess.Popen([sys.executable, "-m", "actscope", "fit", *args], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None and newest_seq(run) < seq:
+            time.sleep(0.002)
+        time.sleep(delay)
+        killed = proc.poll() is None
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.wait(timeout=60)
+    return killed
+
+
+def metrics_rows(run: Path) -> list[dict[str, str]]:
+    with open(run / "metrics.csv", newline="") as f:
+        return [{k: v for k, v in row.items() if k != "seconds"} for row in csv.DictReader(f)]
+
+
+def assert_same_run(a: Path, b: Path) -> None:
+    wa, wb = load_file(str(a / "model.safetensors")), load_file(str(b / "model.safetensors"))
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        assert np.array_equal(wa[k], wb[k]), f"weight {k} differs"
+    assert metrics_rows(a) == metrics_rows(b)
+    ra, rb = np.load(a / "recorder.npz"), np.load(b / "recorder.npz")
+    for k in ra.files:
+        assert np.array_equal(ra[k], rb[k]), f"recorder {k} differs"
+
+
+@pytest.fixture
+def cli_env(mnist_dir: Path) -> dict[str, str]:
+    return {**os.environ, "ACTSCOPE_DATA": str(mnist_dir), "OMP_NUM_THREADS": "1",
+            "PYTHONHASHSEED": "0"}
+
+
+def test_sigkill_then_resume_is_identical(tmp_path: Path, cli_env: dict[str, str]) -> None:
+    ref = tmp_path / "ref"
+    done = cli([*FLAGS, "--out", str(ref)], cli_env)
+    assert done.returncode == 0, done.stderr
+    rng = random.Random(20261122)
+    killed = 0
+    for trial in range(2):
+        run = tmp_path / f"killed{trial}"
+        # a checkpoint count inside either epoch, then 0-30 ms: the kill may hit a save
+        target, delay = rng.randrange(2, STEPS - 3), rng.uniform(0, 0.03)
+        died = kill_at([*FLAGS, "--out", str(run)], cli_env, run, target, delay)
+        killed += died
+        assert (run / "RUNNING").exists() or not died  # an incomplete run, kept for --resume
+        resumed = cli(["--resume", str(run)], cli_env)
+        assert resumed.returncode == 0, resumed.stderr
+        assert not (run / "RUNNING").exists()
+        assert_same_run(ref, run)
+        assert not list((run / "checkpoints").glob(".tmp-*"))  # the killed save was cleaned up
+    assert killed >= 1  # at least one trial really died mid-run
+
+
+def test_resume_refuses_a_folder_without_checkpoints(tmp_path: Path,
+                                                     cli_env: dict[str, str]) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "config.json").write_text('{"settings": {}}')
+    res = cli(["--resume", str(tmp_path / "run")], cli_env)
+    assert res.returncode == 2
+    assert res.stderr.count("\n") == 1 and "no complete checkpoint" in res.stderr
+    assert os.listdir(tmp_path / "run") == ["config.json"]
