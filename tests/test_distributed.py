@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -22,6 +23,7 @@ import torch
 from torch import nn
 
 from actscope.callback import Callback
+from actscope.callbacks.checkpoint import CheckpointCallback, list_checkpoints
 from actscope.callbacks.distributed import (
     DistEnv,
     DistributedCallback,
@@ -111,18 +113,34 @@ class FailAt(Callback):
             time.sleep(120)  # a stalled rank: the others must time out, not wait forever
 
 
-def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) -> Learner:
-    """The same training on 1 process (no torchrun) or on every rank of a torchrun job."""
-    from types import SimpleNamespace
+def make_learner(mnist: Path, cbs: list[Callback], seed: int = SEED) -> Learner:
     train_dl, valid_dl = make_data(mnist)
-    torch.manual_seed(SEED)
+    torch.manual_seed(seed)
     model = nn.Sequential(LastMean(), nn.Linear(784, 32), nn.ReLU(), nn.Linear(32, 10))
+    return Learner(model, SimpleNamespace(train=train_dl, valid=valid_dl), lr=0.05,
+                   opt_func=functools.partial(torch.optim.SGD, momentum=0.9), cbs=cbs)
+
+
+def mid_epoch_checkpoint(run: Path) -> Path:
+    """A checkpoint written in the middle of the last epoch (by rank 0 only)."""
+    for ckpt in list_checkpoints(run / "checkpoints"):
+        meta = json.loads((ckpt / "meta.json").read_text())
+        if meta["epoch"] == EPOCHS - 1 and meta["iter"] > 0:
+            return ckpt
+    raise AssertionError(f"no mid-epoch checkpoint in {run}")
+
+
+def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) -> None:
+    """The same training on 1 process (no torchrun) or on every rank of a torchrun job.
+
+    In "train" mode it then resumes a fresh learner from a mid-epoch checkpoint of that run.
+    """
     metrics = MetricsCallback(accuracy)
-    cbs: list[Callback] = [DistributedCallback(timeout=timeout), metrics]
+    cbs: list[Callback] = [DistributedCallback(timeout=timeout), metrics,
+                           CheckpointCallback(out / "run", every_n_batches=5, keep=100)]
     if mode in ("raise", "stall"):
         cbs.append(FailAt(rank=1, step=3, how=mode))
-    learn = Learner(model, SimpleNamespace(train=train_dl, valid=valid_dl), lr=0.05,
-                    opt_func=functools.partial(torch.optim.SGD, momentum=0.9), cbs=cbs)
+    learn = make_learner(mnist, cbs)
     seen: dict = {}
 
     class Probe(Callback):
@@ -136,10 +154,16 @@ def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) ->
     rank = int(os.environ.get("RANK", 0))
     assert not isinstance(learn.model, nn.parallel.DistributedDataParallel)
     torch.save(learn.model.state_dict(), out / f"rank{rank}.pt")
+    # resume: another init, so everything must come from the checkpoint rank 0 wrote
+    resumed_metrics = MetricsCallback(accuracy)
+    resumed = make_learner(mnist, [DistributedCallback(timeout=timeout), resumed_metrics,
+                                   CheckpointCallback(out / f"resumed{rank}")], seed=SEED + 1)
+    resumed.fit(EPOCHS, resume=mid_epoch_checkpoint(out / "run"))
+    torch.save(resumed.model.state_dict(), out / f"rank{rank}_resumed.pt")
     (out / f"rank{rank}.json").write_text(json.dumps(
-        {**seen, "history": metrics.history, "main": is_main_process(),
-         "group_after_fit": torch.distributed.is_initialized()}))
-    return learn
+        {**seen, "history": metrics.history, "resumed_history": resumed_metrics.history,
+         "main": is_main_process(), "group_after_fit": torch.distributed.is_initialized(),
+         "rank0_wrote": (out / f"resumed{rank}" / "checkpoints").is_dir()}))
 
 
 def run_torchrun(tmp_path: Path, mnist: Path, mode: str, timeout: float) -> tuple[int, str, float]:
@@ -157,6 +181,7 @@ def test_two_processes_match_one_process(tmp_path, mnist_dir):
     (tmp_path / "single").mkdir()
     (tmp_path / "ddp").mkdir()
     train(mnist_dir, tmp_path / "single")
+    assert not (tmp_path / "ddp" / "resumed1").exists()  # rank 1 never creates a run folder
     rc, log, _ = run_torchrun(tmp_path / "ddp", mnist_dir, "train", timeout=60)
     assert rc == 0, log
     single = torch.load(tmp_path / "single" / "rank0.pt")
@@ -178,11 +203,18 @@ def test_two_processes_match_one_process(tmp_path, mnist_dir):
     infos = [json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [i["main"] for i in infos] == [True, False]
     assert all(i["world"] == 2 and i["wrapped"] == "DistributedDataParallel" for i in infos)
-    assert not any(i["group_after_fit"] for i in infos)  # the callback destroyed its group
+    assert all(i["group_after_fit"] for i in infos)  # kept for the next fit, destroyed at exit
+    assert [i["rank0_wrote"] for i in infos] == [True, False]  # only rank 0 writes checkpoints
+    # resumed under torchrun from a mid-epoch checkpoint: the uninterrupted run's weights
+    for r in (0, 1):
+        resumed = torch.load(tmp_path / "ddp" / f"rank{r}_resumed.pt")
+        for name, w in ranks[r].items():
+            assert (resumed[name] - w).abs().max() < 1e-6, f"resumed {name} differs on rank {r}"
     # metrics are reduced over ranks: both ranks print one process's (global) figures
     ref = json.loads((tmp_path / "single" / "rank0.json").read_text())["history"]
     for info in infos:
-        for row, ref_row in zip(info["history"], ref, strict=True):
+        rows = info["history"] + info["resumed_history"][-1:]
+        for row, ref_row in zip(rows, ref + ref[-1:], strict=True):
             for k in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy"):
                 assert row[k] == pytest.approx(ref_row[k], abs=1e-5), (k, row, ref_row)
 

@@ -24,6 +24,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from actscope.callback import Callback
+from actscope.callbacks.distributed import is_main_process, unwrap_model
 from actscope.safe_load import (
     CheckpointError,
     from_plain,
@@ -140,7 +141,8 @@ def save_checkpoint(learn: Learner, root: Path, seq: int, epoch: int, iter: int)
     tmp.mkdir()
     # Copies break weight tying, so save() never sees shared storage; load_state_dict re-ties.
     weights = {k: v.detach().to("cpu", copy=True).contiguous()
-               for k, v in learn.model.state_dict().items() if isinstance(v, torch.Tensor)}
+               for k, v in unwrap_model(learn.model).state_dict().items()
+               if isinstance(v, torch.Tensor)}  # unwrapped: no DDP "module." prefix
     buf = io.BytesIO()
     torch.save({"opt": learn.opt.state_dict() if learn.opt is not None else None,
                 "rng": to_plain(capture_rng()),
@@ -254,12 +256,17 @@ class CheckpointCallback(Callback):
     def after_epoch(self, learn: Learner) -> None:
         self.save(learn, learn.epoch + 1, 0)
 
-    def save(self, learn: Learner, epoch: int, iter: int) -> Path:
+    def save(self, learn: Learner, epoch: int, iter: int) -> Path | None:
         """Write one checkpoint now (continuing at ``epoch``/``iter``) and prune old ones."""
         for cb in learn.cbs:  # never save a non-finite state: a guard may veto (host sync here)
             check = getattr(cb, "check_finite", None)
             if callable(check):
                 check(learn)
+        if not is_main_process():  # under torchrun all ranks hold the same state: rank 0 writes
+            for cb in _stateful_callbacks(learn).values():
+                cb.state_dict()  # it may take part in a collective (MetricsCallback's sums)
+            self._seq, self._last_step = self._seq + 1, learn.train_iter
+            return None
         path = save_checkpoint(learn, self.root, self._seq, epoch, iter)
         self._seq, self._last_step = self._seq + 1, learn.train_iter
         self.saved.append(path)

@@ -8,6 +8,7 @@ without torchrun it does nothing, so one script serves both. See docs/distribute
 
 from __future__ import annotations
 
+import atexit
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -106,6 +107,11 @@ def sync_buffers(model: nn.Module, average: bool = True) -> None:
             dist.broadcast(buf, src=0)
 
 
+def _destroy_group() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 class ShardedBatches:
     """Rank ``rank``'s rows ``rank::world_size`` of every batch of ``loader`` (the global batch).
 
@@ -200,7 +206,6 @@ class DistributedCallback(Callback):
         self.buffers = buffers
         self.env: DistEnv | None = None
         self.ddp: DistributedDataParallel | None = None
-        self._created_group = False
         self._weight = _GradWeight()
         self._replaced_bns: list[tuple[nn.Module, str, nn.Module]] = []
 
@@ -223,7 +228,10 @@ class DistributedCallback(Callback):
             torch.cuda.set_device(self.env.local_rank)
         if not dist.is_initialized():
             dist.init_process_group(backend, timeout=self.timeout)
-            self._created_group = True
+            # Kept for later fits in this process (lr_find, then fit; staged training) and
+            # destroyed at exit: under torchrun a second init after a destroy reads the first
+            # group's stale addresses from the agent's store and fails to connect.
+            atexit.register(_destroy_group)
 
     def _wrap(self, learn: Learner) -> DistributedDataParallel:
         # Built at the first training phase, not in before_fit: callbacks that look at the model
@@ -295,6 +303,3 @@ class DistributedCallback(Callback):
             setattr(parent, name, original)
         self._replaced_bns.clear()
         self.ddp = None
-        if self._created_group and dist.is_initialized():
-            dist.destroy_process_group()
-        self._created_group = False

@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actscope.callback import Callback
-from actscope.callbacks.distributed import all_reduce_sum_, collective_device, get_world_size
+from actscope.callbacks.distributed import (
+    all_reduce_sum_,
+    collective_device,
+    get_rank,
+    get_world_size,
+)
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -141,16 +146,18 @@ class MetricsCallback(Callback):
 
     # ---- once per epoch --------------------------------------------------------------------
     def after_epoch(self, learn: Learner) -> None:
+        local = self._counts, self._sums
         if get_world_size() > 1:  # under torchrun: global figures, the same on every rank
-            self._reduce_across_ranks()
+            self._counts, self._sums = self._global_sums()
         row: dict[str, float] = {"epoch": learn.epoch}
         for phase, values in zip(PHASES, self._read_back(), strict=True):
             row.update({f"{phase}_{k}": v for k, v in values.items()})
+        self._counts, self._sums = local  # this rank's own sums again (state_dict reduces them)
         row["seconds"] = time.perf_counter() - self._t0
         self.history.append(row)
 
-    def _reduce_across_ranks(self) -> None:
-        """Sum every phase's sample count and sums over the ranks (one collective per epoch)."""
+    def _global_sums(self) -> tuple[dict[str, int], dict[str, torch.Tensor | None]]:
+        """Every phase's sample count and sums, summed over the ranks (one collective)."""
         device = collective_device()
         dtype = torch.float32 if device.type == "mps" else torch.float64
         packed = torch.zeros(len(PHASES), 2 + len(self.fns), dtype=dtype, device=device)
@@ -159,10 +166,9 @@ class MetricsCallback(Callback):
             if self._sums[p] is not None:
                 packed[i, 1:] = self._sums[p].to(device, dtype)
         counts = all_reduce_sum_(packed)[:, 0].tolist()  # once per epoch; every rank takes part
-        for i, p in enumerate(PHASES):
-            self._counts[p] = int(counts[i])
-            self._sums[p] = packed[i, 1:] if counts[i] else None
         # torchmetrics objects reduce themselves in compute() when a process group exists
+        return ({p: int(c) for p, c in zip(PHASES, counts, strict=True)},
+                {p: packed[i, 1:] if counts[i] else None for i, p in enumerate(PHASES)})
 
     def _read_back(self) -> list[dict[str, float]]:
         """Every phase's averages, copied to the host with a single transfer."""
@@ -192,17 +198,21 @@ class MetricsCallback(Callback):
         """History and this epoch's partial sums (function metrics only), for exact resume."""
         state: dict[str, Any] = {"history": [dict(r) for r in self.history],
                                  "elapsed": time.perf_counter() - self._t0}
+        # under torchrun the checkpoint holds the whole job's partial epoch (every rank calls this)
+        counts, sums = (self._global_sums() if get_world_size() > 1
+                        else (self._counts, self._sums))
         for p in PHASES:
-            state[f"{p}_count"] = self._counts[p]
-            if self._sums[p] is not None:
-                state[f"{p}_sum"] = self._sums[p].detach().clone()
+            state[f"{p}_count"] = counts[p]
+            if sums[p] is not None:
+                state[f"{p}_sum"] = sums[p].detach().clone()
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s output; idempotent (safe to call again after a reset)."""
         self.history = [dict(r) for r in state["history"]]
         self._t0 = time.perf_counter() - state.get("elapsed", 0.0)
+        mine = get_rank() == 0  # the saved sums are global: rank 0 takes them, the others 0
         for p in PHASES:
-            self._counts[p] = state.get(f"{p}_count", 0)
-            s = state.get(f"{p}_sum")
+            self._counts[p] = state.get(f"{p}_count", 0) if mine else 0
+            s = state.get(f"{p}_sum") if mine else None
             self._sums[p] = None if s is None else s.clone()
