@@ -259,6 +259,12 @@ def test_download_offline_says_where_to_put_files(tmp_path: Path,
     assert list(dest.iterdir()) == []
 
 
+def test_download_into_a_file_path_is_a_data_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(DataError, match="cannot create the download folder"):
+        download_mnist(tmp_path / "file")
+
+
 def test_download_via_file_url(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     served = make_fake_mnist(tmp_path / "served", seed=3)
     monkeypatch.setattr(mnist, "MNIST_FILES", content_md5s(served))

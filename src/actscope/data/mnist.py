@@ -75,7 +75,8 @@ def _where_to_put(folder: Path) -> str:
     names = ", ".join(MNIST_FILES)
     return (f"put the four MNIST files ({names}; gzip or decompressed) in {folder}, or pass "
             "--data DIR / set ACTSCOPE_DATA=DIR to the folder that holds them; "
-            "actscope.data.download_mnist(DIR) fetches them when you are online")
+            "when online, python -c 'from actscope.data.mnist import download_mnist; "
+            "download_mnist()' fetches them into the cache dir")
 
 
 def find_mnist_dir(data: str | Path | None = None) -> Path:
@@ -115,7 +116,11 @@ def _fetch(url: str, timeout: float) -> bytes:
 def download_mnist(dest: str | Path | None = None, timeout: float = 60.0) -> Path:
     """Download the 4 MNIST files into ``dest`` (default: cache dir), md5-verified, atomically."""
     dest = Path(dest).expanduser() if dest is not None else mnist_cache_dir()
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create the download folder {dest}: {e.strerror or e}; "
+                        "pass a writable folder") from e
     for name, md5 in MNIST_FILES.items():
         present = _find_file(dest, name)
         if present is not None and _md5_of_content(present.read_bytes()) == md5:
