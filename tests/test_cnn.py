@@ -13,7 +13,7 @@ from actscope.nn.layers import GeneralRelu
 from actscope.nn.norms import BatchNorm, make_norm
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
     # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
     before = torch.get_num_threads()
@@ -130,7 +130,7 @@ def _mnist_subset(mnist_dir, n_train: int, n_valid: int):
 
 
 @pytest.mark.mnist
-def test_our_batchnorm_trains_the_cnn_on_real_mnist_like_torchs(mnist_dir, one_thread):
+def test_our_batchnorm_trains_the_cnn_on_real_mnist_like_torchs(mnist_dir):
     """Same init, same batches: our BatchNorm and nn.BatchNorm2d follow the same trajectory."""
     xt, yt, xv, yv = _mnist_subset(mnist_dir, n_train=2048, n_valid=1000)
     torch.manual_seed(0)
