@@ -132,6 +132,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue an interrupted run exactly, from its newest checkpoint, with "
                         "the settings in its config.json (only --data, --device, --no-progress "
                         "may change)")
+    dd = fit.add_argument_group("distributed (docs/distributed.md)")
+    dd.add_argument("--nproc", type=_arg(_positive_int, "--nproc"), default=1, metavar="N",
+                    help="train on N local processes (DistributedDataParallel), started through "
+                         "torch.distributed.run (default: %(default)s)")
     fit.set_defaults(func=cmd_fit)
 
     lrf = sub.add_parser("lr-find", help="sweep the learning rate, plot loss vs lr, suggest one",
@@ -259,11 +263,42 @@ def _resume_config(args: argparse.Namespace) -> FitConfig:
     return cfg
 
 
+def _launch_ranks(args: argparse.Namespace) -> int:
+    """``fit --nproc N``: check the settings once here, then run ``fit`` on N ranks (torchrun)."""
+    from actscope.distributed_launch import launch, strip_nproc
+
+    argv = strip_nproc(args.argv)
+    if args.resume:
+        _resume_config(args)
+    else:
+        cfg = config_from_args(args)
+        if cfg.out is None:  # one folder name for all ranks (each would read its own clock)
+            argv += ["--out", f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}"]
+        _check_out(Path(argv[argv.index("--out") + 1] if cfg.out is None else cfg.out),
+                   cfg.overwrite)
+    return launch(argv, args.nproc)
+
+
+def _make_distributed(learn: Any, main_rank: bool) -> None:
+    """Under torchrun: DDP through DistributedCallback; only rank 0 shows progress."""
+    from actscope.callbacks.distributed import DistributedCallback
+    from actscope.callbacks.progress import ProgressCallback
+
+    learn.add_cbs([DistributedCallback()])
+    if not main_rank:
+        learn.remove_cbs([cb for cb in learn.cbs if isinstance(cb, ProgressCallback)])
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     """``actscope fit``: train, then write the run folder and print the diagnosis."""
     from actscope.callbacks.checkpoint import CheckpointCallback
+    from actscope.callbacks.distributed import DistEnv
     from actscope.callbacks.guards import NaNGuardCallback
 
+    dist_env = DistEnv.from_env()
+    if args.nproc > 1 and dist_env is None:
+        return _launch_ranks(args)
+    main_rank = dist_env is None or dist_env.rank == 0  # under torchrun only rank 0 writes
     if args.resume:
         cfg = _resume_config(args)
         out = Path(args.resume)
@@ -272,12 +307,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
         cfg.extra.update(checkpoint_every=args.checkpoint_every, keep=args.keep)
         out = Path(cfg.out or f"runs/{cfg.dataset}-{time.strftime('%Y%m%d-%H%M%S')}")
         cfg.out = str(out)
-        _check_out(out, cfg.overwrite)
+        if main_rank:
+            _check_out(out, cfg.overwrite)
     dls, model = _prepare(cfg, args.download)
     learn = _build_learner(cfg, dls, model, cfg.telemetry)
+    if dist_env is not None:
+        _make_distributed(learn, main_rank)
     guard = NaNGuardCallback()
     ckpt = CheckpointCallback(out, every_n_batches=cfg.extra.get("checkpoint_every"),
                               keep=cfg.extra.get("keep", 3))
+    if not main_rank:  # trains its shard; rank 0 writes the run folder, checkpoints and report
+        learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if args.resume else None)
+        return 1 if guard.message else 0
     run = RunFolder.create(out, overwrite=cfg.overwrite, resume=bool(args.resume))
     try:
         if not args.resume:
@@ -363,6 +404,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:  # --help (0) or a parse error (2, already printed)
         return int(e.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # fit --nproc passes it on
     try:
         return int(args.func(args) or 0)
     except _expected_errors() as e:
