@@ -139,6 +139,8 @@ def test_shard_validation() -> None:
     dl = InMemoryLoader(*ids(10), bs=2)
     with pytest.raises(DataError, match=r"rank must be in 0..1, got 2"):
         dl.shard(2, 2)
+    with pytest.raises(DataError, match=r"rank must be in 0..1, got '0'"):
+        dl.shard("0", 2)
     with pytest.raises(DataError, match="world_size must be a positive integer"):
         dl.shard(0, 0)
     with pytest.raises(DataError, match="bs=4 is larger than the 3 items of this rank"):

@@ -68,8 +68,8 @@ class InMemoryLoader:
         self.x, self.y, self.bs = x, y, _positive_int(bs, "bs (batch size)")
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
         self.world_size = _positive_int(world_size, "world_size")
-        if not 0 <= rank < world_size:
-            raise DataError(f"rank must be in 0..{world_size - 1}, got {rank}")
+        if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
+            raise DataError(f"rank must be in 0..{world_size - 1}, got {rank!r}")
         self.rank, self.epoch = rank, 0
         n = len(x)
         self.n_items = (n // world_size if drop_last else math.ceil(n / world_size))  # this rank's
