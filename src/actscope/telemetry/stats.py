@@ -21,8 +21,10 @@ __all__ = [
 def sample_indices(numel: int, k: int, device: torch.device | str, seed: int = 0) -> torch.Tensor:
     """``k`` fixed flat indices into a tensor of ``numel`` elements (sorted, for locality).
 
-    Random rather than strided: a stride can alias with the (C, H, W) layout and pick the same
-    pixel of every channel. With ``numel <= k`` every element is taken (cycled to fill ``k``).
+    Stratified: one random position in each of ``k`` equal strata. Random rather than a plain
+    stride, which can alias with the (C, H, W) layout and pick the same pixel of every channel;
+    stratified rather than ``randperm``, which costs O(numel). With ``numel <= k`` every element
+    is taken (cycled to fill ``k``).
     """
     if numel <= 0 or k <= 0:
         raise ValueError(f"need numel > 0 and k > 0, got numel={numel}, k={k}")
@@ -30,7 +32,9 @@ def sample_indices(numel: int, k: int, device: torch.device | str, seed: int = 0
         idx = torch.arange(k) % numel
     else:
         gen = torch.Generator().manual_seed(seed + numel)
-        idx = torch.randperm(numel, generator=gen)[:k].sort().values
+        starts = torch.arange(k, dtype=torch.float64) * (numel / k)
+        idx = (starts + torch.rand(k, generator=gen, dtype=torch.float64) * (numel / k)).long()
+        idx = idx.clamp_(max=numel - 1)
     return idx.to(device)
 
 
