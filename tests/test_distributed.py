@@ -35,6 +35,7 @@ from actscope.callbacks.distributed import (
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.distributed_launch import strip_nproc, torchrun_command
 from actscope.learner import Learner
+from actscope.nn.running_batchnorm import RunningBatchNorm
 
 N_TRAIN, N_VALID, BS, EPOCHS, SEED = 501, 100, 64, 2, 0  # 501: the last batch splits 27/26
 TOL = 1e-5  # max |w_ddp - w_single|: float32 sums in a different order, nothing more
@@ -160,6 +161,14 @@ def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) ->
                                    CheckpointCallback(out / f"resumed{rank}")], seed=SEED + 1)
     resumed.fit(EPOCHS, resume=mid_epoch_checkpoint(out / "run"))
     torch.save(resumed.model.state_dict(), out / f"rank{rank}_resumed.pt")
+    # RunningBatchNorm: DDP copies rank 0's buffers into every rank before each forward, and
+    # DistributedCallback averages them over ranks after each training phase
+    rbn_model = nn.Sequential(nn.Linear(784, 16), RunningBatchNorm(16), nn.ReLU(),
+                              nn.Linear(16, 10))
+    train_dl, valid_dl = make_data(mnist)
+    Learner(rbn_model, SimpleNamespace(train=train_dl, valid=valid_dl), lr=0.05,
+            cbs=[DistributedCallback(timeout=timeout)]).fit(1)
+    torch.save(rbn_model.state_dict(), out / f"rank{rank}_rbn.pt")
     (out / f"rank{rank}.json").write_text(json.dumps(
         {**seen, "history": metrics.history, "resumed_history": resumed_metrics.history,
          "main": is_main_process(), "group_after_fit": torch.distributed.is_initialized(),
@@ -200,6 +209,12 @@ def test_two_processes_match_one_process(tmp_path, mnist_dir):
     xb = list(dl)[-1][0]
     expected = (xb[0::2].mean() + xb[1::2].mean()) / 2
     assert torch.allclose(ranks[0]["0.last_mean"], expected, atol=1e-6)
+    rbn_single = torch.load(tmp_path / "single" / "rank0_rbn.pt")
+    rbn = [torch.load(tmp_path / "ddp" / f"rank{r}_rbn.pt") for r in (0, 1)]
+    for name, v in rbn[0].items():
+        assert torch.equal(v, rbn[1][name]) and v.isfinite().all(), name
+    # the running statistics follow rank 0's stream: its 251 of the epoch's 501 samples
+    assert rbn_single["1.samples_seen"] == N_TRAIN and rbn[0]["1.samples_seen"] == 251
     infos = [json.loads((tmp_path / "ddp" / f"rank{r}.json").read_text()) for r in (0, 1)]
     assert [i["main"] for i in infos] == [True, False]
     assert all(i["world"] == 2 and i["wrapped"] == "DistributedDataParallel" for i in infos)
