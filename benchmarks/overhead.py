@@ -132,7 +132,28 @@ def bench(bs: int, limit: int, args: argparse.Namespace) -> float:
               f"(overhead {us * (med_l - med_p):+.0f}us); median pair ratio "
               f"{statistics.median(ratios[clock]):.3f} [" +
               " ".join(f"{r:.3f}" for r in ratios[clock]) + "]")
+    if bs == 2:
+        handler_costs(learn)
     return statistics.median(ratios[args.clock])
+
+
+def handler_costs(learn: Learner, n: int = 2000) -> None:
+    """CPU time of each per-batch callback handler on one real batch: the Learner's added work."""
+    learn.training = True
+    learn.xb, learn.yb = next(iter(learn.dls.train))
+    learn.preds = learn.model(learn.xb)
+    learn.loss = F.cross_entropy(learn.preds, learn.yb)
+    parts, total = [], 0.0
+    for event in ("before_batch", "after_pred", "after_loss", "after_backward", "after_step",
+                  "after_batch"):
+        for handler in learn._handlers[event]:
+            t0 = time.process_time()
+            for _ in range(n):
+                handler(learn)
+            us = 1e6 * (time.process_time() - t0) / n
+            total += us
+            parts.append(f"{type(handler.__self__).__name__}.{event}={us:.1f}us")
+    print("  per-batch handler cost: " + " ".join(parts) + f" total={total:.1f}us")
 
 
 def main(argv: list[str] | None = None) -> int:
