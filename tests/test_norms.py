@@ -195,3 +195,19 @@ def test_bad_constructor_arguments_are_clear_errors(cls):
         cls(0)
     with pytest.raises(ValueError, match="eps must be > 0"):
         cls(4, eps=0.0)
+
+
+def test_batchnorm_stays_accurate_when_the_mean_dwarfs_the_std():
+    """|mean| >> std: E[x^2] - E[x]^2 would lose every digit in float32; ours must not."""
+    torch.manual_seed(0)
+    x = torch.randn(32, 4, 6, 6) + 1e4  # float32, mean 1e4, std 1
+    bn = BatchNorm(4)
+    out = bn(x)
+    x64 = x.double()
+    mean = x64.mean(dim=(0, 2, 3), keepdim=True)
+    var = x64.var(dim=(0, 2, 3), unbiased=False, keepdim=True)
+    expected = (x64 - mean) / torch.sqrt(var + 1e-5)
+    torch.testing.assert_close(out.double(), expected, atol=2e-3, rtol=0)
+    torch.testing.assert_close(bn.running_var.double(),
+                               0.9 + 0.1 * x64.var(dim=(0, 2, 3), unbiased=True), atol=1e-4,
+                               rtol=1e-4)
