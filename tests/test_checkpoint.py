@@ -25,6 +25,15 @@ from actscope.learner import Learner
 from actscope.safe_load import CheckpointError
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models: torch's thread pool only adds contention on a shared box (often 10x)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 class ShuffledBatches:
     """A loader whose order is a pure function of (seed, epoch), with batches(start)."""
 
@@ -105,6 +114,12 @@ def make_learner(seed: int = 0, cbs=()) -> Learner:
 
 def weights(learn: Learner) -> dict[str, torch.Tensor]:
     return {k: v.clone() for k, v in learn.model.state_dict().items()}
+
+
+def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+    """Bit-identical values; NaN equals NaN (GeneralRelu stores an unset option as NaN)."""
+    return a.shape == b.shape and a.dtype == b.dtype and bool(
+        torch.all((a == b) | (a.isnan() & b.isnan()) if a.is_floating_point() else a == b))
 
 
 def test_layout_atomic_and_keep(tmp_path: Path) -> None:
@@ -256,3 +271,55 @@ def test_keep_one_still_resumable(tmp_path: Path) -> None:
     assert not any(p.name.startswith(".tmp") for p in (tmp_path / "checkpoints").iterdir())
     assert os.listdir(tmp_path) == ["checkpoints"]
     shutil.rmtree(tmp_path / "checkpoints")
+
+
+# ---- the real callbacks and real MNIST ------------------------------------------------------
+def mnist_learner(mnist_dir: Path, extra=()) -> tuple[Learner, list]:
+    """A small CNN on 512 real MNIST images with the shipped metrics/recorder/schedule."""
+    from actscope.callbacks.metrics import MetricsCallback, accuracy
+    from actscope.callbacks.recorder import RecorderCallback
+    from actscope.callbacks.schedule import ParamSchedulerCallback
+    from actscope.data.mnist import mnist_dataloaders
+    from actscope.nn.cnn import cnn
+    from actscope.nn.init import init_cnn
+    from actscope.schedules import one_cycle
+
+    torch.manual_seed(0)
+    dls = mnist_dataloaders(mnist_dir, bs=64, seed=5, limit=512)
+    model = init_cnn(cnn((4, 8, 16), norm="batch"))
+    cbs = [MetricsCallback(accuracy), RecorderCallback(),
+           ParamSchedulerCallback(one_cycle(0.3)), *extra]
+    return Learner(model, dls, lr=0.3, cbs=cbs,
+                   opt_func=partial(torch.optim.SGD, momentum=0.9)), cbs
+
+
+@pytest.mark.mnist
+def test_same_seed_same_run_on_cpu(mnist_dir: Path) -> None:
+    runs = []
+    for _ in range(2):
+        learn, cbs = mnist_learner(mnist_dir)
+        learn.fit(2)
+        runs.append((weights(learn), cbs[0].history, cbs[1].losses))
+    (w0, h0, l0), (w1, h1, l1) = runs
+    assert all(same(w0[k], w1[k]) for k in w0)
+    assert [{k: v for k, v in r.items() if k != "seconds"} for r in h0] == [
+        {k: v for k, v in r.items() if k != "seconds"} for r in h1]
+    assert np.array_equal(l0, l1) and len(l0) == 16
+
+
+@pytest.mark.mnist
+def test_resume_real_callbacks_mid_epoch(mnist_dir: Path, tmp_path: Path) -> None:
+    """MetricsCallback partial sums, recorder history, one-cycle position: all continue exactly."""
+    ref, ref_cbs = mnist_learner(mnist_dir)
+    ref.fit(2)
+    crashed, _ = mnist_learner(mnist_dir, [CheckpointCallback(tmp_path, every_n_batches=5)])
+    with pytest.raises(KeyboardInterrupt):
+        crashed.fit(2, cbs=[KillAt(13)])  # newest checkpoint: after step 10, epoch 1 batch 2
+    resumed, cbs = mnist_learner(mnist_dir, [CheckpointCallback(tmp_path, every_n_batches=5)])
+    resumed.fit(2, resume=tmp_path)
+    w = weights(ref)
+    assert all(same(w[k], resumed.model.state_dict()[k]) for k in w)
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa
+    assert strip(cbs[0].history) == strip(ref_cbs[0].history)
+    assert np.array_equal(cbs[1].losses, ref_cbs[1].losses)
+    assert np.array_equal(cbs[1].lrs, ref_cbs[1].lrs)

@@ -77,7 +77,7 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def one_thread():
     # Tiny models: a thread pool only adds contention on a shared CI box (4x faster with one).
     n = torch.get_num_threads()
@@ -86,7 +86,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-def test_memory_flat_over_200_fits(make_synth_learner, one_thread) -> None:
+def test_memory_flat_over_200_fits(make_synth_learner) -> None:
     """200 short fits in one process: no learner survives, object count and RSS stay flat."""
     alive: list[weakref.ref] = []
 
