@@ -158,3 +158,17 @@ def test_our_batchnorm_trains_the_cnn_on_real_mnist_like_torchs(mnist_dir):
     assert ours_losses[-8:].mean() < 0.5 * ours_losses[:4].mean()
     assert ours_acc > 0.85, f"our BatchNorm reached only {ours_acc:.3f} on 1000 valid images"
     assert abs(ours_acc - ref_acc) <= 0.005
+
+
+@pytest.mark.slow  # the first torch.compile in a process imports dynamo: several seconds
+@pytest.mark.parametrize("norm", ["batch", "layer", "instance"])
+def test_compiles_as_one_graph_so_forward_has_no_host_sync(norm):
+    """fullgraph=True fails on any graph break, e.g. a .item() or a data-dependent branch."""
+    torch.manual_seed(0)
+    model = cnn(nfs=(4, 8), norm=norm, act=lambda: GeneralRelu(0.1, 0.4, 6.0))
+    reference = cnn(nfs=(4, 8), norm=norm, act=lambda: GeneralRelu(0.1, 0.4, 6.0))
+    reference.load_state_dict(model.state_dict())
+    compiled = torch.compile(model, fullgraph=True, backend="eager")  # eager: no C++ toolchain
+    x = torch.randn(4, 1, 28, 28)
+    torch.testing.assert_close(compiled(x), reference(x))
+    torch.testing.assert_close(model.state_dict(), reference.state_dict())  # same buffer updates
