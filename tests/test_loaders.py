@@ -111,6 +111,14 @@ def test_non_finite_inputs_rejected_once_at_construction(value: float) -> None:
     check_finite(torch.zeros(3, dtype=torch.uint8))  # integers cannot be NaN
 
 
+def test_check_finite_huge_but_finite_values_pass() -> None:
+    x = torch.full((4, 2), 3e38)  # the float32 sum overflows to inf: the exact check decides
+    check_finite(x)
+    x[3, 1] = float("nan")
+    with pytest.raises(DataError, match=r"first at index \(3, 1\)"):
+        check_finite(x, "huge inputs")
+
+
 @pytest.mark.parametrize("n, world, drop_last", [(10, 3, False), (10, 3, True), (4, 4, False),
                                                  (3, 5, False), (17, 2, True)])
 @pytest.mark.parametrize("shuffle", [False, True])

@@ -36,6 +36,10 @@ def check_finite(x: torch.Tensor, name: str = "inputs") -> None:
     """Raise DataError if a float tensor holds NaN/Inf (one pass, one host sync: call it once)."""
     if not x.is_floating_point():
         return
+    # fast path: a NaN/Inf anywhere makes the sum non-finite (one pass, no big temporary); only a
+    # non-finite sum (NaN/Inf, or an overflow of huge finite values) pays for the exact check
+    if torch.isfinite(x.sum()):
+        return
     bad = ~torch.isfinite(x)
     if bad.any():
         count, first = int(bad.sum()), tuple(torch.nonzero(bad)[0].tolist())
@@ -203,7 +207,7 @@ def train_stats(x: torch.Tensor) -> tuple[float, float]:
 
 def normalise(x: torch.Tensor, mean: float, std: float) -> torch.Tensor:
     """``(x - mean) / std`` as float32 (use the training split's statistics for every split)."""
-    return (x.float() - mean) / std
+    return x.to(torch.float32, copy=True).sub_(mean).div_(std)  # one new tensor, not three
 
 
 def tensor_dataloaders(train: Batch, valid: Batch | None = None, test: Batch | None = None,
