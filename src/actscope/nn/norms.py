@@ -28,9 +28,9 @@ class NormError(ValueError):
 def _check_input(x: torch.Tensor, num_features: int, layer: str, min_dim: int = 2) -> None:
     """Shape-only check (no host sync): rank >= min_dim and C == num_features."""
     if x.dim() < min_dim or x.shape[1] != num_features:
-        shape = "(N, C)" if min_dim == 2 else "(N, C, L)"
-        raise ValueError(f"{layer}({num_features}) expected input of shape {shape}, (N, C, H, W) "
-                         f"or (N, C, D, H, W) with C={num_features}, got shape "
+        shapes = "(N, C), (N, C, L)" if min_dim == 2 else "(N, C, L)"
+        raise ValueError(f"{layer}({num_features}) expected input of shape {shapes}, "
+                         f"(N, C, H, W) or (N, C, D, H, W) with C={num_features}, got shape "
                          f"{tuple(x.shape)} ({x.dim()}D)")
 
 
