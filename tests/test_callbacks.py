@@ -227,3 +227,30 @@ def test_default_callbacks():
                                                "RecorderCallback"]
     assert isinstance(default_callbacks()[-1], ProgressCallback)
     assert default_callbacks(metrics=())[1].names == []
+
+
+# ---- end to end on a real-MNIST subset ------------------------------------------------------
+@pytest.mark.mnist
+def test_mnist_subset_lr_find_then_one_cycle(mnist_dir):
+    """The shipped pieces together: default callbacks, LR finder, then a one-cycle fit."""
+    from actscope.callbacks.lr_finder import lr_find
+    from actscope.callbacks.schedule import ParamSchedulerCallback
+    from actscope.data.mnist import mnist_dataloaders
+    from actscope.nn.cnn import cnn
+    from actscope.nn.init import init_cnn
+    from actscope.schedules import one_cycle
+
+    dls = mnist_dataloaders(mnist_dir, bs=64, limit=1920)
+    torch.manual_seed(0)
+    cbs = default_callbacks(device="cpu", progress=False)
+    learn = Learner(init_cnn(cnn()), dls, opt_func=torch.optim.Adam, cbs=cbs)
+    found = lr_find(learn, num_it=20, max_lr=1.0)
+    assert all(1e-7 <= v <= 1.0 for v in found.suggestions.values())
+    learn.fit(2, cbs=[ParamSchedulerCallback(one_cycle(1e-2))])
+    metrics, rec = cbs[1], cbs[2]
+    assert [r["epoch"] for r in metrics.history] == [0, 1]
+    assert metrics.history[-1]["valid_accuracy"] > 0.8, metrics.history
+    lrs = rec.lrs[:, 0]
+    assert len(lrs) == 2 * len(dls.train)
+    assert int(np.argmax(lrs)) == pytest.approx(len(lrs) / 4, abs=1)  # one-cycle peaks at 25%
+    assert rec.losses[-10:].mean() < rec.losses[:10].mean()
