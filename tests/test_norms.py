@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from torch import nn
 
 from actscope.nn.norms import (
@@ -211,3 +213,18 @@ def test_batchnorm_stays_accurate_when_the_mean_dwarfs_the_std():
     torch.testing.assert_close(bn.running_var.double(),
                                0.9 + 0.1 * x64.var(dim=(0, 2, 3), unbiased=True), atol=1e-4,
                                rtol=1e-4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(rank=st.integers(2, 5), n=st.integers(2, 5), c=st.integers(1, 4), size=st.integers(1, 4),
+       momentum=st.sampled_from([0.0, 0.1, 0.9, 1.0]), shift=st.floats(-100, 100),
+       scale=st.floats(0.01, 100), seed=st.integers(0, 2**16))
+def test_batchnorm_matches_torch_on_any_shape(rank, n, c, size, momentum, shift, scale, seed):
+    """Property: any (N, C, *) shape, momentum, mean and scale gives torch's outputs and stats."""
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(n, c, *([size] * (rank - 2)), generator=g) * scale + shift
+    ours, ref = BatchNorm(c, momentum=momentum), TORCH_BN[rank](c, momentum=momentum)
+    tol = 1e-5 * max(1.0, abs(shift) / scale)  # float32 rounding of x itself, relative to std
+    torch.testing.assert_close(ours(x), ref(x), atol=tol, rtol=1e-4)
+    torch.testing.assert_close(ours.running_mean, ref.running_mean, atol=1e-4, rtol=1e-5)
+    torch.testing.assert_close(ours.running_var, ref.running_var, atol=1e-4, rtol=1e-4)
