@@ -1,4 +1,4 @@
-"""diagnose(): each rule fires on synthetic telemetry built to show it, and stays quiet otherwise."""
+"""diagnose(): each rule fires on synthetic telemetry made to show it, and stays quiet otherwise."""
 
 from __future__ import annotations
 
