@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from actscope.callback import Callback
+from actscope.callbacks.distributed import get_rank, get_world_size
 from actscope.telemetry import stats
 from actscope.telemetry.hooks import Hook, Hooks, child_blocks
 
@@ -36,6 +37,13 @@ __all__ = ["ActivationStatsCallback", "Telemetry"]
 
 ModuleSpec = Sequence[nn.Module] | Callable[[nn.Module], Sequence[nn.Module]] | None
 _ARRAYS = ("iters", "mean", "std", "hist", "hist_range", "dead", "mad", "grad_mean", "grad_std")
+
+
+def recording_scope() -> str:
+    """Whose batches the stats describe: this process, or one rank's shard under torchrun."""
+    world = get_world_size()
+    # under DDP only rank 0 saves its recording, over its B/W rows of each global batch
+    return f"rank {get_rank()} of {world}" if world > 1 else "single process"
 
 
 @dataclass
@@ -316,7 +324,8 @@ class ActivationStatsCallback(Callback):
             meta={"every": self.every, "bins": self.bins, "dead_bins": self.dead_bins,
                   "sample_size": self.k, "exact": ["mean", "std", "grad_mean", "grad_std"],
                   "sampled": ["hist", "dead", "mad"],
-                  "bytes_per_record_per_layer": self.bytes_per_record()})
+                  "bytes_per_record_per_layer": self.bytes_per_record(),
+                  "scope": recording_scope()})
         return self._cached
 
     def bytes_per_record(self) -> int:

@@ -35,6 +35,12 @@ def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure
     return fig, fig.add_subplot()
 
 
+def _scope(t: Telemetry) -> str:
+    """A title suffix naming the rank of a DDP run's telemetry (rank 0's shard), else ""."""
+    scope = t.meta.get("scope", "single process")
+    return "" if scope == "single process" else f" [{scope}]"
+
+
 def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None) -> Figure:
     """Mean and std per layer over the iterations, plus a zoom on the first ``zoom`` batches."""
     if axes is None:
@@ -47,7 +53,7 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
             ax = axes[2 * row + col]
             for i, name in enumerate(t.names):
                 ax.plot(t.iters[sel], arr[i, sel], label=name, lw=1)
-            ax.set_title(f"activation {what} ({where})")
+            ax.set_title(f"activation {what} ({where}){_scope(t)}")
             ax.set_xlabel("training batch")
     axes[0].legend(fontsize="small")
     return fig
@@ -73,6 +79,8 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
         ax_i.set_title(t.names[i], fontsize="small")
         ax_i.set_xlabel("training batch")
     axes[0].set_ylabel("activation value")
+    if _scope(t) and ax is None:
+        fig.suptitle(f"activation histograms{_scope(t)}", fontsize="small")
     return fig
 
 
@@ -84,7 +92,7 @@ def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
     ax.set_ylim(0, 1)
     ax.set_xlabel("training batch")
     ax.set_ylabel("share near zero")
-    ax.set_title("dead share per layer")
+    ax.set_title(f"dead share per layer{_scope(t)}")
     ax.legend(fontsize="small")
     return fig
 

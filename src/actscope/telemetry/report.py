@@ -121,7 +121,9 @@ def _telemetry_summary(run_dir: Path) -> str:
     k = t.meta.get("sample_size", "?")
     note = (f"<p>{len(t.iters)} recorded batches (every {t.meta.get('every', 1)}). Mean and std "
             f"are exact over each whole activation; histograms and the dead share come from "
-            f"{_e(k)} fixed sampled positions per layer per batch.</p>")
+            f"{_e(k)} fixed sampled positions per layer per batch. Recorded on: "
+            f"{_e(t.meta.get('scope', 'single process'))} (under DDP, rank 0's share of each "
+            f"global batch; see docs/distributed.md).</p>")
     return note + _table(["layer", "final mean", "final std", "final dead share",
                           "histogram range"], rows)
 
