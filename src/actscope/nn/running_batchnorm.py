@@ -149,13 +149,16 @@ class RunningBatchNorm(nn.Module):
         # Debiasing: the lesson also divided S1, S2 and c by (1 - (1-w)^t); mean and var are
         # ratios of sums to the count, which carry the same bias, so it cancels. The count
         # starting at 0 is all the debiasing needed: the first batch gets the whole weight.
-        a = (1.0 - w) * self.count  # old weight (0-dim tensor, detached: a buffer)
-        b = w * batch_count  # new weight (Python float)
-        total = a + b
-        frac = b / total  # > 0 always: b > 0, so no division by zero and no branch
+        # Weights: old a = (1 - w) * count (a detached buffer), new b = w * batch_count.
+        b = w * batch_count  # a Python float > 0: no division by zero, no branch
+        total = self.count * (1.0 - w) + b
+        frac = b / total  # the new batch's share of the merged statistics, (0, 1]
         delta = batch_mean - self.running_mean
-        mean = self.running_mean + delta * frac
-        var = self.running_var * (1 - frac) + batch_var * frac + delta * delta * frac * (1 - frac)
+        mean = torch.lerp(self.running_mean, batch_mean, frac)
+        # Chan: var = (a var_old + b var_batch) / total + delta² a b / total²  (few fused ops:
+        # at batch size 2 the per-channel arithmetic, not the big tensor, dominates the time)
+        var = torch.addcmul(torch.lerp(self.running_var, batch_var, frac), delta.square(),
+                            frac - frac.square())
         return mean, var, total
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -183,9 +186,9 @@ class RunningBatchNorm(nn.Module):
         scale = torch.rsqrt(var + self.eps)  # (C,)
         if self.affine:
             scale = scale * self.weight
-        shift = -mean * scale
-        if self.affine:
-            shift = shift + self.bias
+            shift = torch.addcmul(self.bias, mean, scale, value=-1.0)
+        else:
+            shift = -mean * scale
         # One fused multiply-add over the big tensor; everything else is per-channel.
         return _ScaleShift.apply(x, scale, shift)
 
