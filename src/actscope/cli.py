@@ -313,7 +313,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
     learn = _build_learner(cfg, dls, model, cfg.telemetry)
     if dist_env is not None:
         _make_distributed(learn, main_rank)
-    guard = NaNGuardCallback()
+    guard = NaNGuardCallback(warn=False)  # its message is the one stderr line below
     ckpt = CheckpointCallback(out, every_n_batches=cfg.extra.get("checkpoint_every"),
                               keep=cfg.extra.get("keep", 3))
     if not main_rank:  # trains its shard; rank 0 writes the run folder, checkpoints and report

@@ -62,11 +62,12 @@ class NaNGuardCallback(Callback):
 
     order = 50
 
-    def __init__(self, check_every: int | None = None, check_grads: bool = True) -> None:
+    def __init__(self, check_every: int | None = None, check_grads: bool = True,
+                 warn: bool = True) -> None:
         if check_every is not None and (not isinstance(check_every, int) or check_every <= 0):
             raise ValueError(f"check_every must be a positive integer or None (1 on CPU, "
                              f"{GPU_CHECK_EVERY} on GPU), got {check_every!r}")
-        self.check_every, self.check_grads = check_every, check_grads
+        self.check_every, self.check_grads, self.warn = check_every, check_grads, warn
         self.message: str | None = None
         self.every = check_every or 1
 
@@ -120,13 +121,17 @@ class NaNGuardCallback(Callback):
         epoch, it, training, what = self._where[int(flags.nonzero()[0, 0].item())]
         phase = "training" if training else "validation"
         layer = first_nonfinite_layer(learn.model, learn.xb)
+        saved = [cb.saved[-1] for cb in learn.cbs if getattr(cb, "saved", None)]
         self.message = (
             f"non-finite {what} at epoch {epoch}, batch {it} ({phase}); "
             + (f"first non-finite activations: {layer}; " if layer else
                "every layer's output was finite on the current batch; ")
             + "training stopped. Lower the learning rate, check the inputs, or add "
-              "normalisation; resume from the last checkpoint, which holds no non-finite values")
-        warnings.warn(self.message, RuntimeWarning, stacklevel=2)
+              "normalisation; "
+            + (f"the last checkpoint ({saved[-1]}) holds no non-finite values" if saved else
+               "no checkpoint was saved before it"))
+        if self.warn:  # CancelFitException is caught by the loop: an API user would see nothing
+            warnings.warn(self.message, RuntimeWarning, stacklevel=2)
         self._flags[:n] = False
         self._where.clear()
         raise CancelFitException(self.message)
