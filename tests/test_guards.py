@@ -177,3 +177,17 @@ def test_early_stopping_state_survives_resume(make_synth_learner, tmp_path: Path
     learn = make_synth_learner(cbs=[ScriptedHistory(values), es2, CheckpointCallback(tmp_path)])
     learn.fit(5, resume=tmp_path)
     assert (es2.best, es2.best_epoch, es2.stopped_epoch) == (0.5, 1, 3)
+
+
+@pytest.mark.mnist
+def test_cli_stops_a_diverging_run_with_one_line(mnist_dir: Path, tmp_path: Path, capsys) -> None:
+    from actscope.cli import main
+
+    out = tmp_path / "run"
+    code = main(["fit", "--data", str(mnist_dir), "--limit", "128", "--bs", "32", "--epochs", "2",
+                 "--lr", "1e6", "--sched", "constant", "--norm", "none", "--no-progress",
+                 "--no-telemetry", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1, err
+    assert err.startswith("actscope: error: non-finite") and "epoch 0, batch" in err
+    assert (out / "RUNNING").exists() and (out / "metrics.csv").exists()  # kept, marked incomplete
