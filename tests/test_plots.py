@@ -1,0 +1,89 @@
+"""Plots: each returns a Figure with the expected panels and data, saves a PNG, works headless."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from actscope.telemetry import plots
+from actscope.telemetry.activation_stats import Telemetry
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def telemetry(n_layers: int = 3, n: int = 50) -> Telemetry:
+    rng = np.random.default_rng(0)
+    hist = rng.integers(0, 100, (n_layers, n, 40)).astype(np.int32)
+    return Telemetry(names=[f"{i} Sequential" for i in range(n_layers)], iters=np.arange(n) * 2,
+                     mean=rng.random((n_layers, n), np.float32),
+                     std=rng.random((n_layers, n), np.float32), hist=hist,
+                     hist_range=np.tile([0.0, 8.0], (n_layers, 1)),
+                     dead=rng.random((n_layers, n), np.float32))
+
+
+def test_only_plots_imports_matplotlib_and_never_pyplot():
+    from pathlib import Path
+
+    tele = Path(plots.__file__).parent
+    for f in tele.glob("*.py"):
+        text = f.read_text()
+        if f.name == "plots.py":
+            assert "pyplot" not in text  # Figure objects only: headless, no global state
+        else:
+            assert "import matplotlib" not in text and "from matplotlib" not in text, f.name
+
+
+def test_plot_stats_has_four_panels_and_zoom():
+    t = telemetry()
+    fig = plots.plot_stats(t, zoom=10)
+    assert isinstance(fig, Figure) and len(fig.axes) == 4
+    whole, zoom = fig.axes[0], fig.axes[1]
+    assert len(whole.lines) == 3 and len(whole.lines[0].get_xdata()) == 50
+    assert list(zoom.lines[0].get_xdata()) == [0, 2, 4, 6, 8]  # iters < 10
+    np.testing.assert_allclose(fig.axes[2].lines[1].get_ydata(), t.std[1])
+
+
+def test_hist_heatmap_one_panel_per_layer_with_range():
+    t = telemetry()
+    fig = plots.plot_hist_heatmap(t)
+    assert len([a for a in fig.axes if a.images]) == 3
+    img = fig.axes[0].images[0]
+    assert img.get_extent()[2:] == [0.0, 8.0]
+    assert img.get_array().shape == (40, 50)
+    with pytest.raises(ValueError, match="one panel per layer"):
+        plots.plot_hist_heatmap(t, ax=fig.axes[0])
+
+
+def test_dead_share_on_given_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    out = plots.plot_dead_share(telemetry(), ax=ax)
+    assert out is fig and ax.get_ylim() == (0.0, 1.0) and len(ax.lines) == 3
+
+
+def test_lr_loss_and_lr_find(tmp_path):
+    lrs = np.linspace(0.01, 0.1, 30)[:, None]
+    fig = plots.plot_lr_loss(lrs, np.linspace(2, 0.5, 30))
+    assert [a.get_title() for a in fig.axes] == ["learning rate", "training loss"]
+    sweep = np.geomspace(1e-5, 1, 40)
+    loss = 2 - np.exp(-((np.log10(sweep) + 2) ** 2))
+    fig2 = plots.plot_lr_find(sweep, loss, suggestion=1e-2)
+    ax = fig2.axes[0]
+    assert ax.get_xscale() == "log" and ax.lines[1].get_xdata()[0] == pytest.approx(1e-2)
+    path = plots.save_figure(fig2, tmp_path / "sub" / "lr.png")
+    assert path.read_bytes()[:8] == PNG
+    assert not list(path.parent.glob(".*tmp"))
+
+
+def test_save_run_plots_only_what_exists(tmp_path):
+    assert plots.save_run_plots(tmp_path) == []
+    np.savez(tmp_path / "recorder.npz", lrs=np.full((20, 1), 0.1), losses=np.linspace(2, 1, 20))
+    assert [p.name for p in plots.save_run_plots(tmp_path)] == ["lr_loss.png"]
+    telemetry().save(tmp_path / "telemetry.npz")
+    np.savez(tmp_path / "lr_find.npz", lrs=np.geomspace(1e-4, 1, 20), losses=np.ones(20),
+             suggestion=np.array(0.01))
+    names = sorted(p.name for p in plots.save_run_plots(tmp_path))
+    assert names == ["dead_share.png", "hist_heatmap.png", "lr_find.png", "lr_loss.png",
+                     "stats.png"]
+    assert all(p.read_bytes()[:8] == PNG for p in (tmp_path / "plots").glob("*.png"))
