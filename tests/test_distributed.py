@@ -33,9 +33,11 @@ from actscope.callbacks.distributed import (
     unwrap_model,
 )
 from actscope.callbacks.metrics import MetricsCallback, accuracy
+from actscope.cli import main as cli_main
 from actscope.distributed_launch import strip_nproc, torchrun_command
 from actscope.learner import Learner
 from actscope.nn.running_batchnorm import RunningBatchNorm
+from actscope.telemetry.activation_stats import Telemetry
 
 N_TRAIN, N_VALID, BS, EPOCHS, SEED = 501, 100, 64, 2, 0  # 501: the last batch splits 27/26
 TOL = 1e-5  # max |w_ddp - w_single|: float32 sums in a different order, nothing more
@@ -245,6 +247,21 @@ def test_failing_rank_ends_the_job(tmp_path, mnist_dir, mode):
     else:  # rank 0 gives up on the collective after the 4 s timeout instead of waiting forever
         assert "timed out" in log.lower() or "timeout" in log.lower(), log[-3000:]
     assert seconds < 60, f"the failing job took {seconds:.0f} s to end"
+
+
+@pytest.mark.mnist
+def test_cli_fit_nproc_2_writes_one_run_folder_from_rank_0(tmp_path, mnist_dir, capfd):
+    """``actscope fit --nproc 2``: torchrun starts 2 ranks; rank 0 alone writes the run folder."""
+    out = tmp_path / "run"
+    rc = cli_main(["fit", "--nproc", "2", "--data", str(mnist_dir), "--limit", "256", "--bs", "64",
+                   "--epochs", "1", "--nfs", "4,8", "--out", str(out), "--no-progress"])
+    printed = capfd.readouterr()
+    assert rc == 0, printed.err[-3000:]
+    assert printed.out.count("run folder:") == 1  # rank 1 prints nothing
+    rows = (out / "metrics.csv").read_text().splitlines()
+    assert len(rows) == 2 and rows[0].startswith("epoch,train_loss")
+    assert Telemetry.load(out / "telemetry.npz").meta["scope"] == "rank 0 of 2"
+    assert not (out / "RUNNING").exists() and (out / "report.html").exists()
 
 
 def test_sharded_batches_cover_each_global_batch_once():
