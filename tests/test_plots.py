@@ -29,7 +29,7 @@ def test_only_plots_imports_matplotlib_and_never_pyplot():
     for f in tele.glob("*.py"):
         text = f.read_text()
         if f.name == "plots.py":
-            assert "pyplot" not in text  # Figure objects only: headless, no global state
+            assert "matplotlib.pyplot" not in text and "import pyplot" not in text
         else:
             assert "import matplotlib" not in text and "from matplotlib" not in text, f.name
 
