@@ -22,7 +22,7 @@ from actscope.callbacks.metrics import MetricsCallback, accuracy, multilabel_acc
 from actscope.callbacks.progress import ProgressCallback
 from actscope.callbacks.recorder import RecorderCallback
 from actscope.callbacks.transform import BatchTransformCallback
-from actscope.events import CancelTrainException, CancelValidateException
+from actscope.events import CancelFitException, CancelTrainException, CancelValidateException
 from actscope.learner import Learner
 from tests.conftest import TensorBatches
 
@@ -254,3 +254,20 @@ def test_mnist_subset_lr_find_then_one_cycle(mnist_dir):
     assert len(lrs) == 2 * len(dls.train)
     assert int(np.argmax(lrs)) == pytest.approx(len(lrs) / 4, abs=1)  # one-cycle peaks at 25%
     assert rec.losses[-10:].mean() < rec.losses[:10].mean()
+
+
+class _StopAfterEpoch(Callback):
+    order = 60  # as an early-stopping callback: after MetricsCallback, before ProgressCallback
+
+    def after_epoch(self, learn: Learner) -> None:
+        if learn.epoch == 1:
+            raise CancelFitException()
+
+
+def test_progress_prints_the_last_row_when_a_callback_stops_the_fit(make_synth_learner):
+    out = io.StringIO()
+    console = Console(file=out, force_terminal=False, width=120)
+    learn = make_synth_learner(cbs=[MetricsCallback(accuracy), ProgressCallback(console=console)])
+    learn.fit(5, cbs=[_StopAfterEpoch()])
+    rows = out.getvalue().strip().splitlines()[1:]
+    assert [ln.split()[0] for ln in rows] == ["0", "1"]

@@ -62,7 +62,7 @@ class ProgressCallback(Callback):
         self._task: Any = None
 
     def before_fit(self, learn: Learner) -> None:
-        self._header_done = False
+        self._header_done, self._printed = False, 0
         if self.show_bar and self.console.is_terminal:
             self._progress = Progress(TextColumn("{task.description}"), BarColumn(),
                                       MofNCompleteColumn(), TimeRemainingColumn(),
@@ -88,17 +88,31 @@ class ProgressCallback(Callback):
             self._progress.advance(self._task)
 
     def after_epoch(self, learn: Learner) -> None:
-        if not self.print_table:
-            return
         metrics = learn.find_cb(MetricsCallback)
-        row = metrics.history[-1] if metrics is not None and metrics.history else {
-            "epoch": learn.epoch}
+        if metrics is None:
+            self._print_rows([{"epoch": learn.epoch}])
+        else:
+            self._print_new_rows(metrics)
+
+    def _print_new_rows(self, metrics: MetricsCallback) -> None:
+        self._print_rows(metrics.history[self._printed:])
+        self._printed = len(metrics.history)
+
+    def _print_rows(self, rows: list[dict[str, Any]]) -> None:
+        if not self.print_table or not rows:
+            return
         if not self._header_done:
             self.console.print("  ".join(f"{h:>{w}}" for _, h, w in _COLUMNS), highlight=False)
             self._header_done = True
-        self.console.print("  ".join(format_epoch_row(row)), highlight=False)
+        for row in rows:
+            self.console.print("  ".join(format_epoch_row(row)), highlight=False)
 
     def after_fit(self, learn: Learner) -> None:
+        # A callback that stops the fit in after_epoch (early stopping) runs before this one:
+        # print the rows that epoch's after_epoch did not reach.
+        metrics = learn.find_cb(MetricsCallback)
+        if metrics is not None:
+            self._print_new_rows(metrics)
         if self._progress is not None:
             self._progress.stop()
             self._progress, self._task = None, None
