@@ -278,6 +278,23 @@ def test_sharded_batches_cover_each_global_batch_once():
         ShardedBatches(dl, 2, 2)
 
 
+def test_shard_loader_uses_the_loaders_own_shard():
+    from actscope.data.loaders import InMemoryLoader
+
+    dl = InMemoryLoader(torch.arange(10.0)[:, None], torch.arange(10), bs=4, shuffle=True, seed=1)
+    learn = SimpleNamespace(dl=dl, epoch=3)
+    cb = DistributedCallback(shard="loader")
+    cb.env = DistEnv(rank=1, world_size=2, local_rank=1)
+    cb._shard(learn)
+    assert (learn.dl.rank, learn.dl.world_size, learn.dl.epoch) == (1, 2, 3)
+    learn.dl = ShuffledBatches(torch.zeros(4, 1), torch.arange(4), bs=2, shuffle=False)
+    with pytest.raises(TypeError, match="shard='batch'"):
+        cb._shard(learn)
+    # shard="batch" over the in-memory loader resumes through its batches(start)
+    rows = [yb for _, yb in ShardedBatches(dl, 0, 2).batches(1)]
+    assert [len(r) for r in rows] == [2, 1]
+
+
 def test_batch_smaller_than_world_is_skipped_on_every_rank():
     x, y = torch.zeros(9, 1), torch.arange(9)
     dl = ShuffledBatches(x, y, bs=4, shuffle=False)
