@@ -124,10 +124,24 @@ def _stateful_callbacks(learn: Learner) -> dict[str, Any]:
     return keyed
 
 
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
 def _load_callback_states(learn: Learner, states: dict[str, Any]) -> None:
+    # Tensors go where the model is (the file is read on the CPU): running sums on a GPU
+    # must not meet CPU tensors in the next batch. NumPy arrays stay on the host.
+    param = next(learn.model.parameters(), None)
+    device = param.device if param is not None else torch.device("cpu")
     for key, cb in _stateful_callbacks(learn).items():
         if key in states:
-            cb.load_state_dict(from_plain(states[key]))
+            cb.load_state_dict(_to_device(from_plain(states[key]), device))
 
 
 # ---- save / load ---------------------------------------------------------------------------
