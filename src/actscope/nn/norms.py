@@ -39,6 +39,25 @@ def _broadcast(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return t.view(1, -1, *([1] * (x.dim() - 2)))
 
 
+def _channel_sum(t: torch.Tensor) -> torch.Tensor:
+    """(N, C, *) -> (C,): sum over all but the channel dim."""
+    # Inner dim first, then N: contiguous reductions, ~10x faster on CPU than t.sum((0, 2, 3)).
+    return t.reshape(t.shape[0], t.shape[1], -1).sum(2).sum(0)
+
+
+def _standardise(x: torch.Tensor, start_dim: int, eps: float) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) over dims ``start_dim:`` (biased var), per leading index.
+
+    Two passes (mean, then the centred squares) stay accurate in float32 when |mean| >> std.
+    Flattened to one trailing dim and built from plain ops: on CPU that is several times faster
+    forward and backward than torch.var_mean over several dims.
+    """
+    flat = x.reshape(*x.shape[:start_dim], -1)
+    centred = flat - flat.mean(-1, keepdim=True)
+    var = (centred * centred).mean(-1, keepdim=True)
+    return (centred * torch.rsqrt(var + eps)).view(x.shape)
+
+
 def _check_features(num_features: int, layer: str) -> None:
     if isinstance(num_features, bool) or not isinstance(num_features, int) or num_features <= 0:
         raise ValueError(f"{layer}: num_features must be a positive channel count, "
@@ -71,7 +90,7 @@ class _AffineNorm(nn.Module):
     def _affine(self, x: torch.Tensor) -> torch.Tensor:
         if not self.affine:
             return x
-        return x * _broadcast(self.weight, x) + _broadcast(self.bias, x)
+        return torch.addcmul(_broadcast(self.bias, x), x, _broadcast(self.weight, x))
 
     def extra_repr(self) -> str:
         return f"{self.num_features}, eps={self.eps}, affine={self.affine}"
@@ -115,20 +134,21 @@ class BatchNorm(_AffineNorm):
         _check_input(x, self.num_features, "BatchNorm")
         if not self.training:
             mean, var = self.running_mean, self.running_var
+            centred = x - _broadcast(mean, x)
         else:
             n = x.numel() // self.num_features  # values per channel: a Python int, no sync
             if n <= 1:
                 raise ValueError(f"BatchNorm: expected more than 1 value per channel in training, "
                                  f"got input shape {tuple(x.shape)}; use a batch size > 1, "
                                  f"eval mode, or norm='running_batch'")
-            dims = [0, *range(2, x.dim())]
-            var, mean = torch.var_mean(x, dim=dims, correction=0)
+            # Two passes (mean, then the centred squares): accurate when |mean| >> std, and
+            # with plain ops autograd's backward is ~3x faster than torch.var_mean's on CPU.
+            mean = _channel_sum(x) / n  # (C,)
+            centred = x - _broadcast(mean, x)
+            var = _channel_sum(centred * centred) / n  # biased, (C,)
             self._update_running_stats(mean, var, n)
-        # Fold weight into a per-channel scale and finish with one fused multiply-add: ~1/3
-        # faster than four full-size ops. x - mean comes first (not x*scale - mean*scale), which
-        # stays accurate when |mean| >> std.
+        # Fold weight into a per-channel scale and finish with one fused multiply-add.
         scale = torch.rsqrt(var + self.eps)  # (C,)
-        centred = x - _broadcast(mean, x)
         if not self.affine:
             return centred * _broadcast(scale, x)
         scale = scale * self.weight
@@ -162,8 +182,7 @@ class LayerNorm(_AffineNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.num_features, "LayerNorm")
-        var, mean = torch.var_mean(x, dim=list(range(1, x.dim())), correction=0, keepdim=True)
-        return self._affine((x - mean) * torch.rsqrt(var + self.eps))
+        return self._affine(_standardise(x, 1, self.eps))
 
 
 class InstanceNorm(_AffineNorm):
@@ -180,8 +199,7 @@ class InstanceNorm(_AffineNorm):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         _check_input(x, self.num_features, "InstanceNorm", min_dim=3)
-        var, mean = torch.var_mean(x, dim=list(range(2, x.dim())), correction=0, keepdim=True)
-        return self._affine((x - mean) * torch.rsqrt(var + self.eps))
+        return self._affine(_standardise(x, 2, self.eps))
 
 
 def default_num_groups(num_channels: int) -> int:
