@@ -150,3 +150,24 @@ def test_result_before_fit_and_bytes_per_record():
         cb.result()
     assert cb.bytes_per_record() == 8 + 4 * 40 + 4
     assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184
+
+
+def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
+    pytest.importorskip("tensorboard", reason="optional extra [tensorboard] not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from actscope.callbacks.metrics import MetricsCallback, accuracy
+    from actscope.telemetry.tensorboard import TensorBoardCallback
+
+    tb = TensorBoardCallback(tmp_path / "tb")
+    learn = Learner(conv_net(), image_dls(), cbs=[ActivationStatsCallback(), tb,
+                                                  MetricsCallback(accuracy)])
+    learn.fit(2)
+    ea = EventAccumulator(str(tmp_path / "tb"), size_guidance={"histograms": 0, "scalars": 0})
+    ea.Reload()
+    assert [s.step for s in ea.Scalars("train/loss")] == list(range(1, 13))
+    assert len(ea.Scalars("epoch/valid_accuracy")) == 2
+    assert len(ea.Scalars("activations/0_Sequential/std")) == 12
+    hist = ea.Histograms("activations/1_Sequential")
+    assert len(hist) == 2 and hist[-1].histogram_value.num == 4096
+    assert tb.writer is None  # closed in after_fit

@@ -1,0 +1,120 @@
+"""TensorBoardCallback: loss, lr, epoch metrics and activation statistics into TensorBoard.
+
+Optional extra: ``pip install "actscope[tensorboard]"``. ``torch.utils.tensorboard`` is imported
+only when a fit starts, so importing actscope never needs TensorBoard. Everything is written once
+per epoch (one read-back), never per batch: the per-batch loss stays on the device until then.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+
+from actscope.callback import Callback
+
+if TYPE_CHECKING:
+    from actscope.learner import Learner
+
+__all__ = ["TensorBoardCallback"]
+
+
+def _summary_writer(log_dir: str) -> Any:
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as e:  # tensorboard is an optional extra
+        raise ImportError("TensorBoardCallback needs the tensorboard package: "
+                          'pip install "actscope[tensorboard]" (or pip install tensorboard)') from e
+    return SummaryWriter(log_dir=log_dir)
+
+
+class TensorBoardCallback(Callback):
+    """Writes train/loss and train/lr per batch, epoch metrics, and per-layer activation stats.
+
+    Activation statistics come from an ``ActivationStatsCallback`` in the same Learner (if any):
+    per layer, the mean/std/dead-share scalars of every record and one histogram per epoch.
+    """
+
+    order = 25  # after MetricsCallback (10) and RecorderCallback (20) have finished their epoch
+
+    def __init__(self, log_dir: str | Path = "runs/tensorboard", histograms: bool = True) -> None:
+        self.log_dir, self.histograms = str(log_dir), histograms
+        self.writer: Any = None
+
+    def before_fit(self, learn: Learner) -> None:
+        self.writer = _summary_writer(self.log_dir)
+        self._losses: list[torch.Tensor] = []
+        self._lrs: list[float] = []
+        self._steps: list[int] = []
+        self._written = 0  # telemetry records already written
+
+    def after_step(self, learn: Learner) -> None:
+        self._losses.append(learn.loss.detach())  # stays on the device until the epoch ends
+        self._lrs.append(learn.opt.param_groups[0]["lr"])  # a Python float: no sync
+        self._steps.append(learn.train_iter)
+
+    def after_epoch(self, learn: Learner) -> None:
+        self._write_batches()
+        self._write_metrics(learn)
+        self._write_activations(learn)
+        self.writer.flush()
+
+    def after_fit(self, learn: Learner) -> None:
+        if self.writer is None:
+            return
+        self._write_batches()  # whatever a cancelled epoch left
+        self.writer.close()
+        self.writer = None
+
+    def _write_batches(self) -> None:
+        if not self._losses:
+            return
+        losses = torch.stack(self._losses).float().cpu().numpy()  # one read-back per epoch
+        for step, loss, lr in zip(self._steps, losses, self._lrs, strict=True):
+            self.writer.add_scalar("train/loss", float(loss), step)
+            self.writer.add_scalar("train/lr", lr, step)
+        self._losses, self._lrs, self._steps = [], [], []
+
+    def _write_metrics(self, learn: Learner) -> None:
+        from actscope.callbacks.metrics import MetricsCallback
+
+        metrics = learn.find_cb(MetricsCallback)
+        if metrics is None or not metrics.history:
+            return
+        row = metrics.history[-1]
+        for key, value in row.items():
+            if key != "epoch" and isinstance(value, (int, float)) and np.isfinite(value):
+                self.writer.add_scalar(f"epoch/{key}", value, row.get("epoch", learn.epoch))
+
+    def _write_activations(self, learn: Learner) -> None:
+        from actscope.telemetry.activation_stats import ActivationStatsCallback
+
+        stats_cb = learn.find_cb(ActivationStatsCallback)
+        if stats_cb is None or not getattr(stats_cb, "_iters", None):
+            return
+        t = stats_cb.result()
+        new = slice(self._written, len(t.iters))
+        for i, name in enumerate(t.names):
+            tag = name.replace(" ", "_")
+            for j, step in enumerate(t.iters[new], start=self._written):
+                self.writer.add_scalar(f"activations/{tag}/mean", t.mean[i, j], int(step))
+                self.writer.add_scalar(f"activations/{tag}/std", t.std[i, j], int(step))
+                self.writer.add_scalar(f"activations/{tag}/dead_share", t.dead[i, j], int(step))
+            if self.histograms and len(t.iters) > self._written:
+                self._histogram(f"activations/{tag}", t, i, len(t.iters) - 1)
+        self._written = len(t.iters)
+
+    def _histogram(self, tag: str, t: Any, layer: int, rec: int) -> None:
+        counts = t.hist[layer, rec].astype(np.float64)
+        lo, hi = (float(v) for v in t.hist_range[layer])
+        edges = np.linspace(lo, hi, len(counts) + 1)
+        n = counts.sum()
+        mean, std = float(t.mean[layer, rec]), float(t.std[layer, rec])
+        if n == 0 or not np.isfinite(mean) or not np.isfinite(std):
+            return
+        self.writer.add_histogram_raw(
+            tag, min=lo, max=hi, num=int(n), sum=mean * n, sum_squares=(std ** 2 + mean ** 2) * n,
+            bucket_limits=edges[1:].tolist(), bucket_counts=counts.tolist(),
+            global_step=int(t.iters[rec]))
