@@ -187,6 +187,7 @@ def run_torchrun(tmp_path: Path, mnist: Path, mode: str, timeout: float) -> tupl
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_two_processes_match_one_process(tmp_path, mnist_dir):
     """2 ranks with global batch B reach one process's weights (batch B, same seed and order)."""
     (tmp_path / "single").mkdir()
@@ -237,6 +238,7 @@ def test_two_processes_match_one_process(tmp_path, mnist_dir):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 @pytest.mark.parametrize("mode", ["raise", "stall"])
 def test_failing_rank_ends_the_job(tmp_path, mnist_dir, mode):
     """A rank that raises (or stalls) ends the whole job with its error, well before any hang."""
@@ -250,6 +252,7 @@ def test_failing_rank_ends_the_job(tmp_path, mnist_dir, mode):
 
 
 @pytest.mark.mnist
+@pytest.mark.slow
 def test_cli_fit_nproc_2_writes_one_run_folder_from_rank_0(tmp_path, mnist_dir, capfd):
     """``actscope fit --nproc 2``: torchrun starts 2 ranks; rank 0 alone writes the run folder."""
     out = tmp_path / "run"
