@@ -53,7 +53,7 @@ class TensorBoardCallback(Callback):
     def after_step(self, learn: Learner) -> None:
         self._losses.append(learn.loss.detach())  # stays on the device until the epoch ends
         self._lrs.append(learn.opt.param_groups[0]["lr"])  # a Python float: no sync
-        self._steps.append(learn.train_iter)
+        self._steps.append(learn.train_iter - 1)  # 0-based batch index, like Telemetry.iters
 
     def after_epoch(self, learn: Learner) -> None:
         self._write_batches()
