@@ -16,8 +16,13 @@ $(STAMP): pyproject.toml Makefile scripts/ensure_torch.py
 	$(PY) -m pip install -q -e ".[dev,digits,metrics]"
 	touch $(STAMP)
 
+# The data: $ACTSCOPE_DATA if set, else ../shared/data/mnist beside the repo if it exists, else
+# the user cache dir, downloading the four files there (checksummed) when they are missing.
+MNIST_DIR ?= $(if $(ACTSCOPE_DATA),,$(wildcard ../shared/data/mnist))
+DEMO_DATA := $(if $(ACTSCOPE_DATA),,$(if $(MNIST_DIR),--data $(MNIST_DIR),--download))
+
 demo: setup
-	$(PY) -m actscope fit --out runs/demo --overwrite
+	$(PY) -m actscope fit --out runs/demo --overwrite $(DEMO_DATA)
 
 test: setup
 	$(PY) -m pytest

@@ -357,7 +357,9 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
         run.write_config({**cfg.to_dict(), "command": "lr-find", "min_lr": args.min_lr,
                           "max_lr": args.max_lr, "num_it": args.num_it}, seed=cfg.seed)
         res = lr_find(learn, min_lr=args.min_lr, max_lr=args.max_lr, num_it=args.num_it)
-        run.write_npz("lr_find.npz", lrs=res.lrs, losses=res.losses, raw_losses=res.raw_losses)
+        run.write_npz("lr_find.npz", lrs=res.lrs, losses=res.losses, raw_losses=res.raw_losses,
+                      suggestion=res.suggestion,
+                      **{f"suggestion_{k}": v for k, v in res.suggestions.items()})
         from actscope.telemetry.plots import plot_lr_find, save_figure
 
         save_figure(plot_lr_find(res.lrs, res.losses, res.suggestion), run.file("lr_find.png"))
