@@ -288,19 +288,26 @@ class ActivationStatsCallback(Callback):
 
     @staticmethod
     def _pairs_block(rows: list[list[Any]], n: int, device: torch.device) -> torch.Tensor:
-        """(L, n, 2) var/mean from per-slot (sum, sum of squares, count); NaN where none."""
-        sums = torch.full((len(rows), n, 2), float("nan"), device=device)
-        counts = torch.ones((len(rows), n), device=device)
-        for i, layer in enumerate(rows):
-            got = [j for j in range(n) if layer[j] is not None]
-            if got:
-                sums[i, got] = torch.stack([torch.stack(layer[j][:2]) for j in got]).float()
-                counts[i, got] = torch.tensor([float(layer[j][2]) for j in got], device=device)
-        mean = sums[..., 0] / counts
-        # E[x^2] - E[x]^2 in float32: fine while |mean| / std stays below ~1e3 (see docs).
-        var = (sums[..., 1] / counts - mean * mean).clamp_min(0)
-        var = var * counts / (counts - 1).clamp_min(1)  # unbiased, like torch.std
-        return torch.stack([var, mean], dim=-1)
+        """(L, n, 2) var/mean from per-slot (sum, sum of squares, count); NaN where none.
+
+        Built from device scalars and fills only (no list-to-tensor copies), so a flush makes
+        no host-device transfer at all.
+        """
+        nan = torch.full((), float("nan"), device=device)
+        out = []
+        for layer in rows:
+            entries = layer[:n]
+            pairs = [e[:2] if e is not None else (nan, nan) for e in entries]
+            sums = torch.stack([v for pair in pairs for v in pair]).float().view(n, 2)
+            cs = [float(e[2]) if e is not None else 1.0 for e in entries]
+            counts = (torch.full((n,), cs[0], device=device) if len(set(cs)) == 1 else
+                      torch.stack([torch.full((), c, device=device) for c in cs]))
+            mean = sums[:, 0] / counts
+            # E[x^2] - E[x]^2 in float32: fine while |mean| / std stays below ~1e3 (see docs).
+            var = (sums[:, 1] / counts - mean * mean).clamp_min(0)
+            var = var * counts / (counts - 1).clamp_min(1)  # unbiased, like torch.std
+            out.append(torch.stack([var, mean], dim=-1))
+        return torch.stack(out)
 
     def result(self) -> Telemetry:
         """Flush and read the telemetry back to the host (one sync); cached until new records."""

@@ -28,14 +28,16 @@ def sample_indices(numel: int, k: int, device: torch.device | str, seed: int = 0
     """
     if numel <= 0 or k <= 0:
         raise ValueError(f"need numel > 0 and k > 0, got numel={numel}, k={k}")
+    device = torch.device(device)
+    # Made on the device itself: a host-to-device copy here would be a sync on the first batch.
     if numel <= k:
-        idx = torch.arange(k) % numel
-    else:
-        gen = torch.Generator().manual_seed(seed + numel)
-        starts = torch.arange(k, dtype=torch.float64) * (numel / k)
-        idx = (starts + torch.rand(k, generator=gen, dtype=torch.float64) * (numel / k)).long()
-        idx = idx.clamp_(max=numel - 1)
-    return idx.to(device)
+        return torch.arange(k, device=device) % numel
+    gen = torch.Generator(device=device).manual_seed(seed + numel)
+    dtype = torch.float32 if device.type == "mps" else torch.float64  # mps has no float64
+    width = numel / k
+    starts = torch.arange(k, device=device, dtype=dtype) * width
+    idx = (starts + torch.rand(k, generator=gen, device=device, dtype=dtype) * width).long()
+    return idx.clamp_(max=numel - 1)
 
 
 def default_hist_range(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
