@@ -92,8 +92,10 @@ def _measure_blocks(model: nn.Module, xb: torch.Tensor) -> list[tuple[float, flo
     return stats
 
 
-@pytest.mark.parametrize("norm", ["none", "batch", "group"])
+@pytest.mark.parametrize("norm", ["none", "batch", "group", "running_batch"])
 def test_lsuv_gives_every_block_mean_0_std_1(norm):
+    if norm == "running_batch":
+        pytest.importorskip("actscope.nn.running_batchnorm")
     torch.manual_seed(0)
     xb = torch.randn(32, 1, 28, 28)
     model = init_cnn(cnn(nfs=(8, 16, 32), norm=norm, act=functools.partial(GeneralRelu, 0.1)))

@@ -60,6 +60,12 @@ def _first(module: nn.Module, types: tuple[type, ...]) -> nn.Module | None:
     return next((m for m in module.modules() if isinstance(m, types)), None)
 
 
+def _is_affine_norm(m: nn.Module) -> bool:
+    """A norm layer with a learnable weight (ours, torch's, RunningBatchNorm)."""
+    is_norm = hasattr(m, "num_features") or isinstance(m, (nn.GroupNorm, nn.LayerNorm))
+    return is_norm and isinstance(getattr(m, "weight", None), nn.Parameter)
+
+
 def _scale_target(block: nn.Module) -> nn.Module:
     """The affine layer whose weight sets the block's output scale: the norm if any, else conv.
 
@@ -73,14 +79,22 @@ def _scale_target(block: nn.Module) -> nn.Module:
     for m in block.modules():
         if m is conv:
             after_conv = True
-        elif after_conv and _leak(m) is None and isinstance(getattr(m, "weight", None),
-                                                            nn.Parameter):
-            return m  # an affine norm between the conv and the activation
+        elif after_conv and _is_affine_norm(m):
+            return m
     return conv
 
 
-def _measure(model: nn.Module, xb: torch.Tensor, stats: dict[str, float]) -> tuple[float, float]:
+def _restore(model: nn.Module, buffers: dict[str, torch.Tensor]) -> None:
+    for name, b in model.named_buffers():
+        b.copy_(buffers[name])
+
+
+def _measure(model: nn.Module, xb: torch.Tensor, stats: dict[str, float],
+             buffers: dict[str, torch.Tensor]) -> tuple[float, float]:
     """Run the model; the hook stores the block's output mean/std (host reads: init only)."""
+    # Every pass starts from the original running statistics, so what is measured is what the
+    # model's first forward pass after LSUV computes (RunningBatchNorm uses them in training).
+    _restore(model, buffers)
     model(xb)
     mean, std = stats["mean"], stats["std"]
     if not (math.isfinite(mean) and math.isfinite(std)):
@@ -119,7 +133,7 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] |
 
             handle = block.register_forward_hook(hook)
             try:
-                mean, std = _measure(model, xb, stats)
+                mean, std = _measure(model, xb, stats, buffers)
                 for _ in range(max_iter):
                     if abs(mean) <= tol and abs(std - 1) <= tol:
                         break
@@ -134,11 +148,10 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] |
                         act.sub = ((act.sub or 0.0) + mean) / std
                     elif target.bias is not None:
                         target.bias.sub_(mean / std)  # no activation: the output is affine
-                    mean, std = _measure(model, xb, stats)
+                    mean, std = _measure(model, xb, stats, buffers)
             finally:
                 handle.remove()
             results.append((mean, std))
     finally:
-        for name, b in model.named_buffers():
-            b.copy_(buffers[name])
+        _restore(model, buffers)
     return results
