@@ -16,6 +16,7 @@ import argparse
 import os
 import random
 import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -29,7 +30,8 @@ import numpy as np
 import torch
 from safetensors.numpy import load_file
 
-from actscope.callbacks.checkpoint import CheckpointCallback
+import actscope
+from actscope.callbacks.checkpoint import CheckpointCallback, save_checkpoint
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.data.mnist import find_mnist_dir, mnist_dataloaders
 from actscope.learner import Learner
@@ -58,9 +60,20 @@ def overhead(data: Path, limit: int, repeats: int) -> float:
         for i in range(repeats):  # alternate, so drifting load on a shared box hits both
             plain.append(epoch_seconds(dls, None))
             saved.append(epoch_seconds(dls, Path(tmp) / f"run{i}"))
+        learn = Learner(init_cnn(cnn((8, 16, 32, 64, 64), norm="batch")), dls,
+                        cbs=[MetricsCallback(accuracy)],
+                        opt_func=partial(torch.optim.SGD, momentum=0.9))
+        learn.fit(1)
+        save_times = []
+        for seq in range(repeats):
+            start = time.perf_counter()
+            path = save_checkpoint(learn, Path(tmp) / "one", seq, 1, 0)
+            save_times.append(time.perf_counter() - start)
+        size = sum(f.stat().st_size for f in path.iterdir())
     p, s = statistics.median(plain), statistics.median(saved)
     print(f"epoch_seconds_plain={p:.3f} epoch_seconds_ckpt={s:.3f} "
           f"(median of {repeats}; {limit} images, bs 128)")
+    print(f"ckpt_save_ms={1e3 * statistics.median(save_times):.1f} ckpt_bytes={size}")
     return s / p
 
 
@@ -93,10 +106,15 @@ def _same(a: Path, b: Path) -> bool:
 
 def kill_trials(data: Path, n: int, seed: int = 0) -> tuple[int, int]:
     """(trials that died mid-run, trials whose resumed run matched the uninterrupted one)."""
-    env = {**os.environ, "ACTSCOPE_DATA": str(data), "OMP_NUM_THREADS": "1"}
     rng = random.Random(seed)
     died = identical = 0
     with tempfile.TemporaryDirectory() as tmp:
+        # Every run imports a frozen copy of the package: edits to the working tree while the
+        # trials run (a shared checkout) must not make the reference and the trials differ.
+        shutil.copytree(Path(actscope.__file__).parent, Path(tmp) / "src" / "actscope",
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        env = {**os.environ, "ACTSCOPE_DATA": str(data), "OMP_NUM_THREADS": "1",
+               "PYTHONPATH": str(Path(tmp) / "src")}
         ref = Path(tmp) / "ref"
         assert _cli([*FLAGS, "--out", str(ref)], env) == 0, "the reference run failed"
         for t in range(n):

@@ -13,6 +13,7 @@ import csv
 import os
 import random
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -22,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from safetensors.numpy import load_file
+
+import actscope
 
 pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 
@@ -73,9 +76,13 @@ def assert_same_run(a: Path, b: Path) -> None:
 
 
 @pytest.fixture
-def cli_env(mnist_dir: Path) -> dict[str, str]:
+def cli_env(mnist_dir: Path, tmp_path: Path) -> dict[str, str]:
+    # Every run imports one frozen copy of the package, so that edits to the checkout while the
+    # test runs cannot make the reference and the resumed runs differ.
+    shutil.copytree(Path(actscope.__file__).parent, tmp_path / "src" / "actscope",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     return {**os.environ, "ACTSCOPE_DATA": str(mnist_dir), "OMP_NUM_THREADS": "1",
-            "PYTHONHASHSEED": "0"}
+            "PYTHONHASHSEED": "0", "PYTHONPATH": str(tmp_path / "src")}
 
 
 def test_sigkill_then_resume_is_identical(tmp_path: Path, cli_env: dict[str, str]) -> None:
