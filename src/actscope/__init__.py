@@ -1,8 +1,8 @@
 """actscope: train PyTorch models while looking inside them.
 
 The names most users need are re-exported here; everything else lives in its own module
-(``actscope.callbacks.lr_finder``, ``actscope.telemetry.plots``, ...). Plots, the HTML report and the
-TensorBoard callback are not imported here, so ``import actscope`` does not load matplotlib.
+(``actscope.callbacks.lr_finder``, ``actscope.telemetry.plots``, ...). Plots, the HTML report and
+the TensorBoard callback are not imported here, so ``import actscope`` does not load matplotlib.
 """
 
 from actscope.callback import Callback
