@@ -13,8 +13,10 @@ ratios is printed too). Ends with one line: ``ratio_bs64=<x> ratio_bs512=<y>``.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
+from pathlib import Path
 from types import SimpleNamespace
 
 import torch
@@ -42,8 +44,12 @@ class Batches:
 def mnist_tensors(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
     """Normalised MNIST training images (N, 1, 28, 28) if found, else random ones."""
     try:
-        from actscope.data import mnist_dataloaders
-        dls = mnist_dataloaders(bs=n, limit=n)
+        from actscope.data.mnist import mnist_dataloaders
+
+        # $ACTSCOPE_MNIST_DIR, else the shared folder beside the repo, else actscope's default.
+        here = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+        data_dir = os.environ.get("ACTSCOPE_MNIST_DIR") or (here if here.exists() else None)
+        dls = mnist_dataloaders(data_dir, bs=n, limit=n)
         xb, yb = next(iter(dls.train))
         return xb[:n].contiguous(), yb[:n].contiguous(), "mnist"
     except Exception:  # no data module or no files: same shapes, random values
