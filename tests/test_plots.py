@@ -87,3 +87,17 @@ def test_save_run_plots_only_what_exists(tmp_path):
     assert names == ["dead_share.png", "hist_heatmap.png", "lr_find.png", "lr_loss.png",
                      "stats.png"]
     assert all(p.read_bytes()[:8] == PNG for p in (tmp_path / "plots").glob("*.png"))
+
+
+def test_non_finite_values_leave_gaps_instead_of_failing(tmp_path):
+    """A diverged run (NaN/Inf stats and losses) still gets its plots."""
+    t = telemetry()
+    t.mean[1, 20:] = np.inf
+    t.std[:, 30:] = np.nan
+    t.hist[:] = 0
+    losses = np.linspace(2, 1, 50)
+    losses[40:] = np.inf
+    for fig in (plots.plot_stats(t), plots.plot_dead_share(t), plots.plot_hist_heatmap(t),
+                plots.plot_lr_loss(np.full((50, 1), 0.9), losses),
+                plots.plot_lr_find(np.geomspace(1e-4, 10, 50), losses, 1e-2)):
+        assert plots.save_figure(fig, tmp_path / "f.png").read_bytes()[:8] == PNG

@@ -28,6 +28,12 @@ __all__ = [
 ]
 
 
+def _finite(a: np.ndarray) -> np.ndarray:
+    """``a`` as float with +-inf turned into NaN: matplotlib leaves a gap instead of failing."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
 def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
@@ -52,7 +58,7 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
         for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
             ax = axes[2 * row + col]
             for i, name in enumerate(t.names):
-                ax.plot(t.iters[sel], arr[i, sel], label=name, lw=1)
+                ax.plot(t.iters[sel], _finite(arr[i, sel]), label=name, lw=1)
             ax.set_title(f"activation {what} ({where}){_scope(t)}")
             ax.set_xlabel("training batch")
     axes[0].legend(fontsize="small")
@@ -88,7 +94,7 @@ def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
     """The share of activations near zero, per layer, over the iterations (y from 0 to 1)."""
     fig, ax = _fig_ax(ax)
     for i, name in enumerate(t.names):
-        ax.plot(t.iters, t.dead[i], label=name, lw=1)
+        ax.plot(t.iters, _finite(t.dead[i]), label=name, lw=1)
     ax.set_ylim(0, 1)
     ax.set_xlabel("training batch")
     ax.set_ylabel("share near zero")
@@ -104,10 +110,10 @@ def plot_lr_loss(lrs: np.ndarray, losses: np.ndarray, axes: Sequence[Axes] | Non
         fig = Figure(figsize=(10, 3.5), layout="constrained")
         axes = fig.subplots(1, 2)
     fig = axes[0].figure
-    lrs = np.asarray(lrs)
+    lrs = _finite(lrs)
     axes[0].plot(lrs[:, 0] if lrs.ndim == 2 else lrs)
     axes[0].set_title("learning rate")
-    axes[1].plot(np.asarray(losses), lw=0.8)
+    axes[1].plot(_finite(losses), lw=0.8)
     axes[1].set_title("training loss")
     for ax in axes:
         ax.set_xlabel("training batch")
@@ -118,12 +124,14 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None =
                  ax: Axes | None = None) -> Figure:
     """The LR-finder curve (log x) with the suggested learning rate marked."""
     fig, ax = _fig_ax(ax)
+    lrs, losses = _finite(lrs), _finite(losses)
     ax.plot(lrs, losses)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss (smoothed)")
-    if suggestion is not None and np.isfinite(suggestion):
-        y = np.interp(np.log(suggestion), np.log(lrs), losses)
+    ok = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
+    if suggestion is not None and np.isfinite(suggestion) and suggestion > 0 and ok.any():
+        y = np.interp(np.log(suggestion), np.log(lrs[ok]), losses[ok])
         ax.plot([suggestion], [y], "ro", label=f"suggestion {suggestion:.2g}")
         ax.legend()
     ax.set_title("LR finder")
