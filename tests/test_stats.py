@@ -57,3 +57,9 @@ def test_near_zero_share_and_mad():
     assert share.item() == pytest.approx(3 / 4)
     x = torch.tensor([[[1.0, 3.0]]])
     assert stats.mean_abs_dev(x, torch.tensor([[2.0]])).item() == pytest.approx(1.0)
+
+
+def test_default_range_stays_finite_for_a_diverged_chunk():
+    s = torch.tensor([[[3e38, -3e38, float("inf"), float("nan")]]])
+    lo, hi = stats.default_hist_range(s)
+    assert torch.isfinite(lo).all() and torch.isfinite(hi).all() and hi.item() == 2.0 ** 100

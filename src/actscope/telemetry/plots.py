@@ -79,6 +79,8 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     for i, ax_i in enumerate(axes):
         counts = t.hist[i].T.astype(np.float64)  # (bins, N)
         lo, hi = t.hist_range[i]
+        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
+            lo, hi = 0.0, 1.0  # a range from a diverged run: keep the picture, lose the scale
         norm = LogNorm(vmin=1, vmax=max(counts.max(), 2))
         ax_i.imshow(np.where(counts > 0, counts, np.nan), origin="lower", aspect="auto",
                     norm=norm, cmap="viridis", extent=(x0, x1, lo, hi), interpolation="nearest")

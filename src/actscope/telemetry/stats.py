@@ -44,12 +44,13 @@ def default_hist_range(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     """Per-layer ``(lo, hi)`` from the first samples: room for 2× growth, rounded to powers of 2.
 
     Non-negative layers (ReLU) get ``[0, a]``, the others a symmetric ``[-a, a]``, where ``a`` is
-    the next power of two above twice the largest finite ``|x|`` seen (at least 2**-4).
+    the next power of two above twice the largest finite ``|x|`` seen (within 2**-4..2**100).
     """
     s = samples.reshape(samples.shape[0], -1)
     finite = torch.isfinite(s)
     absmax = torch.where(finite, s.abs(), torch.zeros_like(s)).amax(dim=1)
-    a = torch.exp2(torch.ceil(torch.log2((2 * absmax).clamp_min(2.0 ** -4))))
+    # Clamped above too: a diverged first chunk (|x| ~ 1e38) must still give a finite range.
+    a = torch.exp2(torch.ceil(torch.log2((2 * absmax).clamp(2.0 ** -4, 2.0 ** 100))))
     smin = torch.where(finite, s, torch.zeros_like(s)).amin(dim=1)
     lo = torch.where(smin >= 0, torch.zeros_like(a), -a)
     return lo, a
