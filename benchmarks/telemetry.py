@@ -3,9 +3,11 @@
 The lesson's CNN on MNIST-shaped data (real MNIST via ``mnist_dataloaders`` when it is there, else
 random tensors of the same shape: the cost does not depend on the pixel values). Plain and
 telemetry epochs alternate in one process, so drift in machine load hits both alike. The ratio is
-min(telemetry epoch times) / min(plain epoch times): on a shared machine other processes only ever
-add time, so the fastest of several runs is the best estimate of each (the median of the per-pair
-ratios is printed too). Ends with one line: ``ratio_bs64=<x> ratio_bs512=<y>``.
+min(telemetry epoch times) / min(plain epoch times): other processes only ever add time, so the
+fastest of several runs is the best estimate of each. ``--clock cpu`` (the default) times the
+process's CPU time rather than the wall clock: on a shared machine (here: 2 cores, load ~12) wall
+times of one epoch varied 4x between runs, CPU time far less; ``--clock wall`` on a quiet machine.
+Ends with one line: ``ratio_bs64=<x> ratio_bs512=<y>``.
 
     python benchmarks/telemetry.py [--batches 150] [--pairs 5] [--threads N]
 """
@@ -59,7 +61,7 @@ def mnist_tensors(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 
 def epoch_seconds(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
-                  telemetry: bool) -> float:
+                  telemetry: bool, clock: str = "cpu") -> float:
     """Seconds for one training epoch of ``n_batches`` (validation off)."""
     torch.manual_seed(0)
     model = cnn()
@@ -67,21 +69,23 @@ def epoch_seconds(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
     learn = Learner(model, SimpleNamespace(train=Batches(x, y, bs, n_batches), valid=None),
                     lr=0.1, cbs=cbs)
     learn.fit(1)  # warm-up: allocator, index caches, first flush
-    start = time.perf_counter()
-    learn.fit(1)
-    secs = time.perf_counter() - start
+    timer = time.process_time if clock == "cpu" else time.perf_counter
+    start = timer()
+    learn.fit(1)  # includes the epoch-end flush and read-back (after_fit calls result())
+    secs = timer() - start
     if telemetry:
         cbs[0].result()  # the read-back happens after the timed epoch, as in a real fit
     return secs
 
 
-def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor) -> float:
+def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
+          clock: str) -> float:
     """min(telemetry epoch times) / min(plain epoch times) over alternating pairs."""
     ratios, tels, plains = [], [], []
     for i in range(pairs):
         first = i % 2 == 0  # alternate which one goes first, too
-        a = epoch_seconds(bs, n_batches, x, y, telemetry=first)
-        b = epoch_seconds(bs, n_batches, x, y, telemetry=not first)
+        a = epoch_seconds(bs, n_batches, x, y, telemetry=first, clock=clock)
+        b = epoch_seconds(bs, n_batches, x, y, telemetry=not first, clock=clock)
         tel, plain = (a, b) if first else (b, a)
         ratios.append(tel / plain)
         tels.append(tel)
@@ -99,13 +103,16 @@ def main() -> None:
     ap.add_argument("--batches", type=int, default=160, help="batches per timed epoch at bs 64")
     ap.add_argument("--pairs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                    help="process CPU time (robust on a shared machine) or wall time")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     x, y, source = mnist_tensors(64 * args.batches)
-    print(f"data={source} threads={torch.get_num_threads()} torch={torch.__version__}")
-    r64 = ratio(64, args.batches, args.pairs, x, y)
-    r512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y)
+    print(f"data={source} threads={torch.get_num_threads()} clock={args.clock} "
+          f"torch={torch.__version__}")
+    r64 = ratio(64, args.batches, args.pairs, x, y, args.clock)
+    r512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y, args.clock)
     print(f"ratio_bs64={r64:.3f} ratio_bs512={r512:.3f}")
 
 
