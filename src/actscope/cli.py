@@ -233,20 +233,9 @@ def _download_if_missing(cfg: FitConfig) -> None:
 
 
 def _build_learner(cfg: FitConfig, dls: Any, model: Any, telemetry: bool) -> Any:
-    from actscope import config
-    from actscope.callbacks.defaults import default_callbacks
-    from actscope.callbacks.progress import ProgressCallback
-    from actscope.callbacks.schedule import ParamSchedulerCallback
-    from actscope.learner import Learner
+    from actscope.config import make_learner
 
-    cbs = [*default_callbacks(device=cfg.device, progress=False),
-           ProgressCallback(show_bar=cfg.progress),
-           ParamSchedulerCallback(config.make_schedule(cfg))]
-    if telemetry:
-        from actscope.telemetry.activation_stats import ActivationStatsCallback
-
-        cbs.append(ActivationStatsCallback())
-    return Learner(model, dls, opt_func=config.make_optimizer(cfg), lr=cfg.lr, cbs=cbs)
+    return make_learner(cfg, dls, model, telemetry)
 
 
 def _resume_config(args: argparse.Namespace) -> FitConfig:

@@ -171,3 +171,20 @@ def make_optimizer(cfg: FitConfig) -> Any:
     import torch
 
     return partial(torch.optim.SGD, momentum=cfg.momentum, weight_decay=cfg.wd)
+
+
+def make_learner(cfg: FitConfig, dls: Any, model: Any, telemetry: bool | None = None) -> Any:
+    """The Learner `actscope fit` trains: default callbacks, the schedule, telemetry if asked."""
+    from actscope.callbacks.defaults import default_callbacks
+    from actscope.callbacks.progress import ProgressCallback
+    from actscope.callbacks.schedule import ParamSchedulerCallback
+    from actscope.learner import Learner
+
+    # The per-epoch table always prints; --no-progress only hides the bar.
+    cbs = [*default_callbacks(device=cfg.device, progress=False),
+           ProgressCallback(show_bar=cfg.progress), ParamSchedulerCallback(make_schedule(cfg))]
+    if cfg.telemetry if telemetry is None else telemetry:
+        from actscope.telemetry.activation_stats import ActivationStatsCallback
+
+        cbs.append(ActivationStatsCallback())
+    return Learner(model, dls, opt_func=make_optimizer(cfg), lr=cfg.lr, cbs=cbs)
