@@ -171,3 +171,32 @@ def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
     hist = ea.Histograms("activations/1_Sequential")
     assert len(hist) == 2 and hist[-1].histogram_value.num == 4096
     assert tb.writer is None  # closed in after_fit
+
+
+def test_resume_from_checkpoint_continues_the_same_telemetry(tmp_path):
+    """Interrupted at batch 8 and resumed: the same records as one uninterrupted fit."""
+    from actscope.callbacks.checkpoint import CheckpointCallback
+
+    class StopAt(Callback):
+        order = 100  # after the checkpoint of this step was written
+
+        def after_batch(self, learn):
+            if learn.train_iter == 8:
+                raise CancelFitException()
+
+    full = ActivationStatsCallback(chunk=4)
+    fit(full, epochs=2)
+    first = ActivationStatsCallback(chunk=4)
+    learn = Learner(conv_net(), image_dls(), lr=0.1,
+                    cbs=[first, CheckpointCallback(tmp_path, every_n_batches=4), StopAt()])
+    learn.fit(2)
+    assert first.result().iters.tolist() == list(range(8))
+    resumed = ActivationStatsCallback(chunk=4)
+    learn2 = Learner(conv_net(), image_dls(), lr=0.1,
+                     cbs=[resumed, CheckpointCallback(tmp_path, every_n_batches=4)])
+    learn2.fit(2, resume=tmp_path)
+    a, b = full.result(), resumed.result()
+    assert b.iters.tolist() == list(range(12))
+    np.testing.assert_allclose(b.mean, a.mean, rtol=1e-5)
+    np.testing.assert_array_equal(b.hist_range, a.hist_range)
+    np.testing.assert_array_equal(b.hist, a.hist)

@@ -257,6 +257,8 @@ class ActivationStatsCallback(Callback):
         if n == 0 or self._samples is None:
             return
         s = self._samples[:, :n]  # (L, n, K)
+        if self._lo is not None and self._lo.device != s.device:  # restored from a checkpoint
+            self._lo, self._hi = self._lo.to(s.device), self._hi.to(s.device)
         if self._lo is None:
             if self.hist_range is None:
                 self._lo, self._hi = stats.default_hist_range(s)
@@ -276,6 +278,8 @@ class ActivationStatsCallback(Callback):
             new["grad_var_mean"] = self._pairs_block(self._gvm, n, s.device)
         for key, val in new.items():
             buf = self._bufs.get(key)
+            if buf is not None and buf.device != val.device:
+                buf = buf.to(val.device)
             if buf is None:
                 buf = val.new_zeros((val.shape[0], max(4 * n, 64), *val.shape[2:]))
             buf = _grow(buf, self._n + n)
@@ -334,6 +338,31 @@ class ActivationStatsCallback(Callback):
                   "bytes_per_record_per_layer": self.bytes_per_record(),
                   "scope": recording_scope()})
         return self._cached
+
+    # ---- checkpoint protocol (see docs/api.md) -------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything recorded so far (flushes; one read-back), for an exact resume."""
+        self._flush()
+        n = self._n
+        state: dict[str, Any] = {"names": list(self.names), "iters": list(self._iters[:n]),
+                                 "bufs": {k: v[:, :n].cpu() for k, v in self._bufs.items()}}
+        if self._lo is not None:
+            state["range"] = torch.stack([self._lo, self._hi]).cpu()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s records (idempotent); recording then continues after them."""
+        if list(state["names"]) != list(self.names):
+            raise ValueError(f"checkpointed telemetry watched {state['names']}, this fit watches "
+                             f"{self.names}: resume with the same model and modules")
+        self._iters = list(state["iters"])
+        self._n = len(self._iters)
+        self._bufs = {k: v.clone() for k, v in state["bufs"].items()}
+        self._lo, self._hi = (state["range"][0], state["range"][1]) if "range" in state else (
+            None, None)
+        self._slot, self._cached = 0, None
+        self._vm = [[None] * self.chunk for _ in self._vm]
+        self._gvm = [[None] * self.chunk for _ in self._gvm]
 
     def bytes_per_record(self) -> int:
         """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
