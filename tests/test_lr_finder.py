@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from hypothesis import given
+from hypothesis import strategies as st
 from torch import nn
 
 from actscope.callbacks.lr_finder import (
@@ -182,3 +184,21 @@ def test_lr_finder_arguments_are_checked():
         LRFinderCallback(num_it=1)
     with pytest.raises(ValueError, match="stop_div"):
         LRFinderCallback(stop_div=1.0)
+
+
+@given(st.lists(st.floats(0.01, 100.0), min_size=5, max_size=60), st.integers(0, 3))
+def test_suggestions_always_pick_a_swept_lr(losses, n_bad):
+    """Any curve, with a few NaN/inf holes: every rule returns an lr that was actually swept."""
+    lrs = np.logspace(-6, 0, len(losses))
+    losses = np.array(losses)
+    losses[1:1 + n_bad] = np.nan
+    usable = set(lrs[1:-1][np.isfinite(losses[1:-1])].tolist())
+    for fn in (suggest_valley, suggest_steepest):
+        if len(usable) >= 3:
+            assert fn(lrs, losses) in usable
+        else:
+            with pytest.raises(ValueError):
+                fn(lrs, losses)
+    if usable:
+        assert suggest_minimum(lrs, losses) * 10 in usable or any(
+            math.isclose(suggest_minimum(lrs, losses) * 10, u) for u in usable)
