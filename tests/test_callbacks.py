@@ -281,3 +281,25 @@ def test_progress_prints_the_last_row_when_a_callback_stops_the_fit(make_synth_l
     learn.fit(5, cbs=[_StopAfterEpoch()])
     rows = out.getvalue().strip().splitlines()[1:]
     assert [ln.split()[0] for ln in rows] == ["0", "1"]
+
+
+def test_default_callbacks_do_not_sync_per_batch(make_synth_learner, monkeypatch):
+    """Host reads (item/tolist/cpu/float/bool/numpy) per fit must not grow with the batch count."""
+    counts = {"n": 0}
+    for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, **kw):
+            counts["n"] += 1
+            return _original(self, *a, **kw)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+
+    def reads(n_train: int) -> int:
+        learn = make_synth_learner(cbs=default_callbacks(device="cpu", progress=False),
+                                   n_train=n_train, n_valid=n_train // 2, bs=4)
+        counts["n"] = 0
+        learn.fit(2)
+        return counts["n"]
+
+    assert reads(16) == reads(128)  # 4 vs 32 training batches an epoch: the same reads
