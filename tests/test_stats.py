@@ -37,10 +37,10 @@ def test_histograms_match_numpy_and_clamp_to_edges():
     assert (h.sum(-1) == 500).all()  # nothing dropped
 
 
-def test_histograms_skip_non_finite():
-    s = torch.tensor([[[0.1, float("nan"), float("inf"), 0.9]]])
+def test_histograms_skip_nan_and_put_inf_in_edge_bins():
+    s = torch.tensor([[[0.1, float("nan"), float("inf"), 0.9, float("-inf")]]])
     h = stats.histograms(s, torch.tensor([0.0]), torch.tensor([1.0]), 2)
-    assert h.tolist() == [[[1, 1]]]
+    assert h.tolist() == [[[2, 2]]]
 
 
 def test_default_range_relu_vs_symmetric():
@@ -55,6 +55,8 @@ def test_near_zero_share_and_mad():
     s = torch.tensor([[[0.0, 0.05, 0.5, -0.01, float("nan")]]])
     share = stats.near_zero_share(s, torch.tensor([0.1]))
     assert share.item() == pytest.approx(3 / 4)
+    counted = torch.tensor([[8]])
+    assert stats.near_zero_share(s, torch.tensor([0.1]), counted).item() == pytest.approx(3 / 8)
     x = torch.tensor([[[1.0, 3.0]]])
     assert stats.mean_abs_dev(x, torch.tensor([[2.0]])).item() == pytest.approx(1.0)
 

@@ -267,10 +267,12 @@ class ActivationStatsCallback(Callback):
                 self._lo = torch.full((L,), float(self.hist_range[0]), device=s.device)
                 self._hi = torch.full((L,), float(self.hist_range[1]), device=s.device)
         vm = self._pairs_block(self._vm, n, s.device)
+        hist = stats.histograms(s, self._lo, self._hi, self.bins)
+        thresh = self.dead_bins * (self._hi - self._lo) / self.bins
         new = {
             "var_mean": vm,  # (L, n, 2): var, mean
-            "hist": stats.histograms(s, self._lo, self._hi, self.bins),
-            "dead": stats.near_zero_share(s, self.dead_bins * (self._hi - self._lo) / self.bins),
+            "hist": hist,
+            "dead": stats.near_zero_share(s, thresh, counted=hist.sum(dim=2)),
         }
         if self.want_mad:
             new["mad"] = stats.mean_abs_dev(s, vm[..., 1])

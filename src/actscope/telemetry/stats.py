@@ -58,28 +58,33 @@ def default_hist_range(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
 
 def histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
                bins: int) -> torch.Tensor:
-    """``(L, N, bins)`` int32 counts; values outside ``[lo, hi]`` land in the edge bins.
+    """``(L, N, bins)`` int32 counts; values outside ``[lo, hi]`` (and +-inf) land in the edge bins.
 
     Clamping (rather than dropping, as ``histc`` does) keeps every count, so a layer that outgrows
-    its range shows up as a full top bin. Non-finite samples are not counted.
+    its range shows up as a full top bin. NaN samples are not counted. Six passes over the samples
+    (scale, clamp, NaN to a spare bin, cast, offset, one ``bincount`` for all layers and batches).
     """
     L, N, _ = samples.shape
-    width = ((hi - lo) / bins).view(L, 1, 1)
-    finite = torch.isfinite(samples)
-    pos = ((torch.nan_to_num(samples) - lo.view(L, 1, 1)) / width).floor()
-    pos = pos.clamp_(0, bins - 1).long()
-    # One scatter for all layers and batches: flatten (layer, batch) into the row index.
-    rows = torch.arange(L * N, device=samples.device).view(L, N, 1) * bins
-    counts = torch.zeros(L * N * bins, dtype=torch.int32, device=samples.device)
-    counts.index_add_(0, (rows + pos).reshape(-1), finite.reshape(-1).to(torch.int32))
-    return counts.view(L, N, bins)
+    scale = (bins / (hi - lo)).view(L, 1, 1)
+    pos = torch.addcmul(-lo.view(L, 1, 1) * scale, samples, scale)  # (x - lo) * bins / (hi - lo)
+    pos = pos.clamp_(0, bins - 1).nan_to_num_(nan=bins).long()  # NaN -> the spare bin ``bins``
+    # Flatten (layer, batch, bin) into one index; trunc == floor here since pos >= 0.
+    rows = torch.arange(L * N, device=samples.device).view(L, N, 1) * (bins + 1)
+    counts = torch.bincount((pos + rows).view(-1), minlength=L * N * (bins + 1))
+    return counts.view(L, N, bins + 1)[..., :bins].to(torch.int32)
 
 
-def near_zero_share(samples: torch.Tensor, thresh: torch.Tensor) -> torch.Tensor:
-    """``(L, N)`` share of finite samples with ``|x| < thresh`` (per layer)."""
-    finite = torch.isfinite(samples)
-    near = (samples.abs() < thresh.view(-1, 1, 1)) & finite
-    return near.sum(dim=2) / finite.sum(dim=2).clamp_min(1)
+def near_zero_share(samples: torch.Tensor, thresh: torch.Tensor,
+                    counted: torch.Tensor | None = None) -> torch.Tensor:
+    """``(L, N)`` share of non-NaN samples with ``|x| < thresh`` (per layer).
+
+    ``counted``: the number of non-NaN samples per (layer, batch) if known (a histogram's sum),
+    which saves a pass.
+    """
+    near = (samples.abs() < thresh.view(-1, 1, 1)).sum(dim=2)
+    if counted is None:
+        counted = (~torch.isnan(samples)).sum(dim=2)
+    return near / counted.clamp_min(1)
 
 
 def mean_abs_dev(samples: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
