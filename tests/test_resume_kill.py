@@ -73,6 +73,11 @@ def assert_same_run(a: Path, b: Path) -> None:
     ra, rb = np.load(a / "recorder.npz"), np.load(b / "recorder.npz")
     for k in ra.files:
         assert np.array_equal(ra[k], rb[k]), f"recorder {k} differs"
+    ta, tb = np.load(a / "telemetry.npz"), np.load(b / "telemetry.npz")  # recorded before the kill
+    assert ta.files == tb.files
+    for k in ta.files:
+        nan_ok = ta[k].dtype.kind == "f"
+        assert np.array_equal(ta[k], tb[k], equal_nan=nan_ok), f"telemetry {k} differs"
 
 
 @pytest.fixture
