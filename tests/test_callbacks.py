@@ -21,9 +21,11 @@ from actscope.callbacks.device import DeviceCallback, default_device, to_device
 from actscope.callbacks.metrics import MetricsCallback, accuracy, multilabel_accuracy
 from actscope.callbacks.progress import ProgressCallback
 from actscope.callbacks.recorder import RecorderCallback
+from actscope.callbacks.schedule import ParamSchedulerCallback
 from actscope.callbacks.transform import BatchTransformCallback
 from actscope.events import CancelFitException, CancelTrainException, CancelValidateException
 from actscope.learner import Learner
+from actscope.schedules import one_cycle
 from tests.conftest import TensorBatches
 
 
@@ -244,11 +246,9 @@ def test_default_callbacks():
 def test_mnist_subset_lr_find_then_one_cycle(mnist_dir):
     """The shipped pieces together: default callbacks, LR finder, then a one-cycle fit."""
     from actscope.callbacks.lr_finder import lr_find
-    from actscope.callbacks.schedule import ParamSchedulerCallback
     from actscope.data.mnist import mnist_dataloaders
     from actscope.nn.cnn import cnn
     from actscope.nn.init import init_cnn
-    from actscope.schedules import one_cycle
 
     dls = mnist_dataloaders(mnist_dir, bs=64, limit=1920)
     torch.manual_seed(0)
@@ -283,7 +283,7 @@ def test_progress_prints_the_last_row_when_a_callback_stops_the_fit(make_synth_l
     assert [ln.split()[0] for ln in rows] == ["0", "1"]
 
 
-def test_default_callbacks_do_not_sync_per_batch(make_synth_learner, monkeypatch):
+def test_default_callbacks_and_scheduler_do_not_sync_per_batch(make_synth_learner, monkeypatch):
     """Host reads (item/tolist/cpu/float/bool/numpy) per fit must not grow with the batch count."""
     counts = {"n": 0}
     for name in ("item", "tolist", "cpu", "numpy", "__float__", "__bool__", "__int__"):
@@ -296,8 +296,9 @@ def test_default_callbacks_do_not_sync_per_batch(make_synth_learner, monkeypatch
         monkeypatch.setattr(torch.Tensor, name, counted)
 
     def reads(n_train: int) -> int:
-        learn = make_synth_learner(cbs=default_callbacks(device="cpu", progress=False),
-                                   n_train=n_train, n_valid=n_train // 2, bs=4)
+        cbs = [*default_callbacks(device="cpu", progress=False),
+               ParamSchedulerCallback(one_cycle(0.1))]
+        learn = make_synth_learner(cbs=cbs, n_train=n_train, n_valid=n_train // 2, bs=4)
         counts["n"] = 0
         learn.fit(2)
         return counts["n"]
