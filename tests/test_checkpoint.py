@@ -178,6 +178,15 @@ def test_resume_from_finished_run_trains_nothing(tmp_path: Path) -> None:
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in before.items())
 
 
+def test_resume_true_means_this_run_dir(tmp_path: Path) -> None:
+    make_learner(cbs=[CheckpointCallback(tmp_path)]).fit(1)
+    ckpt = CheckpointCallback(tmp_path)
+    learn = make_learner(seed=4, cbs=[ckpt])
+    learn.fit(2, resume=True)
+    assert ckpt.resumed_from == tmp_path / "checkpoints" / "ckpt-000000"
+    assert learn.train_iter == 16 and learn.epoch == 1
+
+
 def test_resume_needs_checkpoint_callback(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="needs a CheckpointCallback"):
         make_learner().fit(1, resume=tmp_path)

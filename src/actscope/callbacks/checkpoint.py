@@ -243,7 +243,8 @@ class CheckpointCallback(Callback):
         self._last_step, self._pending = -1, None
         if learn.resume_from is None:
             return
-        ckpt = latest_checkpoint(learn.resume_from)
+        # resume=True: this callback's own run folder
+        ckpt = latest_checkpoint(self.run_dir if learn.resume_from is True else learn.resume_from)
         meta = load_checkpoint(learn, ckpt)
         learn.resume_from, self.resumed_from = None, ckpt
         learn.first_epoch, learn.first_iter = meta["epoch"], meta["iter"]
