@@ -143,3 +143,20 @@ def test_module_pickers():
     assert child_blocks(net) == [net[0], net[1], net[4]]
     with pytest.raises(ValueError, match="at least one type"):
         modules_by_type(net)
+
+
+def test_same_bound_method_twice_is_a_duplicate():
+    class Counter:
+        def __init__(self):
+            self.n = 0
+
+        def fn(self, hook, module, inp, out):
+            self.n += 1
+
+    net, a, b = small_net(), Counter(), Counter()
+    hooks = [Hook(net[0], a.fn), Hook(net[0], a.fn), Hook(net[0], b.fn)]
+    assert [h.duplicate for h in hooks] == [False, True, False]
+    net(torch.randn(1, 1, 8, 8))
+    assert (a.n, b.n) == (1, 1)
+    for h in hooks:
+        h.remove()

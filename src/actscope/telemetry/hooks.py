@@ -21,7 +21,7 @@ __all__ = ["Hook", "Hooks", "modules_by_type", "modules_by_name", "child_blocks"
 HookFn = Callable[..., Any]
 _KINDS = ("forward", "backward")
 # (id(module), kind, fn) -> live Hook; guards against registering one function twice on a module.
-_LIVE: dict[tuple[int, str, int], weakref.ref] = {}
+_LIVE: dict[tuple[int, str, int, int], weakref.ref] = {}
 
 
 class Hook:
@@ -34,7 +34,9 @@ class Hook:
             raise TypeError(f"Hook needs an nn.Module, got {type(module).__name__}")
         self.module, self.fn, self.kind = module, fn, kind
         self.removed = False
-        self._key = (id(module), kind, id(fn))
+        # A bound method is a new object at every attribute access: key on (object, function).
+        self._key = (id(module), kind, id(getattr(fn, "__self__", None)),
+                     id(getattr(fn, "__func__", fn)))
         existing = _LIVE.get(self._key)
         if existing is not None and existing() is not None and not existing().removed:
             # The module already carries this function: share nothing, register nothing, so the
