@@ -32,6 +32,7 @@ from safetensors.numpy import load_file
 
 import actscope
 from actscope.callbacks.checkpoint import CheckpointCallback, save_checkpoint
+from actscope.callbacks.guards import NaNGuardCallback
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.data.mnist import find_mnist_dir, mnist_dataloaders
 from actscope.learner import Learner
@@ -39,13 +40,15 @@ from actscope.nn.cnn import cnn
 from actscope.nn.init import init_cnn
 
 
-def epoch_seconds(dls, ckpt_dir: Path | None) -> float:
+def epoch_seconds(dls, ckpt_dir: Path | None, guard: bool = False) -> float:
     """Wall time of one epoch (training + validation) of a fresh CNN, with or without saving."""
     torch.manual_seed(0)
     model = init_cnn(cnn((8, 16, 32, 64, 64), norm="batch"))
     cbs = [MetricsCallback(accuracy)]
     if ckpt_dir is not None:
         cbs.append(CheckpointCallback(ckpt_dir, keep=2))
+    if guard:
+        cbs.append(NaNGuardCallback())
     learn = Learner(model, dls, lr=0.1, cbs=cbs, opt_func=partial(torch.optim.SGD, momentum=0.9))
     start = time.perf_counter()
     learn.fit(1)
@@ -55,11 +58,12 @@ def epoch_seconds(dls, ckpt_dir: Path | None) -> float:
 def overhead(data: Path, limit: int, repeats: int) -> float:
     dls = mnist_dataloaders(data, bs=128, seed=0, limit=limit)
     epoch_seconds(dls, None)  # warm-up: allocator, kernels
-    plain, saved = [], []
+    plain, saved, guarded = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(repeats):  # alternate, so drifting load on a shared box hits both
             plain.append(epoch_seconds(dls, None))
             saved.append(epoch_seconds(dls, Path(tmp) / f"run{i}"))
+            guarded.append(epoch_seconds(dls, None, guard=True))
         learn = Learner(init_cnn(cnn((8, 16, 32, 64, 64), norm="batch")), dls,
                         cbs=[MetricsCallback(accuracy)],
                         opt_func=partial(torch.optim.SGD, momentum=0.9))
@@ -74,6 +78,8 @@ def overhead(data: Path, limit: int, repeats: int) -> float:
     print(f"epoch_seconds_plain={p:.3f} epoch_seconds_ckpt={s:.3f} "
           f"(median of {repeats}; {limit} images, bs 128)")
     print(f"ckpt_save_ms={1e3 * statistics.median(save_times):.1f} ckpt_bytes={size}")
+    # NaN guard on the CPU default (a check every batch): loss + gradient-norm flags, one read
+    print(f"nan_guard_ratio={statistics.median(guarded) / p:.3f}")
     return s / p
 
 
