@@ -48,6 +48,19 @@ def synth_learner(cbs=(), lr: float = 0.1, seed: int = 0, **dls_kwargs) -> Learn
     return Learner(model, synth_dls(seed=seed, **dls_kwargs), lr=lr, cbs=cbs)
 
 
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    """Run in-process tests on one intra-op thread.
+
+    The models in tests are tiny: with 2 threads on a 2-core box each op pays a thread hand-off
+    (measured up to 40x slower when the box is busy), and 1 thread gives the same results.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def make_synth_learner():
     return synth_learner
