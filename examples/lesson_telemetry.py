@@ -26,18 +26,25 @@ from actscope.learner import Learner
 from actscope.nn.cnn import cnn
 from actscope.nn.init import init_cnn
 from actscope.nn.layers import GeneralRelu
-from actscope.schedules import one_cycle
+from actscope.schedules import combine_scheds, sched_cos
 from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
 from actscope.telemetry.diagnose import Finding, diagnose, format_findings
 
 
-def run(name: str, dls, model: nn.Module, lr: float, epochs: int, sched: bool
+def run(name: str, dls, model: nn.Module, lr: float, epochs: int, sched: bool,
+        hist_range: tuple[float, float], dead_bins: int
         ) -> tuple[Telemetry, list[Finding], float]:
     """Train one configuration; returns its telemetry, findings and final valid accuracy."""
-    stats, metrics = ActivationStatsCallback(hist_range=None), MetricsCallback(accuracy)
+    # The lesson's fixed ranges and near-zero bins: (0, 10) and |x| < 0.5 for ReLU, (-7, 7) and
+    # |x| < 0.35 for GeneralRelu.
+    stats = ActivationStatsCallback(hist_range=hist_range, dead_bins=dead_bins)
+    metrics = MetricsCallback(accuracy)
     cbs = [stats, metrics]
     if sched:
-        cbs.append(ParamSchedulerCallback(one_cycle(lr)))
+        # The lesson's cycle, lr 0.2*lr -> lr -> 0.1*lr (cosine, half and half); plain SGD, no
+        # momentum, like the lesson (one_cycle's momentum 0.95 at lr 0.9 diverges).
+        cycle = combine_scheds([0.5, 0.5], [sched_cos(0.2 * lr, lr), sched_cos(lr, 0.1 * lr)])
+        cbs.append(ParamSchedulerCallback({"lr": cycle}))
     Learner(model, dls, lr=lr, opt_func=torch.optim.SGD, cbs=cbs).fit(epochs)
     t, acc = stats.result(), metrics.history[-1].get("valid_accuracy", float("nan"))
     findings = diagnose(t)
@@ -59,13 +66,15 @@ def main() -> None:
     dls = mnist_dataloaders(data if Path(data).exists() else None, bs=args.bs, limit=args.limit)
 
     torch.manual_seed(0)
-    _, bad, _ = run("1. ReLU, lr 0.9", dls, cnn(act=nn.ReLU), 0.9, args.epochs, sched=False)
+    relu = {"hist_range": (0.0, 10.0), "dead_bins": 2}
+    _, bad, _ = run("1. ReLU, lr 0.9", dls, cnn(act=nn.ReLU), 0.9, args.epochs, False, **relu)
     torch.manual_seed(0)
-    run("2. ReLU + kaiming, lr 0.9", dls, init_cnn(cnn(act=nn.ReLU)), 0.9, args.epochs, False)
+    run("2. ReLU + kaiming, lr 0.9", dls, init_cnn(cnn(act=nn.ReLU)), 0.9, args.epochs, False,
+        **relu)
     torch.manual_seed(0)
     act = lambda: GeneralRelu(leak=0.1, sub=0.4, maxv=6.0)  # noqa: E731
     t3, good, acc = run("3. GeneralRelu + kaiming + one-cycle, lr 0.9", dls,
-                        init_cnn(cnn(act=act)), 0.9, args.epochs, sched=True)
+                        init_cnn(cnn(act=act)), 0.9, args.epochs, True, (-7.0, 7.0), 1)
     print(f"\nrun 1 flagged: {bool(bad)}; run 3 flagged: {bool(good)}; run 3 accuracy {acc:.4f}")
     assert bad, "the diagnosis should flag the plain ReLU run"
     assert not good, f"the diagnosis should not flag run 3: {[str(f) for f in good]}"
