@@ -3,8 +3,10 @@
 Usage: python benchmarks/norms.py [--repeats 40] [--channels 32] [--size 14] [--threads 1]
 
 Every repeat times each layer once, in turn (alternating, so a noisy neighbour on a shared machine
-slows every layer alike), and the table reports medians. The last line is machine-readable:
-``rbn_vs_bn_bs64=<x> ...`` (time ratio to nn.BatchNorm2d; below 1 means faster).
+slows every layer alike), and the table reports medians. The default clock is the process's CPU
+time, which a busy machine's preemption does not inflate (wall time is ~10x noisier there).
+The last line is machine-readable: ``rbn_vs_bn_bs64=<x> ...`` (time ratio to nn.BatchNorm2d;
+below 1 means faster).
 """
 
 from __future__ import annotations
@@ -33,12 +35,15 @@ LAYERS: dict[str, Callable[[int], nn.Module]] = {
 }
 
 
+CLOCK = time.process_time  # set by --clock
+
+
 def time_step(layer: nn.Module, x: torch.Tensor, grad: torch.Tensor) -> float:
     """Seconds for one forward + backward of ``layer`` on ``x``."""
-    start = time.perf_counter()
+    start = CLOCK()
     x.grad = None
     layer(x).backward(grad)
-    return time.perf_counter() - start
+    return CLOCK() - start
 
 
 def bench(bs: int, channels: int, size: int, repeats: int) -> dict[str, float]:
@@ -65,11 +70,17 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch CPU threads (1: stable figures on a shared machine)")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: process CPU time, immune to a busy machine preempting us "
+                             "(exact with 1 thread); wall: perf_counter")
     args = parser.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.clock == "cpu" else time.perf_counter
     torch.set_num_threads(args.threads)
     results = {bs: bench(bs, args.channels, args.size, args.repeats) for bs in BATCH_SIZES}
     print(f"forward+backward, (bs, {args.channels}, {args.size}, {args.size}) float32, "
-          f"median of {args.repeats}, {args.threads} thread(s), torch {torch.__version__}")
+          f"median of {args.repeats}, {args.threads} thread(s), {args.clock} clock, "
+          f"torch {torch.__version__}")
     print(f"{'layer':<22}" + "".join(f"{'bs ' + str(bs) + ' ms':>12}{'x bn2d':>8}"
                                      for bs in BATCH_SIZES))
     for name in LAYERS:
