@@ -200,3 +200,11 @@ def test_resume_from_checkpoint_continues_the_same_telemetry(tmp_path):
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-5)
     np.testing.assert_array_equal(b.hist_range, a.hist_range)
     np.testing.assert_array_equal(b.hist, a.hist)
+
+
+def test_watched_module_that_never_runs_records_nothing():
+    unused = nn.Linear(2, 2)
+    cb = ActivationStatsCallback(modules=[unused])
+    fit(cb)
+    with pytest.raises(RuntimeError, match="no telemetry recorded"):
+        cb.result()

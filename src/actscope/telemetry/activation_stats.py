@@ -209,7 +209,7 @@ class ActivationStatsCallback(Callback):
         self._recording = learn.training and learn.train_iter % self.every == 0
 
     def after_pred(self, learn: Learner) -> None:
-        if not self._recording:
+        if not self._recording or self._samples is None:  # None: no watched module ran yet
             return
         # The forward hooks have all fired: commit this record.
         self._iters.append(learn.train_iter)
