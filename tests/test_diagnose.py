@@ -94,3 +94,15 @@ def test_non_finite_names_first_layer_and_batch():
     text = format_findings(findings)
     assert text.startswith("diagnosis:") and "batch 37" in text
     assert findings[0].to_dict()["first_iter"] == 37
+
+
+def test_after_non_finite_only_earlier_records_are_judged():
+    mean = np.full((3, 100), 0.5, np.float32)
+    dead = np.full((3, 100), 0.1, np.float32)
+    mean[0, 60:] = np.nan
+    dead[:, 60:] = 1.0  # garbage after the blow-up: must not be reported as dead units
+    assert kinds(diagnose(make(mean=mean, dead=dead))) == ["non_finite"]
+    dead[2, 50:] = 0.95  # dead before the blow-up: still reported
+    assert kinds(diagnose(make(mean=mean, dead=dead))) == ["non_finite", "dead"]
+    mean[:, :] = np.nan
+    assert kinds(diagnose(make(mean=mean))) == ["non_finite"]

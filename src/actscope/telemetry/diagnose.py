@@ -6,7 +6,7 @@ Every rule reads the host arrays of a ``Telemetry`` (no torch) and is tuned by `
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -158,7 +158,15 @@ def diagnose(telemetry: Telemetry, thresholds: Thresholds | None = None) -> list
     t = telemetry
     if t.mean.size == 0:
         return []
-    return [*_non_finite(t), *_unstable(t, th), *_vanishing(t, th), *_dead(t, th)]
+    first = _non_finite(t)
+    if first:
+        # After NaN/Inf the other statistics mean nothing: judge only the records before it.
+        rec = first[0].evidence["record"]
+        if rec == 0:
+            return first
+        t = replace(t, iters=t.iters[:rec], mean=t.mean[:, :rec], std=t.std[:, :rec],
+                    dead=t.dead[:, :rec], hist=t.hist[:, :rec])
+    return [*first, *_unstable(t, th), *_vanishing(t, th), *_dead(t, th)]
 
 
 def format_findings(findings: list[Finding]) -> str:
