@@ -26,8 +26,8 @@ class FitConfig:
     act: tuple[float | None, ...] = (0.1, 0.4, 6.0)  # GeneralRelu(leak, sub, maxv); None: off
     # optimisation: SGD with momentum under a cosine one-cycle schedule
     epochs: int = 5
-    bs: int = 128
-    lr: float = 0.8                  # the peak lr of one-cycle (measured: see docs/cli.md)
+    bs: int = 64
+    lr: float = 0.4                  # the peak lr of one-cycle (measured: see docs/cli.md)
     sched: str = "one-cycle"
     momentum: float = 0.9            # the one-cycle schedule cycles it 0.95 -> 0.85 -> 0.95
     wd: float = 1e-4                 # weight decay
