@@ -93,8 +93,8 @@ EXPERIMENTS: dict[str, NormExperiment] = {e.name: e for e in [
                    "(no figure)", None, "no lesson figure"),
     NormExperiment("batch_bs2", "our BatchNorm, bs 2, lr 0.4, 1 epoch", "batch", 0.4, 1, 2,
                    "26%", 0.26,
-                   "at bs 2 batch statistics are noise and eval-time running stats disagree "
-                   "with them: the result is erratic from seed to seed"),
+                   "both barely learn: at bs 2 the batch statistics are noise, and eval's "
+                   "running statistics do not match what training normalised with"),
     NormExperiment("running_batch_bs2", "RunningBatchNorm, bs 2, lr 0.4, 1 epoch",
                    "running_batch", 0.4, 1, 2, "91% (transcript) / 97.3% (notebook)", 0.973,
                    "the lesson's own two runs differ by 6 points (91% vs 97.3%): 25,000 steps "
