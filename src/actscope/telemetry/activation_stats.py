@@ -61,7 +61,7 @@ class Telemetry:
     std: np.ndarray  # (L, N)
     hist: np.ndarray  # (L, N, bins) int32
     hist_range: np.ndarray  # (L, 2): lo, hi of each layer's histogram
-    dead: np.ndarray  # (L, N): share of sampled |x| < dead_bins * bin width
+    dead: np.ndarray  # (L, N): share of sampled |x| < dead_threshold (or dead_bins * bin width)
     mad: np.ndarray | None = None  # (L, N)
     grad_mean: np.ndarray | None = None  # (L, N), of the module's output gradient
     grad_std: np.ndarray | None = None
@@ -129,7 +129,12 @@ class ActivationStatsCallback(Callback):
         every: record every ``every``-th training batch.
         bins, hist_range: histogram bins and ``(lo, hi)``; default range per layer from the first
             chunk (see ``stats.default_hist_range``).
-        dead_bins: a sample is "near zero" when ``|x| < dead_bins * bin width``.
+        dead_threshold: a sample is "near zero" ("dead") when ``|x| < dead_threshold``. An
+            absolute threshold, because a bin width depends on the (data-derived) range: with a
+            [-16, 16] range a 1-bin rule counted GeneralRelu(sub=0.4)'s healthy outputs near -0.4
+            as dead. 0.05 is fastai's near-zero cut-off; plain ReLU's dead units are exact zeros.
+        dead_bins: if given, use the lesson's rule instead: ``|x| < dead_bins * bin width``
+            (meant with a fixed ``hist_range``, as in the lesson's (-7, 7) and (0, 10)).
         sample_size: K positions per layer per batch for histogram/dead share/mad.
         chunk: recorded batches between flushes (bounds the sample buffer: L*chunk*K floats).
     """
@@ -137,17 +142,21 @@ class ActivationStatsCallback(Callback):
     order = -5
 
     def __init__(self, modules: ModuleSpec = None, every: int = 1, bins: int = 40,
-                 hist_range: tuple[float, float] | None = None, dead_bins: int = 1,
+                 hist_range: tuple[float, float] | None = None,
+                 dead_threshold: float = 0.05, dead_bins: int | None = None,
                  mad: bool = False, grads: bool = False, sample_size: int = 4096,
                  chunk: int = 128, seed: int = 0) -> None:
-        if every < 1 or bins < 2 or sample_size < 1 or chunk < 1 or dead_bins < 1:
+        if (every < 1 or bins < 2 or sample_size < 1 or chunk < 1 or not dead_threshold > 0
+                or (dead_bins is not None and dead_bins < 1)):
             raise ValueError("need every >= 1, bins >= 2, sample_size >= 1, chunk >= 1, "
-                             f"dead_bins >= 1; got every={every}, bins={bins}, "
-                             f"sample_size={sample_size}, chunk={chunk}, dead_bins={dead_bins}")
+                             f"dead_threshold > 0, dead_bins >= 1; got every={every}, "
+                             f"bins={bins}, sample_size={sample_size}, chunk={chunk}, "
+                             f"dead_threshold={dead_threshold}, dead_bins={dead_bins}")
         if hist_range is not None and not hist_range[0] < hist_range[1]:
             raise ValueError(f"hist_range must be (lo, hi) with lo < hi, got {hist_range}")
         self.modules_spec, self.every, self.bins, self.hist_range = modules, every, bins, hist_range
-        self.dead_bins, self.want_mad, self.want_grads = dead_bins, mad, grads
+        self.dead_threshold, self.dead_bins = dead_threshold, dead_bins
+        self.want_mad, self.want_grads = mad, grads
         self.k, self.chunk, self.seed = sample_size, chunk, seed
         self.hooks = Hooks()
         self.grad_hooks = Hooks()
@@ -268,7 +277,10 @@ class ActivationStatsCallback(Callback):
                 self._hi = torch.full((L,), float(self.hist_range[1]), device=s.device)
         vm = self._pairs_block(self._vm, n, s.device)
         hist = stats.histograms(s, self._lo, self._hi, self.bins)
-        thresh = self.dead_bins * (self._hi - self._lo) / self.bins
+        if self.dead_bins is None:
+            thresh = torch.full_like(self._lo, self.dead_threshold)
+        else:
+            thresh = self.dead_bins * (self._hi - self._lo) / self.bins
         new = {
             "var_mean": vm,  # (L, n, 2): var, mean
             "hist": hist,
@@ -335,6 +347,7 @@ class ActivationStatsCallback(Callback):
             grad_mean=None if grads is None else grads[..., 1],
             grad_std=None if grads is None else np.sqrt(np.maximum(grads[..., 0], 0)),
             meta={"every": self.every, "bins": self.bins, "dead_bins": self.dead_bins,
+                  "dead_threshold": self.dead_threshold,
                   "sample_size": self.k, "exact": ["mean", "std", "grad_mean", "grad_std"],
                   "sampled": ["hist", "dead", "mad"],
                   "bytes_per_record_per_layer": self.bytes_per_record(),
