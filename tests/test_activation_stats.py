@@ -40,7 +40,7 @@ def test_shapes_names_iters_and_exact_mean_std():
     cb = ActivationStatsCallback(chunk=4, sample_size=64)  # several flushes in one epoch
     learn = fit(cb, epochs=2, lr=0.0)  # lr 0: the weights stay put, so we can recompute
     t = cb.result()
-    assert t.names == ["0 Sequential", "1 Sequential"]  # the conv blocks by default
+    assert t.names == ["0 conv 1→4", "1 conv 4→8"]  # the conv blocks by default
     assert t.iters.tolist() == list(range(12))  # training batches only, 6 per epoch
     assert t.mean.shape == t.std.shape == t.dead.shape == (2, 12)
     assert t.hist.shape == (2, 12, 40) and (t.hist.sum(-1) == 64).all()
@@ -167,8 +167,8 @@ def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
     ea.Reload()
     assert [s.step for s in ea.Scalars("train/loss")] == list(range(12))
     assert len(ea.Scalars("epoch/valid_accuracy")) == 2
-    assert len(ea.Scalars("activations/0_Sequential/std")) == 12
-    hist = ea.Histograms("activations/1_Sequential")
+    assert len(ea.Scalars("activations/0_conv_1_4/std")) == 12
+    hist = ea.Histograms("activations/1_conv_4_8")
     assert len(hist) == 2 and hist[-1].histogram_value.num == 4096
     assert tb.writer is None  # closed in after_fit
 

@@ -94,4 +94,4 @@ def test_report_from_a_real_fit(tmp_path):
     Learner(conv_net(), image_dls(), lr=0.1, cbs=[cb]).fit(1)
     cb.result().save(tmp_path / "telemetry.npz")
     text = write_report(tmp_path).read_text()
-    assert len(images(text)) == 3 and "0 Sequential" in text
+    assert len(images(text)) == 3 and "0 conv 1→4" in text

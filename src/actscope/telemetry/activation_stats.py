@@ -120,6 +120,14 @@ def _grow(buf: torch.Tensor, need: int) -> torch.Tensor:
     return new
 
 
+def describe_module(module: nn.Module) -> str:
+    """A short label for plots and findings: ``conv 8→16`` for a conv block, else the class name."""
+    conv = next((m for m in module.modules() if isinstance(m, nn.modules.conv._ConvNd)), None)
+    if conv is None:
+        return type(module).__name__
+    return f"conv {conv.in_channels}→{conv.out_channels}"
+
+
 class ActivationStatsCallback(Callback):
     """Records mean, std, histogram and dead share of each watched module's output, on device.
 
@@ -180,7 +188,7 @@ class ActivationStatsCallback(Callback):
         """Register the hooks and reset the buffers (called by ``before_fit``)."""
         self.remove()
         qual = {id(m): n for n, m in model.named_modules()} if model is not None else {}
-        self.names = [f"{qual.get(id(m), i)} {type(m).__name__}" for i, m in enumerate(modules)]
+        self.names = [f"{qual.get(id(m), i)} {describe_module(m)}" for i, m in enumerate(modules)]
         L = len(modules)
         self._samples: torch.Tensor | None = None  # (L, chunk, K), allocated on first use
         self._views: list[list[torch.Tensor]] = []

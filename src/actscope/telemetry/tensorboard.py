@@ -7,6 +7,8 @@ per epoch (one read-back), never per batch: the per-batch loss stays on the devi
 
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -97,7 +99,7 @@ class TensorBoardCallback(Callback):
         t = stats_cb.result()
         new = slice(self._written, len(t.iters))
         for i, name in enumerate(t.names):
-            tag = name.replace(" ", "_")
+            tag = re.sub(r"[^0-9A-Za-z_.-]+", "_", name)  # "0 conv 1→8" -> "0_conv_1_8"
             for j, step in enumerate(t.iters[new], start=self._written):
                 self.writer.add_scalar(f"activations/{tag}/mean", t.mean[i, j], int(step))
                 self.writer.add_scalar(f"activations/{tag}/std", t.std[i, j], int(step))
