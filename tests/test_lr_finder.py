@@ -202,3 +202,21 @@ def test_suggestions_always_pick_a_swept_lr(losses, n_bad):
     if usable:
         assert suggest_minimum(lrs, losses) * 10 in usable or any(
             math.isclose(suggest_minimum(lrs, losses) * 10, u) for u in usable)
+
+
+def test_lr_find_leaves_no_trace_in_metrics_recorder_or_checkpoints(tmp_path):
+    from actscope.callbacks.checkpoint import CheckpointCallback
+    from actscope.callbacks.metrics import MetricsCallback
+    from actscope.callbacks.recorder import RecorderCallback
+
+    from .conftest import synth_learner
+
+    metrics, recorder = MetricsCallback(), RecorderCallback()
+    ckpt = CheckpointCallback(tmp_path / "run")
+    learn = synth_learner(cbs=[metrics, recorder, ckpt])
+    lr_find(learn, num_it=20)
+    assert metrics.history == []
+    assert len(recorder.losses) == 0
+    assert not (tmp_path / "run" / "checkpoints").exists() or not any(
+        (tmp_path / "run" / "checkpoints").glob("ckpt-*"))
+    assert {type(c) for c in learn.cbs} == {MetricsCallback, RecorderCallback, CheckpointCallback}

@@ -200,6 +200,9 @@ class LRFindResult:
     raw_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
+PREPARE_ORDER = -10  # BatchTransformCallback's order; ActivationStatsCallback (-5) is paused
+
+
 def lr_find(learn: Learner, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: int = 100,
             stop_div: float = 10.0, beta: float = 0.98, check_every: int = 4,
             default: str = "valley",
@@ -214,7 +217,15 @@ def lr_find(learn: Learner, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: 
     if n_batches == 0:
         raise ValueError("the training loader is empty: the LR finder needs batches")
     had_opt = learn.opt is not None
-    learn.fit(max(1, math.ceil(num_it / n_batches)), cbs=[cb])
+    # The sweep keeps only the callbacks that prepare the model and the batches (device,
+    # distributed, transforms: order <= PREPARE_ORDER). Metrics, recorders, telemetry,
+    # checkpoints and the progress table are paused, so the sweep leaves no trace in them.
+    paused = [c for c in learn.cbs if c.order > PREPARE_ORDER]
+    learn.remove_cbs(paused)
+    try:
+        learn.fit(max(1, math.ceil(num_it / n_batches)), cbs=[cb])
+    finally:
+        learn.add_cbs(paused)
     if not had_opt:  # as if it had never run: the next fit builds a fresh optimizer
         learn.opt = None
     lrs = np.asarray(cb.lrs, dtype=np.float64)
