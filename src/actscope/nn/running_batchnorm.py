@@ -27,6 +27,17 @@ def _channel_view(t: torch.Tensor, dim: int) -> torch.Tensor:
     return t.view((1, -1) + (1,) * (dim - 2))
 
 
+def _affine(x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
+    """``x * scale + shift`` per channel, via eval-mode batch_norm's per-channel kernel.
+
+    With mean 0, var 1 and eps 0 batch_norm computes exactly x * weight + bias, and on CPU its
+    channel loop is 2-3x faster than a broadcast ``addcmul`` over (N, C, H, W).
+    """
+    zeros = torch.zeros_like(scale)
+    return torch.batch_norm(x, scale, shift, zeros, torch.ones_like(scale), False, 0.0, 0.0,
+                            False)
+
+
 class _Moments(torch.autograd.Function):
     """Per-channel biased (mean, var) of (N, C, *) with a hand-written one-pass backward.
 
@@ -51,7 +62,7 @@ class _Moments(torch.autograd.Function):
         # d mean / dx = 1/n ; d var / dx = 2 (x - mean) / n: one multiply-add over x.
         c1 = grad_var * (2.0 / n)
         c0 = grad_mean / n - mean * c1
-        return torch.addcmul(_channel_view(c0, x.dim()), x, _channel_view(c1, x.dim()))
+        return _affine(x, c1, c0)
 
 
 class _ScaleShift(torch.autograd.Function):
@@ -60,13 +71,13 @@ class _ScaleShift(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
         ctx.save_for_backward(x, scale)
-        return torch.addcmul(_channel_view(shift, x.dim()), x, _channel_view(scale, x.dim()))
+        return _affine(x, scale, shift)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor):
         x, scale = ctx.saved_tensors
         dims = [0, *range(2, x.dim())]
-        grad_x = grad * _channel_view(scale, x.dim()) if ctx.needs_input_grad[0] else None
+        grad_x = _affine(grad, scale, torch.zeros_like(scale)) if ctx.needs_input_grad[0] else None
         grad_scale = (grad * x).sum(dims) if ctx.needs_input_grad[1] else None
         grad_shift = grad.sum(dims) if ctx.needs_input_grad[2] else None
         return grad_x, grad_scale, grad_shift
