@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from actscope.config import DATASETS, SCHEDULES, FitConfig, parse_act, parse_nfs
+from actscope.config import DATASETS, INITS, SCHEDULES, FitConfig, parse_act, parse_nfs
 from actscope.runs import RunFolder, RunFolderError
 
 __all__ = ["main", "build_parser", "UsageError"]
@@ -87,6 +87,9 @@ def _add_model_data_flags(p: argparse.ArgumentParser) -> None:
     m.add_argument("--act", type=_arg(parse_act, "--act"), default=d.act, metavar="LEAK,SUB,MAXV",
                    help="GeneralRelu settings; 'none' turns one off, 'relu' is plain ReLU "
                         "(default: 0.1,0.4,6)")
+    m.add_argument("--init", default=d.init, choices=INITS,
+                   help="kaiming (init_cnn), lsuv (kaiming, then layer-sequential unit variance "
+                        "on the first batch) or torch's default (default: %(default)s)")
     r = p.add_argument_group("run")
     r.add_argument("--seed", type=int, default=d.seed, help="seeds torch, numpy and random "
                    "(default: %(default)s)")
@@ -170,7 +173,8 @@ def _register_norms(sub: Any) -> None:
 def config_from_args(args: argparse.Namespace) -> FitConfig:
     """The FitConfig that the parsed flags describe (validated)."""
     cfg = FitConfig(data=args.data, dataset=args.dataset, limit=args.limit, nfs=tuple(args.nfs),
-                    norm=args.norm, act=tuple(args.act), bs=args.bs, seed=args.seed,
+                    norm=args.norm, act=tuple(args.act), init=args.init, bs=args.bs,
+                    seed=args.seed,
                     device=args.device, progress=args.progress)
     for name in ("epochs", "lr", "sched", "momentum", "wd", "out", "overwrite", "telemetry"):
         if hasattr(args, name):
@@ -195,7 +199,8 @@ def _prepare(cfg: FitConfig, download: bool) -> tuple[Any, Any]:
         _download_if_missing(cfg)
     dls = config.make_dataloaders(cfg)
     xb, _ = next(iter(dls.train))
-    model = config.make_model(cfg, c_in=xb.shape[1], n_out=getattr(dls, "n_classes", None) or 10)
+    model = config.make_model(cfg, c_in=xb.shape[1], n_out=getattr(dls, "n_classes", None) or 10,
+                              xb=xb)
     import torch
 
     with torch.no_grad():

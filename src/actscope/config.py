@@ -6,10 +6,11 @@ import math
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["FitConfig", "parse_nfs", "parse_act", "DATASETS", "SCHEDULES"]
+__all__ = ["FitConfig", "parse_nfs", "parse_act", "DATASETS", "SCHEDULES", "INITS"]
 
 DATASETS = ("mnist", "digits")
 SCHEDULES = ("one-cycle", "constant", "linear")
+INITS = ("kaiming", "lsuv", "default")
 
 
 @dataclass
@@ -24,6 +25,8 @@ class FitConfig:
     nfs: tuple[int, ...] = (8, 16, 32, 64, 64)   # channels of the stride-2 conv blocks
     norm: str = "batch"              # a name from actscope.nn.norms.NORMS
     act: tuple[float | None, ...] = (0.1, 0.4, 6.0)  # GeneralRelu(leak, sub, maxv); None: off
+    init: str = "kaiming"            # kaiming (init_cnn), lsuv (kaiming, then LSUV on a batch),
+                                     # or default (torch's own init, as in the lesson's first run)
     # optimisation: SGD with momentum under a cosine one-cycle schedule
     epochs: int = 5
     bs: int = 64
@@ -45,6 +48,8 @@ class FitConfig:
         if self.dataset not in DATASETS:
             raise ValueError(f"--dataset must be one of {', '.join(DATASETS)}, "
                              f"got {self.dataset!r}")
+        if self.init not in INITS:
+            raise ValueError(f"--init must be one of {', '.join(INITS)}, got {self.init!r}")
         if self.sched not in SCHEDULES:
             raise ValueError(f"--sched must be one of {', '.join(SCHEDULES)}, got {self.sched!r}")
         for name in ("epochs", "bs"):
@@ -141,16 +146,26 @@ def make_dataloaders(cfg: FitConfig) -> Any:
     return mnist_dataloaders(find_mnist_dir(cfg.data), bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
 
 
-def make_model(cfg: FitConfig, c_in: int = 1, n_out: int = 10) -> Any:
-    """The lesson's CNN with ``cfg``'s channels, norm and GeneralRelu, kaiming-initialised."""
+def make_model(cfg: FitConfig, c_in: int = 1, n_out: int = 10, xb: Any = None) -> Any:
+    """The lesson's CNN with ``cfg``'s channels, norm and GeneralRelu, initialised by ``cfg.init``.
+
+    ``cfg.init == "lsuv"`` needs ``xb``, a training batch the blocks are calibrated on.
+    """
     from actscope.nn.cnn import cnn
-    from actscope.nn.init import init_cnn
+    from actscope.nn.init import init_cnn, lsuv_init
     from actscope.nn.layers import GeneralRelu
 
     leak, sub, maxv = cfg.act
     model = cnn(cfg.nfs, c_in=c_in, n_out=n_out, norm=cfg.norm,
                 act=lambda: GeneralRelu(leak=leak, sub=sub, maxv=maxv))
-    return init_cnn(model)
+    if cfg.init == "default":
+        return model
+    init_cnn(model)
+    if cfg.init == "lsuv":
+        if xb is None:
+            raise ValueError("init 'lsuv' needs a batch of training inputs (make_model(..., xb=))")
+        lsuv_init(model, xb)
+    return model
 
 
 def make_schedule(cfg: FitConfig) -> dict[str, Any]:
