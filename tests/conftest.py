@@ -49,7 +49,7 @@ def synth_learner(cbs=(), lr: float = 0.1, seed: int = 0, **dls_kwargs) -> Learn
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def one_thread():
     """Run in-process tests on one intra-op thread.
 
     The models in tests are tiny: with 2 threads on a 2-core box each op pays a thread hand-off

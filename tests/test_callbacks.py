@@ -29,16 +29,6 @@ from actscope.schedules import one_cycle
 from tests.conftest import TensorBatches
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box the second thread's
-    spin-waits made these tests several times slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 class Spy(Callback):
     """Keeps what the loop saw per batch (host copies: fine in a test)."""
 

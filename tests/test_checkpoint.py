@@ -25,15 +25,6 @@ from actscope.learner import Learner
 from actscope.safe_load import CheckpointError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: torch's thread pool only adds contention on a shared box (often 10x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class ShuffledBatches:
     """A loader whose order is a pure function of (seed, epoch), with batches(start)."""
 

@@ -13,15 +13,6 @@ from actscope.nn.layers import GeneralRelu
 from actscope.nn.norms import BatchNorm, make_norm
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_default_cnn_is_the_lessons_model():
     model = cnn()
     kids = list(model.children())

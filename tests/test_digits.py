@@ -45,13 +45,6 @@ def test_normalised_by_training_split_and_seeded_shuffle() -> None:
     assert flat.input_shape == (64,) and flat.train.x.shape == (1433, 64)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they cost 50x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_a_small_model_learns_digits(one_thread) -> None:

@@ -44,12 +44,6 @@ def quick_run(tmp_path_factory) -> tuple[Path, subprocess.CompletedProcess]:
     return out, fit_cli(mnist_dir, out)
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_fit_succeeds_and_prints_table(quick_run):

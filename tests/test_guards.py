@@ -15,15 +15,6 @@ from actscope.callbacks.guards import EarlyStoppingCallback, NaNGuardCallback
 from actscope.learner import Learner
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models: torch's thread pool only adds contention on a shared box (often 10x)."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 class Inject(Callback):
     """Breaks one thing at (epoch, batch) of training: loss, input, gradients or a weight."""
 

@@ -77,13 +77,6 @@ def _rss_bytes() -> int:
         return int(f.read().split()[1]) * 4096
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Tiny models: a thread pool only adds contention on a shared CI box (4x faster with one).
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def test_memory_flat_over_200_fits(make_synth_learner) -> None:

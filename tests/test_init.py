@@ -14,15 +14,6 @@ from actscope.nn.init import init_cnn, lsuv_init
 from actscope.nn.layers import GeneralRelu, conv_layer
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _block_rms(model: nn.Module, x: torch.Tensor) -> list[float]:
     """Root mean square of each conv block's output, in order."""
     out = []

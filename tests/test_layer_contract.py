@@ -30,13 +30,6 @@ CASES = [(name, rank) for name, ranks in RANKS.items() for rank in ranks]
 SIZES = {2: (8, C), 3: (4, C, 5), 4: (3, C, 4, 5), 5: (2, C, 3, 3, 4)}
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _input(rank: int, seed: int = 0, dtype=torch.float32) -> torch.Tensor:

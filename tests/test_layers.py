@@ -14,15 +14,6 @@ from actscope.nn.layers import GeneralRelu, Lambda, conv_layer
 from actscope.nn.norms import BatchNorm, GroupNorm, NormError
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("leak,sub,maxv", [(None, None, None), (0.1, 0.4, 6.0), (0.2, None, None),
                                            (None, 0.5, None), (0.0, None, 1.0)])
 def test_general_relu_matches_its_formula(leak, sub, maxv):

@@ -14,7 +14,6 @@ from actscope.events import (
 from .conftest import synth_learner
 
 
-
 class LoggingCB(Callback):
     """Overrides every event so the learner dispatches all of them."""
 
@@ -52,7 +51,7 @@ def test_fit_trains_and_validation_runs_without_grad():
     before = [p.detach().clone() for p in learn.model.parameters()]
     learn.fit(2)
     assert seen == {"grad": False, "mode": False}
-    assert any(not torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(before, learn.model.parameters(), strict=True))
     assert learn.train_iter == 2 * 4
 
 
@@ -139,7 +138,7 @@ def test_callback_can_replace_state():
     before = [p.detach().clone() for p in learn.model.parameters()]
     learn.fit(1)
     # zero loss: no gradient, so SGD without weight decay leaves the weights alone
-    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, learn.model.parameters(), strict=True))
 
 
 def test_fit_callbacks_are_removed_after_fit():

@@ -216,13 +216,6 @@ def test_tensor_dataloaders_rejects_bad_inputs() -> None:
         tensor_dataloaders(good, bs=0)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models gain nothing from intra-op threads, and on a busy machine they cost 50x."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_learner_trains_on_in_memory_loaders(make_synth_learner, one_thread) -> None:

@@ -27,17 +27,6 @@ from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.learner import Learner
 from tests.conftest import TensorBatches
 
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box the second thread's
-    spin-waits made these tests several times slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 LRS = np.logspace(-6, 1, 141)  # 20 points per decade
 
 

@@ -19,16 +19,6 @@ from actscope.nn.norms import (
     make_norm,
 )
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # 2 intra-op threads on a busy 2-core machine can be ~40x slower than 1: keep timings sane.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TORCH_BN = {2: nn.BatchNorm1d, 3: nn.BatchNorm1d, 4: nn.BatchNorm2d, 5: nn.BatchNorm3d}
 SHAPES = [(16, 6), (8, 6, 10), (4, 6, 5, 7), (2, 6, 3, 4, 5)]
 

@@ -20,15 +20,6 @@ from actscope.experiments.norms import (
 from actscope.nn.running_batchnorm import RunningBatchNorm
 
 
-@pytest.fixture
-def one_thread():
-    # Extra torch threads spin for cores on a busy CI machine; one is far faster there.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="actscope")
     add_norms_parser(parser.add_subparsers(dest="command"))

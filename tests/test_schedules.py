@@ -22,16 +22,6 @@ from actscope.schedules import (
 )
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models gain nothing from threads, and on a shared 2-core box the second thread's
-    spin-waits made these tests several times slower; restored afterwards."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_basic_schedules_hit_their_ends_and_middle():
     assert sched_lin(1, 3)(0) == 1 and sched_lin(1, 3)(0.5) == 2 and sched_lin(1, 3)(1) == 3
     assert sched_cos(1, 3)(0) == pytest.approx(1) and sched_cos(1, 3)(1) == pytest.approx(3)

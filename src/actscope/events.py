@@ -22,8 +22,8 @@ The loop, as pseudocode (``learner.py`` is the only implementation)::
 
 Each unit (batch, train, validate, epoch, fit) can be cancelled by raising its Cancel…Exception
 from any callback. The loop catches it at that unit, fires ``after_cancel_<unit>`` and then
-``after_<unit>`` (so ``after_<unit>`` always pairs with ``before_<unit>``), and goes on with the next
-unit. A real error skips the remaining events except ``after_fit`` and is re-raised.
+``after_<unit>`` (so ``after_<unit>`` always pairs with ``before_<unit>``), and goes on with the
+next unit. A real error skips the remaining events except ``after_fit`` and is re-raised.
 """
 
 from __future__ import annotations

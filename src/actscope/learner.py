@@ -148,7 +148,8 @@ class Learner:
         self.fire("after_" + unit)
 
     def _run_epochs(self) -> None:
-        for self.epoch in range(self.first_epoch, self.n_epochs):
+        for epoch in range(self.first_epoch, self.n_epochs):
+            self.epoch = epoch
             self._with_events("epoch", self._run_epoch, CancelEpochException)
 
     def _run_epoch(self) -> None:
@@ -176,7 +177,8 @@ class Learner:
         if start:  # resuming mid-epoch: skip the batches already trained on
             batches = (self.dl.batches(start) if hasattr(self.dl, "batches")
                        else itertools.islice(iter(self.dl), start, None))
-        for self.iter, batch in enumerate(batches, start=start):
+        for i, batch in enumerate(batches, start=start):
+            self.iter = i
             self.xb, self.yb = batch[0], batch[1]
             self._with_events("batch", self._one_batch, CancelBatchException)
 
@@ -197,5 +199,6 @@ class Learner:
         self.fire("after_step")
 
     def __repr__(self) -> str:
+        ordered = sorted(self.cbs, key=lambda cb: cb.order)
         return (f"Learner(model={type(self.model).__name__}, "
-                f"cbs=[{', '.join(type(cb).__name__ for cb in sorted(self.cbs, key=lambda c: c.order))}])")
+                f"cbs=[{', '.join(type(cb).__name__ for cb in ordered)}])")

@@ -8,7 +8,6 @@ per epoch (one read-back), never per batch: the per-batch loss stays on the devi
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
