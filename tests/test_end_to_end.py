@@ -51,6 +51,8 @@ def test_fit_succeeds_and_prints_table(quick_run):
     assert res.returncode == 0, res.stderr[-2000:]
     assert "valid_acc" in res.stdout and f"run folder: {out}" in res.stdout
     assert "Traceback" not in res.stderr
+    assert not (out / "RUNNING").exists()
+    assert "did not finish" not in (out / "report.html").read_text(encoding="utf-8")
 
 
 def test_run_folder_contents(quick_run):

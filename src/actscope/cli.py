@@ -320,14 +320,14 @@ def cmd_fit(args: argparse.Namespace) -> int:
         learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if args.resume else None)
         from actscope.runs import save_fit_results
 
-        findings = save_fit_results(run, learn)
+        findings = save_fit_results(run, learn, finish=not guard.message)
     except BaseException:
-        run.abort()  # keeps the folder when it holds checkpoints: --resume can continue
+        if not run.complete:  # a finished run's results are never deleted
+            run.abort()  # keeps the folder when it holds checkpoints: --resume can continue
         raise
     if guard.message:  # results so far are saved (telemetry shows the blow-up); not finished
         print(f"{PROG}: error: {guard.message}", file=sys.stderr)
         return 1
-    run.finish()
     for finding in findings:
         print(f"finding: {finding}")
     if not findings and cfg.telemetry:

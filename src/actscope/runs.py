@@ -206,9 +206,14 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def save_fit_results(run: RunFolder, learn: Any) -> list[Any]:
+def save_fit_results(run: RunFolder, learn: Any, finish: bool = True) -> list[Any]:
     """After ``learn.fit``: metrics.csv, model.safetensors, recorder.npz, telemetry.npz, plots,
-    report.html; returns the diagnosis findings (empty without telemetry)."""
+    report.html; returns the diagnosis findings (empty without telemetry).
+
+    With ``finish`` the run is marked complete (``run.finish()``) once its data files are written
+    and before the report, so the report does not call a finished run unfinished; a run stopped
+    by a guard passes ``finish=False`` and stays resumable.
+    """
     from actscope.callbacks.metrics import MetricsCallback
     from actscope.callbacks.recorder import RecorderCallback
     from actscope.telemetry.activation_stats import ActivationStatsCallback
@@ -230,6 +235,8 @@ def save_fit_results(run: RunFolder, learn: Any) -> list[Any]:
         telemetry.save(run.file("telemetry.npz"))
         findings = list(diagnose(telemetry))
         run.write_json("findings.json", [str(f) for f in findings])
+    if finish:
+        run.finish()
     from actscope.telemetry.plots import save_run_plots
     from actscope.telemetry.report import write_report
 
