@@ -16,6 +16,7 @@ import argparse
 import os
 from pathlib import Path
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -48,9 +49,15 @@ def run(name: str, dls, model: nn.Module, lr: float, epochs: int, sched: bool,
     Learner(model, dls, lr=lr, opt_func=torch.optim.SGD, cbs=cbs).fit(epochs)
     t, acc = stats.result(), metrics.history[-1].get("valid_accuracy", float("nan"))
     findings = diagnose(t)
-    w = max(1, t.dead.shape[1] // 10)
+    # A diverged run's last records are NaN (their samples count as "not near zero"): judge the
+    # dead share on the records before the first non-finite mean.
+    finite = np.isfinite(t.mean).all(axis=0)
+    n_ok = len(finite) if finite.all() else int(np.argmin(finite))
+    w = max(1, n_ok // 10)
+    diverged = "" if n_ok == len(finite) else f"; diverged (NaN) at batch {t.iters[n_ok]}"
     print(f"\n== {name}: valid accuracy {acc:.4f}; final layer dead share "
-          f"{t.dead[-1, -w:].mean():.0%} (first batches {t.dead[-1, :w].mean():.0%})")
+          f"{t.dead[-1, max(0, n_ok - w):n_ok].mean():.0%} "
+          f"(first batches {t.dead[-1, :w].mean():.0%}){diverged}")
     print(format_findings(findings))
     return t, findings, acc
 
