@@ -68,6 +68,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--limit", type=int, default=None)
     ap.add_argument("--bs", type=int, default=512)
+    # The lesson peaks its cycle at 1.0. On all 50,000 images our run 3 diverged (NaN near batch
+    # 260) at a 0.9 peak with plain SGD, and reached 98.1% with 0.5; runs 1 and 2 keep the
+    # lesson's 0.9, which is the point of the story.
+    ap.add_argument("--good-lr", type=float, default=0.5, help="peak lr of run 3's cycle")
     args = ap.parse_args()
     data = args.data or (Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist")
     dls = mnist_dataloaders(data if Path(data).exists() else None, bs=args.bs, limit=args.limit)
@@ -80,8 +84,8 @@ def main() -> None:
         **relu)
     torch.manual_seed(0)
     act = lambda: GeneralRelu(leak=0.1, sub=0.4, maxv=6.0)  # noqa: E731
-    t3, good, acc = run("3. GeneralRelu + kaiming + one-cycle, lr 0.9", dls,
-                        init_cnn(cnn(act=act)), 0.9, args.epochs, True, (-7.0, 7.0), 1)
+    t3, good, acc = run(f"3. GeneralRelu + kaiming + lr cycle, peak {args.good_lr}", dls,
+                        init_cnn(cnn(act=act)), args.good_lr, args.epochs, True, (-7.0, 7.0), 1)
     print(f"\nrun 1 flagged: {bool(bad)}; run 3 flagged: {bool(good)}; run 3 accuracy {acc:.4f}")
     assert bad, "the diagnosis should flag the plain ReLU run"
     assert not good, f"the diagnosis should not flag run 3: {[str(f) for f in good]}"
