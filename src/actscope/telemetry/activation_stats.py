@@ -152,7 +152,7 @@ class ActivationStatsCallback(Callback):
     def __init__(self, modules: ModuleSpec = None, every: int = 1, bins: int = 40,
                  hist_range: tuple[float, float] | None = None,
                  dead_threshold: float = 0.05, dead_bins: int | None = None,
-                 mad: bool = False, grads: bool = False, sample_size: int = 4096,
+                 mad: bool = False, grads: bool = False, sample_size: int = 2048,
                  chunk: int = 128, seed: int = 0) -> None:
         if (every < 1 or bins < 2 or sample_size < 1 or chunk < 1 or not dead_threshold > 0
                 or (dead_bins is not None and dead_bins < 1)):
