@@ -13,16 +13,15 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import platform
 import shutil
-import tempfile
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import numpy as np
+
+from actscope.atomic import atomic_write
 
 __all__ = ["atomic_write", "RunFolder", "RunFolderError", "library_versions", "METRICS_COLUMNS"]
 
@@ -35,33 +34,6 @@ _RUN_FILES = ("config.json", RUNNING, "metrics.csv", "model.safetensors")
 
 class RunFolderError(ValueError):
     """A run folder cannot be created or read (exists already, not a run, incomplete)."""
-
-
-@contextmanager
-def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
-    """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
-
-    Readers see the old file or the new one, never half of one; on error the temp file is removed.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        text_args = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
-        with os.fdopen(fd, mode, **text_args) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run folder is for sharing
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def library_versions() -> dict[str, str]:

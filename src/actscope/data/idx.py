@@ -10,7 +10,6 @@ from __future__ import annotations
 import gzip as gzip_lib  # write_idx has an argument named gzip
 import io
 import os
-import tempfile
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import BinaryIO
 
 import numpy as np
 
+from actscope.atomic import atomic_write
 from actscope.data.errors import IDXError
 
 __all__ = ["read_idx", "write_idx", "atomic_write_bytes", "IDX_DTYPES"]
@@ -115,17 +115,9 @@ def read_idx(path: str | Path) -> np.ndarray:
 def atomic_write_bytes(path: str | Path, chunks: Iterable[bytes]) -> Path:
     """Write ``chunks`` to ``path`` atomically: temp file in the same dir, fsync, os.replace."""
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            for chunk in chunks:
-                f.write(chunk)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path, "wb") as f:
+        for chunk in chunks:
+            f.write(chunk)
     return path
 
 

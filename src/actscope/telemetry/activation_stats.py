@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from actscope.atomic import atomic_write
 from actscope.callback import Callback
 from actscope.callbacks.distributed import get_rank, get_world_size
 from actscope.telemetry import stats
@@ -73,13 +74,12 @@ class Telemetry:
         return len(self.names)
 
     def save(self, path: str | Path) -> Path:
-        """Write a ``.npz`` atomically (temp file + rename); returns the path."""
+        """Write a ``.npz`` atomically (temp file + fsync + rename); returns the path."""
         path = Path(path)
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, names=np.array(self.names, dtype=str),
-                            meta=np.array(json.dumps(self.meta)), **arrays)
-        tmp.replace(path)
+        with atomic_write(path, "wb") as f:
+            np.savez_compressed(f, names=np.array(self.names, dtype=str),
+                                meta=np.array(json.dumps(self.meta)), **arrays)
         return path
 
     @classmethod

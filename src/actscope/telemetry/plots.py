@@ -6,7 +6,6 @@ they work headless and in threads. Functions that draw one panel take ``ax=None`
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 
+from actscope.atomic import atomic_write
 from actscope.telemetry.activation_stats import Telemetry
 
 __all__ = [
@@ -141,12 +141,11 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None =
 
 
 def save_figure(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
-    """Write ``fig`` as a PNG atomically (temp file + rename); returns the path."""
+    """Write ``fig`` as a PNG atomically (temp file + fsync + rename); returns the path."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fig.savefig(tmp, format="png", dpi=dpi)
-    os.replace(tmp, path)
+    with atomic_write(path, "wb") as f:
+        fig.savefig(f, format="png", dpi=dpi)
     return path
 
 

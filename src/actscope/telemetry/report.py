@@ -11,11 +11,12 @@ import base64
 import csv
 import html
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from actscope.atomic import atomic_write
 
 __all__ = ["write_report", "render_report"]
 
@@ -178,10 +179,6 @@ def write_report(run_dir: str | Path) -> Path:
     run_dir = Path(run_dir)
     text = render_report(run_dir)
     path = run_dir / "report.html"
-    tmp = run_dir / f".report.html.{os.getpid()}.tmp"
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_write(path) as f:
         f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
     return path
