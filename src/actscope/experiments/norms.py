@@ -32,7 +32,7 @@ from actscope.learner import Learner
 from actscope.nn.init import init_cnn
 from actscope.nn.layers import GeneralRelu, conv_layer
 from actscope.nn.running_batchnorm import RunningBatchNorm
-from actscope.runs import atomic_write
+from actscope.atomic import atomic_write
 from actscope.schedules import combine_scheds, sched_lin
 
 __all__ = ["EXPERIMENTS", "NormExperiment", "add_norms_parser", "run_norms",
