@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from actscope.atomic import atomic_write
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.callbacks.schedule import ParamSchedulerCallback
 from actscope.data.loaders import DataLoaders, InMemoryLoader, normalise, train_stats
@@ -32,7 +33,6 @@ from actscope.learner import Learner
 from actscope.nn.init import init_cnn
 from actscope.nn.layers import GeneralRelu, conv_layer
 from actscope.nn.running_batchnorm import RunningBatchNorm
-from actscope.atomic import atomic_write
 from actscope.schedules import combine_scheds, sched_lin
 
 __all__ = ["EXPERIMENTS", "NormExperiment", "add_norms_parser", "run_norms",
