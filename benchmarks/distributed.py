@@ -33,8 +33,9 @@ def worker(a: argparse.Namespace) -> None:
     """One rank (or the only process): fit the lesson's CNN, rank 0 writes samples/s."""
     import torch
 
-    from actscope.callbacks.distributed import DistributedCallback, is_main_process
+    from actscope.callbacks.distributed import DistributedCallback
     from actscope.data.mnist import mnist_dataloaders
+    from actscope.dist import is_main_process
     from actscope.learner import Learner
     from actscope.nn.cnn import cnn
 

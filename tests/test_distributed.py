@@ -24,16 +24,10 @@ from torch import nn
 
 from actscope.callback import Callback
 from actscope.callbacks.checkpoint import CheckpointCallback, list_checkpoints
-from actscope.callbacks.distributed import (
-    DistEnv,
-    DistributedCallback,
-    ShardedBatches,
-    get_world_size,
-    is_main_process,
-    unwrap_model,
-)
+from actscope.callbacks.distributed import DistributedCallback, ShardedBatches
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.cli import main as cli_main
+from actscope.dist import DistEnv, get_world_size, is_main_process, unwrap_model
 from actscope.distributed_launch import strip_nproc, torchrun_command
 from actscope.learner import Learner
 from actscope.nn.running_batchnorm import RunningBatchNorm

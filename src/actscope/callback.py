@@ -1,8 +1,37 @@
-"""The Callback base class: one no-op method per Event, each receiving the Learner explicitly."""
+"""The Callback base class: one no-op method per Event, each receiving the Learner explicitly.
+
+The order values of the callbacks that ship (lower runs first; this table is the one place they
+are documented, and ``tests/test_callback.py`` checks it against the classes):
+
+    ======  ============================  =====================================================
+    order   callback                      why there
+    ======  ============================  =====================================================
+    -30     DistributedCallback           wraps the model and shards the batch before anything
+    -20     DeviceCallback                moves the batch to the model's device
+    -10     BatchTransformCallback        transforms the (device) batch
+     -7     InputCheckCallback            checks the final batch before telemetry records it
+     -5     ActivationStatsCallback       its hooks see the batch the model sees
+      0     (default for user callbacks)
+     10     MetricsCallback               accumulates on the device after the loss
+     20     RecorderCallback              records lr/loss after metrics
+     25     TensorBoardCallback           writes after metrics and recorder finished the epoch
+     30     ParamSchedulerCallback        sets the next batch's hyper-parameters
+     40     LRFinderCallback              reads the loss, then cancels on a blow-up
+     50     NaNGuardCallback              checks the step's loss before a checkpoint is taken
+     60     EarlyStoppingCallback         decides at the epoch end, after metrics
+     70     CheckpointCallback            saves after every other callback has updated its state
+     80     ProgressCallback              prints last, when the epoch's figures are final
+    ======  ============================  =====================================================
+
+The state contract: a callback whose state must survive a checkpoint overrides ``state_dict`` and
+``load_state_dict``; checkpoints store it under ``state_key`` (the class name unless set). A
+callback that prepares the batch (device, sharding, transforms) sets ``prepares_batch = True``, so
+tools that pause the loop's observers (the LR finder) keep it running.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -20,6 +49,23 @@ class Callback:
     """
 
     order: int = 0
+    prepares_batch: bool = False  # True: changes what the model sees; never paused by lr_find
+    state_key: str | None = None  # the key of this callback's state in a checkpoint (None: class)
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """The state a checkpoint must keep for an exact resume; None (the default): stateless."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned (called before the first resumed batch)."""
+        raise NotImplementedError(f"{type(self).__name__} saves no state: it has nothing to load")
+
+    def check_checkpointable(self, learn: Learner) -> None:
+        """Called before a checkpoint is written; raise to veto it (the NaN guard does)."""
+
+    def checkpoint_key(self) -> str:
+        """The key of this callback's state in a checkpoint."""
+        return self.state_key or type(self).__name__
 
     def before_fit(self, learn: Learner) -> None:
         """Called once before the first epoch."""

@@ -286,8 +286,8 @@ def _make_distributed(learn: Any, main_rank: bool) -> None:
 def cmd_fit(args: argparse.Namespace) -> int:
     """``actscope fit``: train, then write the run folder and print the diagnosis."""
     from actscope.callbacks.checkpoint import CheckpointCallback
-    from actscope.callbacks.distributed import DistEnv
     from actscope.callbacks.guards import NaNGuardCallback
+    from actscope.dist import DistEnv
 
     dist_env = DistEnv.from_env()
     if args.nproc > 1 and dist_env is None:

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from actscope.atomic import atomic_write
+from actscope.errors import ActscopeError
 
 __all__ = ["atomic_write", "RunFolder", "RunFolderError", "library_versions", "METRICS_COLUMNS"]
 
@@ -32,7 +33,7 @@ RUNNING = "RUNNING"
 _RUN_FILES = ("config.json", RUNNING, "metrics.csv", "model.safetensors")
 
 
-class RunFolderError(ValueError):
+class RunFolderError(ActscopeError, ValueError):
     """A run folder cannot be created or read (exists already, not a run, incomplete)."""
 
 

@@ -20,13 +20,15 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import nn
 
+from actscope.errors import ActscopeError
+
 __all__ = ["CheckpointError", "safe_torch_load", "load_safetensors_into", "read_json",
            "to_plain", "from_plain"]
 
 _NDARRAY = "__ndarray__"
 
 
-class CheckpointError(ValueError):
+class CheckpointError(ActscopeError, ValueError):
     """A checkpoint is missing, incomplete, corrupt, or not safe to load (bad input: CLI exit 2)."""
 
 

@@ -24,7 +24,7 @@ import torch
 from safetensors.torch import save as safetensors_bytes
 
 from actscope.callback import Callback
-from actscope.callbacks.distributed import is_main_process, unwrap_model
+from actscope.dist import is_main_process, unwrap_model
 from actscope.safe_load import (
     CheckpointError,
     from_plain,
@@ -111,12 +111,12 @@ def restore_rng(state: dict[str, Any]) -> None:
 
 # ---- callback states -----------------------------------------------------------------------
 def _stateful_callbacks(learn: Learner) -> dict[str, Any]:
-    """Callbacks with state_dict/load_state_dict, keyed by class name (``Name#2`` for repeats)."""
+    """Callbacks that override ``Callback.state_dict``, keyed by ``checkpoint_key()``
+    (``Name#2`` for repeats)."""
     keyed: dict[str, Any] = {}
     for cb in sorted(learn.cbs, key=lambda c: c.order):
-        if callable(getattr(cb, "state_dict", None)) and callable(
-                getattr(cb, "load_state_dict", None)):
-            name, k = type(cb).__name__, 2
+        if type(cb).state_dict is not Callback.state_dict:
+            name, k = cb.checkpoint_key(), 2
             key = name
             while key in keyed:
                 key, k = f"{name}#{k}", k + 1
@@ -274,9 +274,7 @@ class CheckpointCallback(Callback):
     def save(self, learn: Learner, epoch: int, iter: int) -> Path | None:
         """Write one checkpoint now (continuing at ``epoch``/``iter``) and prune old ones."""
         for cb in learn.cbs:  # never save a non-finite state: a guard may veto (host sync here)
-            check = getattr(cb, "check_finite", None)
-            if callable(check):
-                check(learn)
+            cb.check_checkpointable(learn)
         if not is_main_process():  # under torchrun all ranks hold the same state: rank 0 writes
             for cb in _stateful_callbacks(learn).values():
                 cb.state_dict()  # it may take part in a collective (MetricsCallback's sums)

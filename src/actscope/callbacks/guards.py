@@ -107,6 +107,10 @@ class NaNGuardCallback(Callback):
     def after_validate(self, learn: Learner) -> None:
         self.check_finite(learn)
 
+    def check_checkpointable(self, learn: Learner) -> None:
+        """Never let a non-finite state into a checkpoint: check the flags first."""
+        self.check_finite(learn)
+
     def check_finite(self, learn: Learner) -> None:
         """Read the flags back (one host sync); raise CancelFitException if any is set."""
         n, self._since = len(self._where), 0

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actscope.callback import Callback
-from actscope.callbacks.distributed import (
+from actscope.dist import (
     all_reduce_sum_,
     collective_device,
     get_rank,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from actscope.errors import ActscopeError
+
 __all__ = ["DataError", "IDXError"]
 
 
-class DataError(ValueError):
+class DataError(ActscopeError, ValueError):
     """Bad or missing data: the message names the file or value, what is wrong and how to fix it."""
 
 

@@ -17,11 +17,13 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
+from actscope.errors import ActscopeError
+
 __all__ = ["NORMS", "BatchNorm", "GroupNorm", "InstanceNorm", "LayerNorm", "NormError",
            "default_num_groups", "make_norm"]
 
 
-class NormError(ValueError):
+class NormError(ActscopeError, ValueError):
     """An unknown normalization name (lists the valid ones)."""
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from actscope.atomic import atomic_write
 from actscope.callback import Callback
-from actscope.callbacks.distributed import get_rank, get_world_size
+from actscope.dist import get_rank, get_world_size
 from actscope.telemetry import stats
 from actscope.telemetry.hooks import Hook, Hooks, child_blocks
 
