@@ -56,7 +56,7 @@ from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemet
 from actscope.telemetry.diagnose import Finding, Thresholds, diagnose
 from actscope.telemetry.hooks import Hook, Hooks
 
-__version__ = "0.1.0"
+from actscope.version import __version__  # noqa: E402  (one place for the version)
 
 __all__ = [
     "ActivationStatsCallback", "BatchNorm", "BatchTransformCallback", "Callback",

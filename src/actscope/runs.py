@@ -41,7 +41,7 @@ def library_versions() -> dict[str, str]:
     """Versions of python, torch, numpy and actscope (for config.json)."""
     import torch
 
-    from actscope import __version__
+    from actscope.version import __version__
 
     return {"python": platform.python_version(), "torch": torch.__version__,
             "numpy": np.__version__, "actscope": __version__}
