@@ -55,8 +55,7 @@ from actscope.schedules import (
 from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
 from actscope.telemetry.diagnose import Finding, Thresholds, diagnose
 from actscope.telemetry.hooks import Hook, Hooks
-
-from actscope.version import __version__  # noqa: E402  (one place for the version)
+from actscope.version import __version__ as __version__  # one place for the version
 
 __all__ = [
     "ActivationStatsCallback", "BatchNorm", "BatchTransformCallback", "Callback",
