@@ -13,18 +13,17 @@ import hashlib
 import io
 import json
 import os
-import random
 import re
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import torch
 from safetensors.torch import save as safetensors_bytes
 
 from actscope.callback import Callback
 from actscope.dist import is_main_process, unwrap_model
+from actscope.rng import capture_rng, restore_rng
 from actscope.safe_load import (
     CheckpointError,
     from_plain,
@@ -87,26 +86,6 @@ def latest_checkpoint(path: str | os.PathLike) -> Path:
                               "written by the interrupted run")
     raise CheckpointError(f"cannot resume from {path}: no complete checkpoint in it (looked for "
                           f"{path / CKPT_SUBDIR}/ckpt-*/); was the run started with checkpoints?")
-
-
-# ---- RNG -----------------------------------------------------------------------------------
-def capture_rng() -> dict[str, Any]:
-    """The states of every random generator a training step may draw from."""
-    state: dict[str, Any] = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(),
-                             "python": random.getstate()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def restore_rng(state: dict[str, Any]) -> None:
-    """Inverse of ``capture_rng``."""
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(tuple(state["numpy"]))
-    py = state["python"]
-    random.setstate((py[0], tuple(py[1]), py[2]))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 # ---- callback states -----------------------------------------------------------------------
