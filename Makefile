@@ -13,7 +13,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml Makefile scripts/ensure_torch.py
 	test -x $(PY) || $(PYTHON) -m venv --system-site-packages $(VENV)
 	$(PY) scripts/ensure_torch.py
-	$(PY) -m pip install -q -e ".[dev,digits,metrics,tensorboard]"
+	$(PY) -m pip install -q -e ".[dev,digits,metrics,tensorboard,lightning,transformers]"
 	touch $(STAMP)
 
 # The data: $ACTSCOPE_DATA if set, else ../shared/data/mnist beside the repo if it exists, else
