@@ -40,8 +40,10 @@ def test_create_refuses_existing_run_unless_overwrite(tmp_path):
     run.write_json("config.json", {"a": 1})
     with pytest.raises(RunFolderError, match="--overwrite"):
         RunFolder.create(tmp_path / "r")
+    run.release()
     again = RunFolder.create(tmp_path / "r", overwrite=True)
     assert not (again.path / "config.json").exists()  # the old run is gone
+    again.release()
 
 
 def test_overwrite_refuses_a_folder_that_is_not_a_run(tmp_path):
@@ -56,19 +58,21 @@ def test_resume_keeps_contents_and_requires_existing(tmp_path):
     with pytest.raises(RunFolderError, match="does not exist"):
         RunFolder.create(tmp_path / "r", resume=True)
     run = RunFolder.create(tmp_path / "r")
-    run.write_json("config.json", {"a": 1})
+    run.write_json("config.json", {"settings": {"a": 1}})
     run.finish()
     assert run.complete
+    run.release()
     again = RunFolder.create(tmp_path / "r", resume=True)
-    assert again.read_json("config.json") == {"a": 1} and not again.complete
+    assert again.read_json("config.json") == {"settings": {"a": 1}} and not again.complete
+    assert again.checkpoint is None  # none yet: the run starts over from config.json
+    again.release()
 
 
 def test_abort_removes_folder_unless_checkpoints(tmp_path):
     run = RunFolder.create(tmp_path / "r")
     assert run.abort() and not run.path.exists()
     run = RunFolder.create(tmp_path / "k")
-    (run.path / "checkpoints").mkdir()
-    (run.path / "checkpoints" / "last.pt").write_bytes(b"x")
+    (run.path / "checkpoints" / "ckpt-000000").mkdir(parents=True)
     assert not run.abort() and run.path.exists() and not run.complete
 
 
@@ -113,6 +117,9 @@ def test_open_rejects_non_runs(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(RunFolderError, match="config.json"):
         RunFolder.open(tmp_path / "empty")
+    (tmp_path / "empty" / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match="not an actscope run folder"):
+        RunFolder.open(tmp_path / "empty")
 
 
 @pytest.mark.parametrize("text,expected", [("8,16,32", (8, 16, 32)), (" 4 , 8 ", (4, 8))])
@@ -145,4 +152,6 @@ def test_config_validate_names_the_flag(change, flag):
 
 
 def test_config_json_serialisable():
-    json.dumps(FitConfig().to_dict())
+    cfg = FitConfig(nfs=(4, 8), act=(0.1, None, 6.0))
+    text = json.dumps(cfg.to_dict())
+    assert FitConfig.from_dict(json.loads(text)) == cfg  # the round trip is lossless

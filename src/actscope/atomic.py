@@ -1,15 +1,24 @@
-"""Atomic file writes: every file actscope writes goes through ``atomic_write``."""
+"""Atomic file writes: every file actscope writes goes through ``atomic_write``.
+
+A write goes to ``.<name>.<random>.tmp`` beside the target and is renamed over it once complete.
+A process killed mid-write leaves that temp file behind; ``remove_stale_temps`` deletes exactly
+those names (nothing else) and is called by whoever owns the folder next (resume, finish).
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "is_stale_temp", "remove_stale_temps"]
+
+# mkstemp's random part: 8 characters of [a-z0-9_]; the name is ".<target>.<random>.tmp"
+_TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 
 
 @contextmanager
@@ -31,6 +40,27 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def is_stale_temp(path: Path) -> bool:
+    """True for a file named like an ``atomic_write`` temp file (``.<name>.<random>.tmp``)."""
+    return path.is_file() and not path.is_symlink() and bool(_TEMP.match(path.name))
+
+
+def remove_stale_temps(folder: str | Path, recursive: bool = True) -> list[Path]:
+    """Delete the temp files ``atomic_write`` left in ``folder`` (and below); return them.
+
+    Call it only while no other process writes the folder (hold its lock): a live writer's
+    temp file looks the same.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in (folder.rglob(".*.tmp") if recursive else folder.glob(".*.tmp"))
+             if is_stale_temp(p)]
+    for p in found:
+        p.unlink(missing_ok=True)
+    return found
 
 
 def _umask() -> int:

@@ -1,98 +1,50 @@
-"""Atomic checkpoints of everything a run needs to continue exactly, and resume from them.
+"""CheckpointCallback: save everything a run needs to continue exactly, and resume from it.
 
-A checkpoint is a directory ``<run_dir>/checkpoints/ckpt-<seq>/`` holding ``model.safetensors``
-(weights), ``state.pt`` (optimizer, RNG states, callback states; loaded with weights_only=True)
-and ``meta.json`` (position, file sizes and SHA-256). It is written under a temporary name,
-fsynced, then renamed: a directory named ``ckpt-*`` is always complete. The newest ``keep`` stay.
+It gathers the state through the Callback contract (``state_dict()`` / ``load_state_dict()`` /
+``checkpoint_key()``; ``check_checkpointable()`` may veto a save) and hands plain dicts to the
+store in ``actscope.checkpoints``, which owns the files. Saves happen at every epoch end, every
+``every_n_batches`` optimizer steps, and when a callback stops the fit right after a complete
+epoch (early stopping): that checkpoint is marked ``stopped``, so a resume trains nothing more.
 """
 
 from __future__ import annotations
 
-import datetime
-import hashlib
-import io
-import json
 import os
-import re
-import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-from safetensors.torch import save as safetensors_bytes
 
 from actscope.callback import Callback
+from actscope.checkpoints import (
+    CKPT_SUBDIR,
+    Checkpoint,
+    CheckpointError,
+    checkpoint_seq,
+    find_latest_checkpoint,
+    latest_checkpoint,
+    list_checkpoints,
+    prune_checkpoints,
+    read_checkpoint,
+    remove_stale_checkpoint_temps,
+)
+from actscope.checkpoints import save_checkpoint as store_checkpoint
 from actscope.dist import is_main_process, unwrap_model
 from actscope.rng import capture_rng, restore_rng
-from actscope.safe_load import (
-    CheckpointError,
-    from_plain,
-    load_safetensors_into,
-    read_json,
-    safe_torch_load,
-    to_plain,
-)
+from actscope.runs import MARKER
+from actscope.safe_load import from_plain, to_plain
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
 
 __all__ = ["CheckpointCallback", "CheckpointError", "save_checkpoint", "load_checkpoint",
-           "list_checkpoints", "latest_checkpoint"]
-
-FORMAT = 1
-CKPT_SUBDIR = "checkpoints"
-MODEL_FILE, STATE_FILE, META_FILE = "model.safetensors", "state.pt", "meta.json"
-_NAME = re.compile(r"^ckpt-(\d{6,})$")
+           "list_checkpoints", "latest_checkpoint", "stateful_callbacks"]
 
 
-# ---- files ---------------------------------------------------------------------------------
-def _write_synced(path: Path, data: bytes) -> dict[str, Any]:
-    """Write ``data`` and fsync it; return its size and SHA-256 for meta.json."""
-    with open(path, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    return {"bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # makes the rename itself durable
-    finally:
-        os.close(fd)
-
-
-def list_checkpoints(root: Path) -> list[Path]:
-    """The complete checkpoints in ``root`` (a ``checkpoints`` folder), oldest first."""
-    if not root.is_dir():
-        return []
-    found = [(int(m.group(1)), p) for p in root.iterdir()
-             if p.is_dir() and (m := _NAME.match(p.name))]
-    return [p for _, p in sorted(found)]
-
-
-def latest_checkpoint(path: str | os.PathLike) -> Path:
-    """The newest complete checkpoint in a run folder, a checkpoints folder, or ``path`` itself."""
-    path = Path(path)
-    if (path / META_FILE).is_file():
-        return path
-    for root in (path / CKPT_SUBDIR, path):
-        found = list_checkpoints(root)
-        if found:
-            return found[-1]
-    if not path.exists():
-        raise CheckpointError(f"cannot resume from {path}: it does not exist; pass the run folder "
-                              "written by the interrupted run")
-    raise CheckpointError(f"cannot resume from {path}: no complete checkpoint in it (looked for "
-                          f"{path / CKPT_SUBDIR}/ckpt-*/); was the run started with checkpoints?")
-
-
-# ---- callback states -----------------------------------------------------------------------
-def _stateful_callbacks(learn: Learner) -> dict[str, Any]:
+def stateful_callbacks(learn: Learner) -> dict[str, Callback]:
     """Callbacks that override ``Callback.state_dict``, keyed by ``checkpoint_key()``
-    (``Name#2`` for repeats)."""
-    keyed: dict[str, Any] = {}
+    (``Name#2`` for repeats), in order."""
+    keyed: dict[str, Callback] = {}
     for cb in sorted(learn.cbs, key=lambda c: c.order):
         if type(cb).state_dict is not Callback.state_dict:
             name, k = cb.checkpoint_key(), 2
@@ -113,132 +65,139 @@ def _to_device(obj: Any, device: torch.device) -> Any:
     return obj
 
 
-def _load_callback_states(learn: Learner, states: dict[str, Any]) -> None:
+def _load_callback_states(learn: Learner, states: dict[str, Any], ckpt: Path) -> None:
     # Tensors go where the model is (the file is read on the CPU): running sums on a GPU
     # must not meet CPU tensors in the next batch. NumPy arrays stay on the host.
     param = next(learn.model.parameters(), None)
     device = param.device if param is not None else torch.device("cpu")
-    for key, cb in _stateful_callbacks(learn).items():
-        if key in states:
-            cb.load_state_dict(_to_device(from_plain(states[key]), device))
+    for key, cb in stateful_callbacks(learn).items():
+        if key in states and states[key] is not None:
+            try:
+                cb.load_state_dict(_to_device(from_plain(states[key]), device))
+            except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
+                raise CheckpointError(f"the state of {key} in {ckpt} does not fit this callback "
+                                      f"({' '.join(str(e).split())}); resume with the callbacks "
+                                      "of the run that saved it") from None
 
 
-# ---- save / load ---------------------------------------------------------------------------
-def save_checkpoint(learn: Learner, root: Path, seq: int, epoch: int, iter: int) -> Path:
-    """Write checkpoint ``seq`` into ``root``; training continues at (``epoch``, batch ``iter``)."""
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"ckpt-{seq:06d}"
-    tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    # Copies break weight tying, so save() never sees shared storage; load_state_dict re-ties.
-    weights = {k: v.detach().to("cpu", copy=True).contiguous()
-               for k, v in unwrap_model(learn.model).state_dict().items()
-               if isinstance(v, torch.Tensor)}  # unwrapped: no DDP "module." prefix
-    buf = io.BytesIO()
-    torch.save({"opt": learn.opt.state_dict() if learn.opt is not None else None,
-                "rng": to_plain(capture_rng()),
-                "callbacks": {k: to_plain(cb.state_dict())
-                              for k, cb in _stateful_callbacks(learn).items()}}, buf)
-    files = {MODEL_FILE: _write_synced(tmp / MODEL_FILE, safetensors_bytes(weights)),
-             STATE_FILE: _write_synced(tmp / STATE_FILE, buf.getvalue())}
-    meta = {"format": FORMAT, "seq": seq, "epoch": epoch, "iter": iter,
-            "train_iter": learn.train_iter, "n_epochs": learn.n_epochs, "lr": learn.lr,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "torch": torch.__version__, "files": files}
-    _write_synced(tmp / META_FILE, json.dumps(meta, indent=1).encode())
-    _fsync_dir(tmp)
-    if final.exists():  # same seq written twice (should not happen): replace atomically-ish
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync_dir(root)
-    return final
+def _weights(learn: Learner) -> dict[str, torch.Tensor]:
+    """CPU copies of the weights: copies break weight tying, so the store never sees shared
+    storage (load_state_dict re-ties); unwrapped, so no DDP ``module.`` prefix."""
+    return {k: v.detach().to("cpu", copy=True).contiguous()
+            for k, v in unwrap_model(learn.model).state_dict().items()
+            if isinstance(v, torch.Tensor)}
 
 
-def verify_checkpoint(ckpt: Path) -> dict[str, Any]:
-    """Read meta.json and check each file's size and SHA-256; return the metadata."""
-    meta = read_json(ckpt / META_FILE)
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
-        raise CheckpointError(f"{ckpt / META_FILE} is not an actscope checkpoint "
-                              f"(format {FORMAT} expected)")
-    for name in (MODEL_FILE, STATE_FILE):
-        path, want = ckpt / name, meta.get("files", {}).get(name, {})
-        if not path.is_file():
-            raise CheckpointError(f"checkpoint {ckpt} lacks {name}; resume from an older one")
-        data = path.read_bytes()
-        if len(data) != want.get("bytes") or hashlib.sha256(data).hexdigest() != want.get("sha256"):
-            older = [p.name for p in list_checkpoints(ckpt.parent) if p != ckpt]
-            raise CheckpointError(f"{path} does not match the size/SHA-256 in meta.json: it was "
-                                  f"changed after saving. Resume from an older checkpoint "
-                                  f"({', '.join(older[-2:]) or 'none left'}) or delete this one")
-    return meta
+def _state(learn: Learner, callback_states: dict[str, Any]) -> dict[str, Any]:
+    return {"opt": learn.opt.state_dict() if learn.opt is not None else None,
+            "rng": to_plain(capture_rng()),
+            "callbacks": {k: to_plain(v) for k, v in callback_states.items() if v is not None}}
+
+
+def save_checkpoint(learn: Learner, root: Path, seq: int, epoch: int, iter: int,
+                    stopped: bool = False) -> Path:
+    """Write the learner's complete state as checkpoint ``seq`` in ``root`` (continuing at
+    ``epoch``/``iter``)."""
+    states = {k: cb.state_dict() for k, cb in stateful_callbacks(learn).items()}
+    position = {"epoch": epoch, "iter": iter, "train_iter": learn.train_iter,
+                "n_epochs": learn.n_epochs, "lr": learn.lr, "stopped": stopped}
+    return store_checkpoint(root, seq, _weights(learn), _state(learn, states), position)
 
 
 def load_checkpoint(learn: Learner, ckpt: Path) -> dict[str, Any]:
-    """Restore model, optimizer, RNG and callback states from ``ckpt``; return its metadata."""
-    meta = verify_checkpoint(ckpt)
-    state = safe_torch_load(ckpt / STATE_FILE)
-    load_safetensors_into(learn.model, ckpt / MODEL_FILE)
-    if state.get("opt") is not None and learn.opt is not None:
-        try:
-            learn.opt.load_state_dict(state["opt"])
-        except (ValueError, KeyError) as e:
-            raise CheckpointError(f"the optimizer state in {ckpt} does not fit this optimizer "
-                                  f"({e}); use the opt_func of the run that saved it") from None
-    _load_callback_states(learn, state.get("callbacks", {}))
-    restore_rng(from_plain(state["rng"]))
-    meta["_state"] = state
-    return meta
+    """Restore model, optimizer, RNG and callback states from ``ckpt``; return its meta.json."""
+    loaded = read_checkpoint(ckpt)
+    _restore(learn, loaded)
+    return loaded.meta
 
 
-# ---- the callback --------------------------------------------------------------------------
+def _restore(learn: Learner, loaded: Checkpoint) -> None:
+    loaded.load_weights_into(unwrap_model(learn.model))
+    _load_opt(learn, loaded)
+    _load_callback_states(learn, loaded.state.get("callbacks", {}), loaded.path)
+    restore_rng(from_plain(loaded.state["rng"]))
+
+
+def _load_opt(learn: Learner, ckpt: Checkpoint) -> None:
+    opt_state = ckpt.state.get("opt")
+    if opt_state is None or learn.opt is None:
+        return
+    try:
+        learn.opt.load_state_dict(opt_state)
+    except (ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(f"the optimizer state in {ckpt.path} does not fit this optimizer "
+                              f"({' '.join(str(e).split())}); use the opt_func of the run that "
+                              "saved it") from None
+
+
 class CheckpointCallback(Callback):
-    """Save at every epoch end (and every ``every_n_batches`` steps) into ``run_dir``; resume."""
+    """Save at every epoch end (and every ``every_n_batches`` steps) into ``run_dir``; resume.
+
+    ``fit(n, resume=path)`` continues from the newest checkpoint under ``path`` (``True``: this
+    callback's ``run_dir``). A run folder (``.actscope-run`` marker) without any checkpoint yet
+    starts over: the run was killed before its first save, and starting from the same seed is
+    exactly what the interrupted run did.
+    """
 
     order = 70
 
     def __init__(self, run_dir: str | os.PathLike, every_n_batches: int | None = None,
                  keep: int = 3) -> None:
-        if every_n_batches is not None and (not isinstance(every_n_batches, int)
-                                            or every_n_batches <= 0):
+        if every_n_batches is not None and (isinstance(every_n_batches, bool) or not isinstance(
+                every_n_batches, int) or every_n_batches <= 0):
             raise ValueError(f"every_n_batches must be a positive integer or None, got "
                              f"{every_n_batches!r}")
-        if not isinstance(keep, int) or keep < 1:
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an integer >= 1 (checkpoints kept), got {keep!r}")
         self.run_dir, self.every, self.keep = Path(run_dir), every_n_batches, keep
         self.root = self.run_dir / CKPT_SUBDIR
         self.saved: list[Path] = []
         self.resumed_from: Path | None = None
-        self._pending: dict[str, Any] | None = None
+        self.started_over = False  # resume of a run folder that had no checkpoint yet
+        self._pending: Checkpoint | None = None
         self._last_step = -1
+        self._epoch_done = -1  # the last epoch whose training and validation both finished
         self._seq = 0
 
     def before_fit(self, learn: Learner) -> None:
-        for stale in self.root.glob(".tmp-ckpt-*") if self.root.is_dir() else ():
-            shutil.rmtree(stale, ignore_errors=True)  # left by a killed run: never complete
+        remove_stale_checkpoint_temps(self.root)  # left by a killed save: never complete
         existing = list_checkpoints(self.root)
-        self._seq = int(_NAME.match(existing[-1].name).group(1)) + 1 if existing else 0
-        self._last_step, self._pending = -1, None
+        self._seq = checkpoint_seq(existing[-1]) + 1 if existing else 0
+        self._last_step, self._pending, self._epoch_done = -1, None, -1
+        self.started_over = False
         if learn.resume_from is None:
             return
-        # resume=True: this callback's own run folder
-        ckpt = latest_checkpoint(self.run_dir if learn.resume_from is True else learn.resume_from)
-        meta = load_checkpoint(learn, ckpt)
-        learn.resume_from, self.resumed_from = None, ckpt
-        learn.first_epoch, learn.first_iter = meta["epoch"], meta["iter"]
+        target = Path(self.run_dir if learn.resume_from is True else learn.resume_from)
+        learn.resume_from = None
+        if find_latest_checkpoint(target) is None and (target / MARKER).is_file():
+            self.started_over = True  # killed before its first checkpoint: run it from the start
+            return
+        loaded = read_checkpoint(latest_checkpoint(target))
+        _restore(learn, loaded)
+        meta, self.resumed_from = loaded.meta, loaded.path
+        if meta.get("stopped"):  # a callback ended the run there: nothing is left to train
+            learn.first_epoch, learn.first_iter = learn.n_epochs, 0
+        else:
+            learn.first_epoch, learn.first_iter = meta["epoch"], meta["iter"]
         learn.train_iter = self._last_step = meta["train_iter"]
-        if meta["iter"] > 0:
+        if meta["iter"] > 0 and not meta.get("stopped"):
             # before_epoch/before_train of the resumed epoch may reset partial sums and draw
             # random numbers; the uninterrupted run did neither at this point, so re-apply.
-            self._pending = meta["_state"]
+            self._pending = loaded
 
     def before_train(self, learn: Learner) -> None:
         if self._pending is None:
             return
-        _load_callback_states(learn, self._pending.get("callbacks", {}))
-        restore_rng(from_plain(self._pending["rng"]))
+        _load_callback_states(learn, self._pending.state.get("callbacks", {}), self._pending.path)
+        restore_rng(from_plain(self._pending.state["rng"]))
         self._pending = None
+
+    def after_train(self, learn: Learner) -> None:
+        if getattr(learn.dls, "valid", None) is None:
+            self._epoch_done = learn.epoch
+
+    def after_validate(self, learn: Learner) -> None:
+        self._epoch_done = learn.epoch
 
     def after_batch(self, learn: Learner) -> None:
         if not learn.training or self.every is None or learn.train_iter == self._last_step:
@@ -250,20 +209,27 @@ class CheckpointCallback(Callback):
     def after_epoch(self, learn: Learner) -> None:
         self.save(learn, learn.epoch + 1, 0)
 
-    def save(self, learn: Learner, epoch: int, iter: int) -> Path | None:
+    def after_cancel_fit(self, learn: Learner) -> None:
+        # A callback that ran before this one in after_epoch (early stopping) ended the fit
+        # after a complete epoch: save that epoch, marked stopped, or a resume would replay it.
+        if self._epoch_done == learn.epoch and self._epoch_done >= 0:
+            self.save(learn, learn.epoch + 1, 0, stopped=True)
+
+    def save(self, learn: Learner, epoch: int, iter: int, stopped: bool = False) -> Path | None:
         """Write one checkpoint now (continuing at ``epoch``/``iter``) and prune old ones."""
         for cb in learn.cbs:  # never save a non-finite state: a guard may veto (host sync here)
             cb.check_checkpointable(learn)
+        # every rank: a state_dict may take part in a collective (MetricsCallback's sums)
+        states = {k: cb.state_dict() for k, cb in stateful_callbacks(learn).items()}
+        self._epoch_done = -1
         if not is_main_process():  # under torchrun all ranks hold the same state: rank 0 writes
-            for cb in _stateful_callbacks(learn).values():
-                cb.state_dict()  # it may take part in a collective (MetricsCallback's sums)
             self._seq, self._last_step = self._seq + 1, learn.train_iter
             return None
-        path = save_checkpoint(learn, self.root, self._seq, epoch, iter)
+        position = {"epoch": epoch, "iter": iter, "train_iter": learn.train_iter,
+                    "n_epochs": learn.n_epochs, "lr": learn.lr, "stopped": stopped}
+        path = store_checkpoint(self.root, self._seq, _weights(learn), _state(learn, states),
+                                position)
         self._seq, self._last_step = self._seq + 1, learn.train_iter
         self.saved.append(path)
-        for old in list_checkpoints(self.root)[:-self.keep]:
-            trash = old.with_name(f".tmp-{old.name}-del")
-            os.rename(old, trash)  # gone from the complete set in one step, then deleted
-            shutil.rmtree(trash, ignore_errors=True)
+        prune_checkpoints(self.root, self.keep)
         return path

@@ -1,0 +1,356 @@
+"""RunFolder: one run's folder, its marker, its lock, its lifecycle and its files."""
+
+from __future__ import annotations
+
+import csv
+import datetime
+import io
+import json
+import platform
+import shutil
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actscope.atomic import atomic_write, remove_stale_temps
+from actscope.checkpoints import (
+    CKPT_SUBDIR,
+    find_latest_checkpoint,
+    list_checkpoints,
+    remove_stale_checkpoint_temps,
+)
+from actscope.runs import files
+from actscope.runs.files import RunFolderError
+from actscope.runs.lock import LOCK_FILE, RunLock, is_locked
+
+__all__ = ["RunFolder", "new_run_name", "library_versions", "METRICS_COLUMNS", "MARKER",
+           "RUNNING", "STATES"]
+
+METRICS_COLUMNS = ("epoch", "train_loss", "train_accuracy", "valid_loss", "valid_accuracy",
+                   "seconds")
+MARKER = ".actscope-run"  # JSON {kind, version, created, finished}: "actscope made this folder"
+RUNNING = "RUNNING"  # present from create until finish: the run is not complete
+STATES = ("running", "interrupted", "unreported", "complete")
+# Files by which a v0.1 run (written before the marker existed) is recognised, read-only.
+_LEGACY_FILES = ("config.json", "metrics.csv", "telemetry.npz", "findings.json")
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of python, torch, numpy and actscope (for config.json)."""
+    import torch
+
+    from actscope.version import __version__
+
+    return {"python": platform.python_version(), "torch": torch.__version__,
+            "numpy": np.__version__, "actscope": __version__}
+
+
+def new_run_name(dataset: str, root: str | Path = "runs", when: float | None = None) -> Path:
+    """The default folder of a new run: ``runs/<dataset>-<YYYYmmdd-HHMMSS>`` (local time)."""
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(when))
+    return Path(root) / f"{dataset}-{stamp}"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_empty(path: Path) -> bool:
+    """No entries, or only a lock file left by a run killed right after making the folder."""
+    return all(p.name == LOCK_FILE for p in path.iterdir())
+
+
+class RunFolder:
+    """One run's folder; ``create``/``open_for_resume`` make a writer (locked), ``open`` a reader.
+
+    Use a writer as a context manager (or call ``release()``): the lock is held until then.
+    """
+
+    def __init__(self, path: str | Path, lock: RunLock | None = None, created: bool = False,
+                 ) -> None:
+        self.path = Path(path)
+        self._lock = lock
+        self._created = created  # made (or replaced) by this process: abort may remove it
+        self.checkpoint: Path | None = None  # open_for_resume: the newest checkpoint, if any
+
+    # ---- opening ---------------------------------------------------------------------------
+    @classmethod
+    def create(cls, path: str | Path, overwrite: bool = False, resume: bool = False,
+               kind: str = "fit") -> RunFolder:
+        """A new run folder, locked, with its marker and ``RUNNING``.
+
+        An existing folder needs ``overwrite``, and is replaced only if actscope made it
+        (``.actscope-run`` marker) or it is empty; anything else is refused untouched.
+        ``resume=True`` is ``open_for_resume(path)``.
+        """
+        if resume:
+            return cls.open_for_resume(path)
+        path = Path(path)
+        try:
+            path.mkdir(parents=True)
+        except FileExistsError:
+            return cls._replace(path, overwrite, kind)
+        except OSError as e:
+            raise RunFolderError(f"cannot create run folder {path}: {e.strerror or e}; choose "
+                                 "another --out") from None
+        run = cls(path, RunLock(path).acquire(), created=True)
+        run._start(kind)
+        return run
+
+    @classmethod
+    def _replace(cls, path: Path, overwrite: bool, kind: str) -> RunFolder:
+        if not path.is_dir():
+            raise RunFolderError(f"{path} exists and is not a folder; choose another --out")
+        if not overwrite:
+            raise RunFolderError(f"run folder {path} already exists; pass --overwrite to "
+                                 "replace it or choose another --out")
+        cls._check_replaceable(path)  # before the lock: a foreign folder gets no lock file
+        lock = RunLock(path).acquire()
+        try:
+            cls._check_replaceable(path)  # again: it may have changed before we held the lock
+            for child in path.iterdir():
+                if child.name == LOCK_FILE:
+                    continue  # the lock we hold: deleting it would let a third writer in
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+        except BaseException:
+            lock.release()
+            raise
+        run = cls(path, lock, created=True)
+        run._start(kind)
+        return run
+
+    @staticmethod
+    def _check_replaceable(path: Path) -> None:
+        if _is_empty(path) or (path / MARKER).is_file():
+            return
+        raise RunFolderError(f"{path} is not an actscope run folder (no {MARKER} marker): refusing "
+                             "to replace it, nothing was touched; choose another --out (a run of "
+                             "actscope 0.1 has no marker: delete it yourself)")
+
+    @classmethod
+    def open_for_resume(cls, path: str | Path) -> RunFolder:
+        """An existing run, locked for writing, marked ``RUNNING`` again; stale temp files gone.
+
+        ``run.checkpoint`` is its newest checkpoint, or None: killed before the first one, so
+        the run starts over from config.json. A v0.1 run (no marker, but config.json and
+        checkpoints or ``RUNNING``) is adopted: it gets its marker.
+        """
+        path = Path(path)
+        if not str(path) or not path.is_dir():
+            raise RunFolderError(f"cannot resume: run folder {str(path)!r} does not exist; pass "
+                                 "the folder of the interrupted run")
+        legacy = not (path / MARKER).is_file()
+        if legacy and not ((path / "config.json").is_file() and (
+                (path / RUNNING).exists() or list_checkpoints(path / CKPT_SUBDIR))):
+            raise RunFolderError(f"cannot resume {path}: it is not an actscope run folder (no "
+                                 f"{MARKER} marker)")
+        run = cls(path, RunLock(path).acquire())
+        try:
+            if not (path / "config.json").is_file():
+                raise RunFolderError(f"cannot resume {path}: it has no config.json, so nothing "
+                                     "says what to run; start a new run instead")
+            run.read_config()  # validated now: exit 2 before any data is loaded
+            remove_stale_temps(path)
+            remove_stale_checkpoint_temps(path / CKPT_SUBDIR)
+            marker = run.marker or {"kind": "fit", "created": None, "adopted": _now()}
+            run._write_marker({**marker, "finished": None, "resumed": _now()})
+            (path / RUNNING).touch()
+            run.checkpoint = find_latest_checkpoint(path / CKPT_SUBDIR)
+        except BaseException:
+            run.release()
+            raise
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> RunFolder:
+        """An existing run folder to read (``actscope report``); no lock is taken."""
+        path = Path(path)
+        if not path.is_dir():
+            raise RunFolderError(f"run folder {path} does not exist")
+        if not (path / MARKER).is_file() and not any((path / f).is_file()
+                                                       for f in _LEGACY_FILES):
+            raise RunFolderError(f"{path} is not an actscope run folder (no {MARKER} marker and "
+                                 f"none of {', '.join(_LEGACY_FILES)})")
+        return cls(path)
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def _start(self, kind: str) -> None:
+        from actscope.version import __version__
+
+        self._write_marker({"kind": kind, "version": __version__, "created": _now(),
+                            "finished": None})
+        (self.path / RUNNING).touch()
+
+    def _write_marker(self, marker: Mapping[str, Any]) -> None:
+        with atomic_write(self.path / MARKER) as f:
+            json.dump(dict(marker), f, indent=1, sort_keys=True)
+            f.write("\n")
+
+    @property
+    def marker(self) -> dict[str, Any] | None:
+        """The marker's fields, or None for a folder without one (v0.1, watch() output)."""
+        path = self.path / MARKER
+        if not path.is_file():
+            return None
+        found = files.read_json_file(path)
+        if not isinstance(found, dict):
+            raise RunFolderError(f"{path} is damaged: expected a JSON object; delete it only if "
+                                 "this folder is not an actscope run")
+        return found
+
+    @property
+    def complete(self) -> bool:
+        """True once ``finish()`` ran (no RUNNING marker)."""
+        return not (self.path / RUNNING).exists()
+
+    @property
+    def state(self) -> str:
+        """``running`` (a live process holds the lock), ``interrupted`` (RUNNING, nobody
+        writing: ``fit --resume`` continues it), ``unreported`` (finished, no report.html:
+        ``actscope report`` or ``fit --resume`` writes it) or ``complete``."""
+        if not self.complete:
+            return "running" if self.locked_by_other() else "interrupted"
+        kind = (self.marker or {}).get("kind", "fit")
+        if kind == "fit" and not (self.path / "report.html").is_file():
+            return "unreported"
+        return "complete"
+
+    def locked_by_other(self) -> bool:
+        """True when another process (or another RunFolder) holds this folder's lock."""
+        return not (self._lock is not None and self._lock.held) and is_locked(self.path)
+
+    def finish(self) -> None:
+        """Mark the run complete: stale temp files removed, marker updated, RUNNING gone."""
+        self.remove_stale_temps()
+        marker = self.marker
+        if marker is not None:
+            self._write_marker({**marker, "finished": _now()})
+        (self.path / RUNNING).unlink(missing_ok=True)
+
+    def abort(self) -> bool:
+        """After a failure: remove the folder if this process made it and it holds no
+        checkpoint (True), else keep it for ``--resume``; the lock is released either way."""
+        try:
+            if not self._created or list_checkpoints(self.path / CKPT_SUBDIR):
+                return False  # the RUNNING marker says it is incomplete
+            shutil.rmtree(self.path, ignore_errors=True)
+            return True
+        finally:
+            self.release()
+
+    def release(self) -> None:
+        """Free the lock (idempotent); the folder stays as it is."""
+        if self._lock is not None:
+            self._lock.release()
+
+    def remove_stale_temps(self) -> list[Path]:
+        """Delete temp files a killed write left, when no other process writes the folder."""
+        if self.locked_by_other():
+            return []
+        return remove_stale_temps(self.path)
+
+    def __enter__(self) -> RunFolder:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    # ---- readers (validated: RunFileError names the file) ----------------------------------
+    def file(self, name: str) -> Path:
+        """The path of ``name`` inside the folder."""
+        return self.path / name
+
+    def read_json(self, name: str) -> Any:
+        """Parse a JSON file of the folder (RunFileError if it is not JSON)."""
+        return files.read_json_file(self.file(name))
+
+    def read_config(self, parse_settings: Callable[[dict[str, Any]], Any] | None = None
+                    ) -> dict[str, Any]:
+        """config.json, checked (see ``runs.files.read_config``)."""
+        return files.read_config(self.file("config.json"), parse_settings)
+
+    def read_metrics(self) -> list[dict[str, float]]:
+        """metrics.csv, one dict per epoch."""
+        return files.read_metrics(self.file("metrics.csv"))
+
+    read_metrics_csv = read_metrics
+
+    def read_recorder(self) -> dict[str, np.ndarray]:
+        """recorder.npz: lrs, losses and the other recorded hyper-parameters."""
+        return files.read_recorder(self.file("recorder.npz"))
+
+    def read_lr_find(self) -> dict[str, Any]:
+        """lr_find.npz: lrs, losses, raw_losses and the suggestions."""
+        return files.read_lr_find(self.file("lr_find.npz"))
+
+    def read_findings(self) -> list[str]:
+        """findings.json: the diagnosis, a list of strings."""
+        return files.read_findings(self.file("findings.json"))
+
+    # ---- writers (all atomic) --------------------------------------------------------------
+    def write_json(self, name: str, obj: Any) -> Path:
+        """Write ``obj`` as indented JSON."""
+        with atomic_write(self.file(name)) as f:
+            json.dump(obj, f, indent=2, sort_keys=True, default=str)
+            f.write("\n")
+        return self.file(name)
+
+    def write_config(self, settings: Mapping[str, Any], seed: int | None = None) -> Path:
+        """config.json: every setting, the seed and the library versions."""
+        return self.write_json("config.json", {"settings": dict(settings), "seed": seed,
+                                               "versions": library_versions()})
+
+    def write_metrics_csv(self, rows: Sequence[Mapping[str, Any]]) -> Path:
+        """metrics.csv: one row per epoch, the columns of METRICS_COLUMNS (blank if missing)."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow(METRICS_COLUMNS)
+        for row in rows:
+            writer.writerow([_fmt(row.get(c)) for c in METRICS_COLUMNS])
+        with atomic_write(self.file("metrics.csv")) as f:
+            f.write(buf.getvalue())
+        return self.file("metrics.csv")
+
+    def save_weights(self, model: Any, name: str = "model.safetensors") -> Path:
+        """The model's state_dict as safetensors (contiguous CPU copies)."""
+        from safetensors.torch import save
+
+        state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+        with atomic_write(self.file(name), "wb") as f:
+            f.write(save(state))
+        return self.file(name)
+
+    def load_weights(self, name: str = "model.safetensors") -> dict[str, Any]:
+        """The saved state_dict (CPU tensors)."""
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(str(self.file(name)))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise files.RunFileError(f"{self.file(name)} is damaged: not a safetensors file "
+                                     f"({' '.join(str(e).split())})") from None
+
+    def write_npz(self, name: str, **arrays: Any) -> Path:
+        """Arrays as an uncompressed .npz (e.g. recorder.npz: lrs, losses)."""
+        with atomic_write(self.file(name), "wb") as f:
+            np.savez(f, **{k: np.asarray(v) for k, v in arrays.items()})
+        return self.file(name)
+
+    def __repr__(self) -> str:
+        return f"RunFolder({str(self.path)!r}, complete={self.complete})"
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value)  # full precision: identical runs give identical files
+    return str(value)
+
