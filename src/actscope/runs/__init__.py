@@ -29,7 +29,6 @@ is the one place a default run folder name is made.
 """
 
 from actscope.atomic import atomic_write
-from actscope.runs._fit_results import save_fit_results
 from actscope.runs.files import (
     RunFileError,
     RunFolderError,
@@ -54,4 +53,4 @@ from actscope.runs.lock import LockedError, RunLock, is_locked
 __all__ = ["atomic_write", "RunFolder", "RunFolderError", "RunFileError", "LockedError",
            "RunLock", "is_locked", "library_versions", "new_run_name", "METRICS_COLUMNS",
            "MARKER", "RUNNING", "STATES", "read_config", "read_metrics", "read_recorder",
-           "read_lr_find", "read_findings", "read_json_file", "save_fit_results"]
+           "read_lr_find", "read_findings", "read_json_file"]
