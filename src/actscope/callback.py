@@ -24,9 +24,20 @@ are documented, and ``tests/test_callback.py`` checks it against the classes):
     ======  ============================  =====================================================
 
 The state contract: a callback whose state must survive a checkpoint overrides ``state_dict`` and
-``load_state_dict``; checkpoints store it under ``state_key`` (the class name unless set). A
-callback that prepares the batch (device, sharding, transforms) sets ``prepares_batch = True``, so
-tools that pause the loop's observers (the LR finder) keep it running.
+``load_state_dict``; checkpoints store it under ``state_key`` (the class name unless set).
+Stateless by design (nothing to save for an exact resume): device, transform, distributed, input
+check, progress, the parameter scheduler (its position is ``learn.train_iter``) and the NaN guard
+(a checkpoint is only written after its flags were checked and cleared).
+
+Which callbacks the LR finder keeps during its sweep: those with ``prepares_batch = True``
+(device, sharding, transforms: the model must see the batches it will be trained on) and those
+with ``pausable_by_lr_find = False`` (the input check: a bad batch should fail the sweep with the
+same clear message as a fit). Every other callback is paused, so the sweep leaves no trace in
+metrics, recorder, telemetry, checkpoints or the progress table.
+
+Cleanup contract: ``after_fit`` runs for every callback even when an earlier callback's
+``before_fit`` raised, so ``after_fit`` must work on a callback whose ``before_fit`` never ran
+(set what it reads in ``__init__``).
 """
 
 from __future__ import annotations
@@ -50,6 +61,7 @@ class Callback:
 
     order: int = 0
     prepares_batch: bool = False  # True: changes what the model sees; never paused by lr_find
+    pausable_by_lr_find: bool = True  # False: also kept during the sweep (checks, not records)
     state_key: str | None = None  # the key of this callback's state in a checkpoint (None: class)
 
     def state_dict(self) -> dict[str, Any] | None:

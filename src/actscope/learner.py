@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from actscope.callback import Callback
+from actscope.errors import UsageError
 from actscope.events import (
     CancelBatchException,
     CancelEpochException,
@@ -111,7 +112,7 @@ class Learner:
         checkpoint; a ``CheckpointCallback`` reads it in ``before_fit``.
         """
         if not isinstance(n_epochs, int) or n_epochs <= 0:
-            raise ValueError(f"n_epochs must be a positive integer, got {n_epochs!r}")
+            raise UsageError(f"n_epochs must be a positive integer, got {n_epochs!r}")
         added = list(cbs)
         self.add_cbs(added)
         try:
@@ -125,18 +126,50 @@ class Learner:
             self.n_epochs, self.train_iter = n_epochs, 0
             self.first_epoch = self.first_iter = 0
             self.resume_from = resume
+            error: BaseException | None = None
             try:
-                self.fire("before_fit")
-                if self.resume_from is not None:
-                    raise ValueError(f"fit(resume={resume!r}) needs a CheckpointCallback to read "
-                                     "the checkpoint: pass cbs=[CheckpointCallback(run_dir)]")
-                self._run_epochs()
-            except CancelFitException:
-                self.fire("after_cancel_fit")
+                try:
+                    self.fire("before_fit")
+                    if self.resume_from is not None:
+                        raise UsageError(f"fit(resume={resume!r}) needs a CheckpointCallback to "
+                                         "read the checkpoint: pass "
+                                         "cbs=[CheckpointCallback(run_dir)]")
+                    self._run_epochs()
+                except CancelFitException:
+                    self.fire("after_cancel_fit")
+            except BaseException as e:
+                error = e
+                raise
             finally:
-                self.fire("after_fit")
+                self._fire_after_fit(error)
         finally:
             self.remove_cbs(added)
+
+    def _fire_after_fit(self, error: BaseException | None) -> None:
+        """after_fit for every callback, also when one of them (or the fit) failed.
+
+        Every handler runs, so each callback cleans up. With an error in flight, that error is
+        the one the caller sees: a cleanup failure is added to it as a note, never raised in its
+        place (it would hide the cause, e.g. a refused checkpoint, behind a secondary traceback).
+        """
+        failures: list[tuple[Callable[[Learner], None], Exception]] = []
+        for handler in self._handlers["after_fit"]:
+            try:
+                handler(self)
+            except Exception as e:  # noqa: BLE001 - collected and reported below
+                failures.append((handler, e))
+        if not failures:
+            return
+        notes = [f"{type(getattr(h, '__self__', h)).__name__}.after_fit also failed: "
+                 f"{type(e).__name__}: {e}" for h, e in failures]
+        if error is not None:
+            for note in notes:
+                error.add_note(note)
+            return  # the finally clause re-raises ``error`` unchanged
+        first = failures[0][1]
+        for note in notes[1:]:
+            first.add_note(note)
+        raise first
 
     def _with_events(self, unit: str, body: Callable[[], None], cancel: type[Exception]) -> None:
         """before_<unit>, body, then after_<unit>; a ``cancel`` fires after_cancel_<unit> first."""

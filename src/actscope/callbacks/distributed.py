@@ -23,6 +23,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from actscope.callback import Callback
 from actscope.dist import DistEnv, sync_buffers, unwrap_model
+from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -47,7 +48,7 @@ class ShardedBatches:
 
     def __init__(self, loader: Any, rank: int, world_size: int) -> None:
         if not 0 <= rank < world_size:
-            raise ValueError(f"rank must be in [0, {world_size}), got {rank}")
+            raise UsageError(f"rank must be in [0, {world_size}), got {rank}")
         self.loader, self.rank, self.world_size = loader, rank, world_size
         self.global_rows = 0  # rows of the current global batch; read by the gradient weighting
 
@@ -118,11 +119,11 @@ class DistributedCallback(Callback):
                  exact_mean: bool = True, buffers: str = "average",
                  find_unused_parameters: bool = False) -> None:
         if buffers not in ("average", "broadcast"):
-            raise ValueError(f"buffers must be 'average' or 'broadcast', got {buffers!r}")
+            raise UsageError(f"buffers must be 'average' or 'broadcast', got {buffers!r}")
         if shard not in ("batch", "loader", None):
-            raise ValueError(f"shard must be 'batch', 'loader' or None, got {shard!r}")
+            raise UsageError(f"shard must be 'batch', 'loader' or None, got {shard!r}")
         if backend not in (None, "gloo", "nccl"):
-            raise ValueError(f"backend must be 'gloo', 'nccl' or None (auto), got {backend!r}")
+            raise UsageError(f"backend must be 'gloo', 'nccl' or None (auto), got {backend!r}")
         self.backend, self.sync_bn, self.shard = backend, sync_bn, shard
         self.shard_valid = shard_valid
         self.timeout = timeout if isinstance(timeout, timedelta) else timedelta(seconds=timeout)
@@ -174,7 +175,7 @@ class DistributedCallback(Callback):
     def _convert_sync_bn(self, model: nn.Module) -> None:
         device = next(model.parameters()).device
         if device.type == "cpu":
-            raise ValueError("sync_bn=True needs a GPU: torch's SyncBatchNorm has no CPU kernel; "
+            raise UsageError("sync_bn=True needs a GPU: torch's SyncBatchNorm has no CPU kernel; "
                              "use DistributedCallback(sync_bn=False) on CPU")
         for parent in list(model.modules()):
             for name, child in list(parent.named_children()):

@@ -6,6 +6,12 @@ training batches the buffer is read back once. The trade-off: on a GPU a bad ste
 to ``check_every - 1`` optimizer steps late (the weights may already be NaN; the checkpoint
 callback asks the guard before every save, so no checkpoint ever holds them). On the CPU a check
 costs nothing extra, so the default there is every batch, before the step: the weights stay good.
+
+Under torchrun the flags are reduced over the ranks at every check (one small all-reduce, at the
+points every rank reaches together), so when one rank sees a non-finite value all ranks stop at
+the same batch with the same message; a rank that stopped alone would leave the others waiting
+in the next collective until the timeout. The guard keeps no state a checkpoint needs: a
+checkpoint is written only after its flags were checked and cleared.
 """
 
 from __future__ import annotations
@@ -19,6 +25,10 @@ import torch
 from torch import nn
 
 from actscope.callback import Callback
+from actscope.callbacks.checkpoint import CheckpointCallback
+from actscope.callbacks.metrics import MetricsCallback
+from actscope.dist import all_reduce_max_, collective_device, get_world_size, unwrap_model
+from actscope.errors import UsageError
 from actscope.events import CancelFitException
 
 if TYPE_CHECKING:
@@ -65,7 +75,7 @@ class NaNGuardCallback(Callback):
     def __init__(self, check_every: int | None = None, check_grads: bool = True,
                  warn: bool = True) -> None:
         if check_every is not None and (not isinstance(check_every, int) or check_every <= 0):
-            raise ValueError(f"check_every must be a positive integer or None (1 on CPU, "
+            raise UsageError(f"check_every must be a positive integer or None (1 on CPU, "
                              f"{GPU_CHECK_EVERY} on GPU), got {check_every!r}")
         self.check_every, self.check_grads, self.warn = check_every, check_grads, warn
         self.message: str | None = None
@@ -112,40 +122,65 @@ class NaNGuardCallback(Callback):
         self.check_finite(learn)
 
     def check_finite(self, learn: Learner) -> None:
-        """Read the flags back (one host sync); raise CancelFitException if any is set."""
+        """Read the flags back (one host sync); raise CancelFitException if any is set.
+
+        Under torchrun every rank calls this at the same points with the same number of flags
+        (the loop is the same on every rank), and the flags are OR-ed over the ranks first.
+        """
         n, self._since = len(self._where), 0
         if n == 0:
             return
-        flags = self._flags[:n]
+        local = self._flags[:n]
+        flags = local
+        if get_world_size() > 1:
+            flags = all_reduce_max_(local.to(collective_device(), torch.uint8)).bool()
         bad = flags.any().item()  # the sync this guard is allowed: once per check_every batches
         if not bad:
             self._flags[:n] = False
             self._where.clear()
             return
-        epoch, it, training, what = self._where[int(flags.nonzero()[0, 0].item())]
-        phase = "training" if training else "validation"
-        layer = first_nonfinite_layer(learn.model, learn.xb)
-        saved = [cb.saved[-1] for cb in learn.cbs if getattr(cb, "saved", None)]
-        self.message = (
-            f"non-finite {what} at epoch {epoch}, batch {it} ({phase}); "
-            + (f"first non-finite activations: {layer}; " if layer else
-               "every layer's output was finite on the current batch; ")
-            + "training stopped. Lower the learning rate, check the inputs, or add "
-              "normalisation; "
-            + (f"the last checkpoint ({saved[-1]}) holds no non-finite values" if saved else
-               "no checkpoint was saved before it"))
+        first = int(flags.nonzero()[0, 0].item())
+        self.message = self._message(learn, first, bool(local[first].item()))
         if self.warn:  # CancelFitException is caught by the loop: an API user would see nothing
             warnings.warn(self.message, RuntimeWarning, stacklevel=2)
         self._flags[:n] = False
         self._where.clear()
         raise CancelFitException(self.message)
 
+    def _message(self, learn: Learner, first: int, mine: bool) -> str:
+        """Where it happened, the first non-finite layer and the last good checkpoint."""
+        epoch, it, training, what = self._where[first]
+        phase = "training" if training else "validation"
+        layer = first_nonfinite_layer(unwrap_model(learn.model), learn.xb)
+        ckpt = learn.find_cb(CheckpointCallback)
+        saved = str(ckpt.saved[-1]) if ckpt is not None and ckpt.saved else None
+        where = ""
+        if get_world_size() > 1:
+            # Each rank knows its own batch and rank 0 its checkpoints: share them, so that every
+            # rank prints the same words (one collective; every rank is here for the same flag).
+            parts: list[Any] = [None] * get_world_size()
+            torch.distributed.all_gather_object(parts, (mine, layer, saved))
+            ranks = [r for r, (m, _, _) in enumerate(parts) if m]
+            layer = next((lay for m, lay, _ in parts if m and lay), None)
+            saved = parts[0][2]
+            where = f" on rank {', '.join(map(str, ranks))} of {get_world_size()}"
+        return (f"non-finite {what} at epoch {epoch}, batch {it} ({phase}){where}; "
+                + (f"first non-finite activations: {layer}; " if layer else
+                   "every layer's output was finite on the current batch; ")
+                + "training stopped. Lower the learning rate, check the inputs, or add "
+                  "normalisation; "
+                + (f"the last checkpoint ({saved}) holds no non-finite values" if saved else
+                   "no checkpoint was saved before it"))
+
 
 class EarlyStoppingCallback(Callback):
-    """Stop once ``monitor`` (a metrics history column) missed ``patience`` epochs in a row.
+    """Stop once ``monitor`` (a MetricsCallback history column) missed ``patience`` epochs in a row.
 
     An epoch improves when it beats the best so far by more than ``min_delta``; ``mode`` "auto"
-    minimises names with loss/error/perplexity and maximises the rest.
+    minimises names with loss/error/perplexity and maximises the rest. The stop is part of the
+    state (``stopped_epoch``): CheckpointCallback saves the stopped epoch (marked ``stopped``) in
+    ``after_cancel_fit``, and a callback restored with a stop ends the resumed fit at once
+    instead of replaying the stopped epoch.
     """
 
     order = 60
@@ -153,12 +188,12 @@ class EarlyStoppingCallback(Callback):
     def __init__(self, monitor: str = "valid_loss", patience: int = 3, min_delta: float = 0.0,
                  mode: str = "auto", restore_best: bool = False) -> None:
         if mode not in ("auto", "min", "max"):
-            raise ValueError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
+            raise UsageError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
         if not isinstance(patience, int) or patience < 1:
-            raise ValueError(f"patience must be an integer >= 1 (epochs without improvement "
+            raise UsageError(f"patience must be an integer >= 1 (epochs without improvement "
                              f"before stopping), got {patience!r}")
         if not min_delta >= 0:
-            raise ValueError(f"min_delta must be >= 0, got {min_delta!r}")
+            raise UsageError(f"min_delta must be >= 0, got {min_delta!r}")
         if mode == "auto":  # losses and errors go down, everything else (accuracy, ...) up
             mode = "min" if any(w in monitor for w in ("loss", "error", "perplexity")) else "max"
         self.monitor, self.patience, self.min_delta = monitor, patience, min_delta
@@ -167,21 +202,28 @@ class EarlyStoppingCallback(Callback):
 
     def _reset(self) -> None:
         self.best = math.inf if self.mode == "min" else -math.inf
-        self.best_epoch, self.wait, self.stopped_epoch = -1, 0, None
+        self.best_epoch, self.wait = -1, 0
+        self.stopped_epoch: int | None = None
         self.best_weights: dict[str, torch.Tensor] | None = None
+        self._fitting = False  # True between this fit's before_fit and after_fit
 
     def before_fit(self, learn: Learner) -> None:
         self._reset()
+        self._fitting = True
+
+    def before_epoch(self, learn: Learner) -> None:
+        if self.stopped_epoch is not None:  # resumed from the checkpoint saved at the stop
+            raise CancelFitException(f"early stopping ended this run at epoch "
+                                     f"{self.stopped_epoch}; nothing left to train")
 
     def _value(self, learn: Learner) -> float:
         rows = [cb.history[-1] for cb in learn.cbs
-                if isinstance(getattr(cb, "history", None), list) and cb.history
-                and isinstance(cb.history[-1], dict)]
+                if isinstance(cb, MetricsCallback) and cb.history]
         for row in rows:
             if self.monitor in row:
                 return float(row[self.monitor])  # a host float already: read once per epoch
         cols = sorted({k for r in rows for k in r})
-        raise ValueError(f"EarlyStoppingCallback(monitor={self.monitor!r}): no such column in the "
+        raise UsageError(f"EarlyStoppingCallback(monitor={self.monitor!r}): no such column in the "
                          f"metrics history (have {cols or 'no MetricsCallback'}); "
                          "add MetricsCallback() or pick one of those")
 
@@ -204,15 +246,19 @@ class EarlyStoppingCallback(Callback):
                 f"{self.best_epoch})")
 
     def after_fit(self, learn: Learner) -> None:
-        if self.restore_best and self.best_weights is not None:
+        # Only for a fit this callback took part in: after a failed earlier before_fit the best
+        # weights would be a previous fit's.
+        if self._fitting and self.restore_best and self.best_weights is not None:
             learn.model.load_state_dict(self.best_weights)
+        self._fitting = False
 
     def state_dict(self) -> dict[str, Any]:
-        """Best value, its epoch, epochs waited (and the best weights), for resume."""
+        """Best value, its epoch, epochs waited, the stop (and the best weights), for resume."""
         return {"best": self.best, "best_epoch": self.best_epoch, "wait": self.wait,
-                "best_weights": self.best_weights}
+                "stopped_epoch": self.stopped_epoch, "best_weights": self.best_weights}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Inverse of ``state_dict``."""
         self.best, self.best_epoch, self.wait = state["best"], state["best_epoch"], state["wait"]
+        self.stopped_epoch = state.get("stopped_epoch")
         self.best_weights = state.get("best_weights")

@@ -78,6 +78,12 @@ class InputCheckCallback(Callback):
     """Check the first training batch: finite inputs, a model that takes them, labels in range."""
 
     order = -7  # after device placement and batch transforms, before telemetry starts recording
+    # Kept during the LR finder's sweep: it records nothing, and a batch the model cannot take
+    # should fail the sweep with this message rather than with torch's.
+    pausable_by_lr_find = False
+
+    def __init__(self) -> None:
+        self.done = False
 
     def before_fit(self, learn: Learner) -> None:
         self.done = False

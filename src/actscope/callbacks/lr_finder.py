@@ -22,7 +22,10 @@ import numpy as np
 import torch
 
 from actscope.callback import Callback
+from actscope.dist import DistEnv, get_rank, get_world_size
+from actscope.errors import UsageError
 from actscope.events import CancelFitException, CancelValidateException
+from actscope.rng import capture_rng, restore_rng
 from actscope.schedules import sched_exp
 
 if TYPE_CHECKING:
@@ -47,11 +50,11 @@ class LRFinderCallback(Callback):
     def __init__(self, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: int = 100,
                  stop_div: float = 10.0, beta: float = 0.98, check_every: int = 4) -> None:
         if not 0 < min_lr < max_lr:
-            raise ValueError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}")
+            raise UsageError(f"need 0 < min_lr < max_lr, got min_lr={min_lr}, max_lr={max_lr}")
         if num_it < 2 or check_every < 1:
-            raise ValueError(f"need num_it >= 2 and check_every >= 1, got {num_it}, {check_every}")
+            raise UsageError(f"need num_it >= 2 and check_every >= 1, got {num_it}, {check_every}")
         if stop_div <= 1 or not 0 <= beta < 1:
-            raise ValueError(f"need stop_div > 1 and 0 <= beta < 1, got {stop_div}, {beta}")
+            raise UsageError(f"need stop_div > 1 and 0 <= beta < 1, got {stop_div}, {beta}")
         self.min_lr, self.max_lr, self.num_it = min_lr, max_lr, num_it
         self.stop_div, self.beta, self.check_every = stop_div, beta, check_every
         self.sched = sched_exp(min_lr, max_lr)
@@ -65,8 +68,7 @@ class LRFinderCallback(Callback):
         self._model_state = copy.deepcopy(learn.model.state_dict())
         self._model_training = learn.model.training
         self._opt_state = copy.deepcopy(learn.opt.state_dict())
-        self._rng = torch.random.get_rng_state()
-        self._cuda_rng = torch.cuda.get_rng_state_all() if torch.cuda.is_initialized() else None
+        self._rng = capture_rng()
         self.lrs, self._buf, self._n = [], None, 0
         self._checked, self._stop_at = 0, None
         self._smooth, self._best = 0.0, math.inf
@@ -78,9 +80,7 @@ class LRFinderCallback(Callback):
         learn.model.load_state_dict(self._model_state)
         learn.model.train(self._model_training)
         learn.opt.load_state_dict(self._opt_state)
-        torch.random.set_rng_state(self._rng)
-        if self._cuda_rng is not None:
-            torch.cuda.set_rng_state_all(self._cuda_rng)
+        restore_rng(self._rng)
         n = self._stop_at if self._stop_at is not None else self._n
         self.raw_losses = (self._buf[:n].cpu().double().numpy() if self._buf is not None
                            else np.zeros(0))
@@ -143,13 +143,13 @@ def _clean(lrs: Any, losses: Any, min_points: int, skip_start: int, skip_end: in
     """Drop the noisy first/last points, then NaN/inf points; check enough are left."""
     lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
     if lrs.ndim != 1 or lrs.shape != losses.shape:
-        raise ValueError(f"{rule}: lrs and losses must be 1-D and the same length, got shapes "
+        raise UsageError(f"{rule}: lrs and losses must be 1-D and the same length, got shapes "
                          f"{lrs.shape} and {losses.shape}")
     lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(losses) - skip_end]
     keep = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
     lrs, losses = lrs[keep], losses[keep]
     if len(lrs) < min_points:
-        raise ValueError(f"{rule}: only {len(lrs)} usable points (need {min_points}) after "
+        raise UsageError(f"{rule}: only {len(lrs)} usable points (need {min_points}) after "
                          f"dropping the first {skip_start}, the last {skip_end} and non-finite "
                          "ones; run a longer sweep (raise num_it or max_lr, or lower min_lr)")
     return lrs, losses
@@ -200,7 +200,25 @@ class LRFindResult:
     raw_losses: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
-PREPARE_ORDER = -10  # BatchTransformCallback's order; ActivationStatsCallback (-5) is paused
+# The fewest sweep points each shipped rule needs: its usable points plus the first and last one,
+# which every rule drops as noise.
+MIN_NUM_IT = {"valley": 5, "steepest": 5, "minimum": 3}
+
+
+def keeps_running(cb: Callback) -> bool:
+    """True for the callbacks the sweep keeps: batch preparation and the non-pausable checks."""
+    return cb.prepares_batch or not cb.pausable_by_lr_find
+
+
+def _check_not_distributed() -> None:
+    env = DistEnv.from_env()
+    world = max(get_world_size(), env.world_size if env is not None else 1)
+    if world > 1:
+        # Each rank would sweep on its own shard and stop on its own loss: the ranks would part
+        # ways at the first divergence check, and the suggestion would be one rank's.
+        raise UsageError(f"lr_find runs on one process, but this is rank {get_rank()} of a "
+                         f"{world}-process job; run `actscope lr-find` (or lr_find) without "
+                         "torchrun/--nproc, then train with --nproc and the suggested lr")
 
 
 def lr_find(learn: Learner, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: int = 100,
@@ -208,24 +226,34 @@ def lr_find(learn: Learner, min_lr: float = 1e-7, max_lr: float = 10.0, num_it: 
             default: str = "valley",
             suggesters: Mapping[str, Suggester] | None = None,
             ) -> LRFindResult:
-    """Run the LR finder on ``learn`` (whose state is left unchanged) and suggest an lr."""
+    """Run the LR finder on ``learn`` (whose state is left unchanged) and suggest an lr.
+
+    The sweep keeps the callbacks that prepare batches (``prepares_batch``) or check them
+    (``pausable_by_lr_find = False``); all others are paused and put back afterwards. Under
+    torchrun it refuses to run (UsageError): the sweep is a one-process tool.
+    """
     suggesters = dict(SUGGESTERS if suggesters is None else suggesters)
     if default not in suggesters:
-        raise ValueError(f"default suggestion {default!r} is not one of {sorted(suggesters)}")
+        raise UsageError(f"default suggestion {default!r} is not one of {sorted(suggesters)}")
+    if suggesters[default] is SUGGESTERS.get(default) and num_it < MIN_NUM_IT[default]:
+        raise UsageError(f"num_it={num_it} is too short for the {default!r} rule, which needs at "
+                         f"least {MIN_NUM_IT[default]} points; use num_it >= "
+                         f"{MIN_NUM_IT[default]} (100 is the usual sweep)")
+    _check_not_distributed()
     cb = LRFinderCallback(min_lr, max_lr, num_it, stop_div, beta, check_every)
     n_batches = len(learn.dls.train)
     if n_batches == 0:
-        raise ValueError("the training loader is empty: the LR finder needs batches")
+        raise UsageError("the training loader is empty: the LR finder needs batches")
     had_opt = learn.opt is not None
-    # The sweep keeps only the callbacks that prepare the model and the batches (device,
-    # distributed, transforms: order <= PREPARE_ORDER). Metrics, recorders, telemetry,
-    # checkpoints and the progress table are paused, so the sweep leaves no trace in them.
-    paused = [c for c in learn.cbs if c.order > PREPARE_ORDER]
+    order = list(learn.cbs)
+    paused = [c for c in learn.cbs if not keeps_running(c)]
     learn.remove_cbs(paused)
     try:
         learn.fit(max(1, math.ceil(num_it / n_batches)), cbs=[cb])
     finally:
-        learn.add_cbs(paused)
+        # all callbacks back, in the order they were added (ties in ``order`` keep that order)
+        learn.remove_cbs(list(learn.cbs))
+        learn.add_cbs(order)
     if not had_opt:  # as if it had never run: the next fit builds a fresh optimizer
         learn.opt = None
     lrs = np.asarray(cb.lrs, dtype=np.float64)

@@ -22,6 +22,7 @@ from actscope.dist import (
     get_rank,
     get_world_size,
 )
+from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -81,7 +82,7 @@ class MetricsCallback(Callback):
         self.names = [metric_name(m) for m in metrics]
         dupes = {n for n in self.names if self.names.count(n) > 1} | ({"loss"} & set(self.names))
         if dupes:
-            raise ValueError(f"metric names must be unique and not 'loss', got {self.names}; "
+            raise UsageError(f"metric names must be unique and not 'loss', got {self.names}; "
                              "wrap one in a function with another name")
         pairs = list(zip(self.names, metrics, strict=True))
         self.fns = [(n, m) for n, m in pairs if not _is_torchmetric(m)]

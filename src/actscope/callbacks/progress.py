@@ -60,6 +60,9 @@ class ProgressCallback(Callback):
         self.console = console if console is not None else Console()
         self._progress: Progress | None = None
         self._task: Any = None
+        # Set here, not only in before_fit: after_fit runs even when an earlier callback's
+        # before_fit failed, and must not hide that error behind an AttributeError.
+        self._header_done, self._printed = False, 0
 
     def before_fit(self, learn: Learner) -> None:
         self._header_done, self._printed = False, 0

@@ -15,6 +15,7 @@ import torch
 
 from actscope.callback import Callback
 from actscope.callbacks.schedule import get_hyper
+from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -34,7 +35,7 @@ class RecorderCallback(Callback):
     def __init__(self, hyper_names: Sequence[str] = ("lr", "momentum"),
                  initial_capacity: int = 1024) -> None:
         if initial_capacity < 1:
-            raise ValueError(f"initial_capacity must be >= 1, got {initial_capacity}")
+            raise UsageError(f"initial_capacity must be >= 1, got {initial_capacity}")
         self.hyper_names = tuple(hyper_names)
         self.initial_capacity = initial_capacity
         self._reset()

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from actscope.callback import Callback
+from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -45,7 +46,7 @@ class ParamSchedulerCallback(Callback):
 
     def __init__(self, scheds: Mapping[str, SchedSpec]) -> None:
         if not scheds:
-            raise ValueError("ParamSchedulerCallback needs at least one schedule, e.g. "
+            raise UsageError("ParamSchedulerCallback needs at least one schedule, e.g. "
                              "ParamSchedulerCallback(one_cycle(0.1))")
         for name, spec in scheds.items():
             if not callable(spec) and not (isinstance(spec, Sequence)
@@ -59,7 +60,7 @@ class ParamSchedulerCallback(Callback):
         groups = learn.opt.param_groups
         for name, spec in self.scheds.items():
             if not callable(spec) and len(spec) != len(groups):
-                raise ValueError(f"{len(spec)} schedules for {name!r} but the optimizer has "
+                raise UsageError(f"{len(spec)} schedules for {name!r} but the optimizer has "
                                  f"{len(groups)} param groups; give one per group or a single one")
             for group in groups:  # fail before training, with a clear message, on a bad name
                 set_hyper(group, name, get_hyper(group, name))
@@ -76,7 +77,7 @@ class ParamSchedulerCallback(Callback):
                 value = spec(pos)
                 if isinstance(value, (list, tuple)):
                     if len(value) != len(groups):
-                        raise ValueError(f"schedule for {name!r} returned {len(value)} values for "
+                        raise UsageError(f"schedule for {name!r} returned {len(value)} values for "
                                          f"{len(groups)} param groups")
                     values = value
                 else:

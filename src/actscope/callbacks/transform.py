@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from actscope.callback import Callback
+from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -21,11 +22,12 @@ class BatchTransformCallback(Callback):
     """
 
     order = -10
+    prepares_batch = True  # the model must see transformed batches, also in lr_find
 
     def __init__(self, tfm_x: Callable[[Any], Any] | None = None,
                  tfm_y: Callable[[Any], Any] | None = None) -> None:
         if tfm_x is None and tfm_y is None:
-            raise ValueError("BatchTransformCallback needs tfm_x, tfm_y or both")
+            raise UsageError("BatchTransformCallback needs tfm_x, tfm_y or both")
         self.tfm_x, self.tfm_y = tfm_x, tfm_y
 
     def before_batch(self, learn: Learner) -> None:

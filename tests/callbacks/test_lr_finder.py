@@ -197,8 +197,7 @@ def test_lr_find_leaves_no_trace_in_metrics_recorder_or_checkpoints(tmp_path):
     from actscope.callbacks.checkpoint import CheckpointCallback
     from actscope.callbacks.metrics import MetricsCallback
     from actscope.callbacks.recorder import RecorderCallback
-
-    from .conftest import synth_learner
+    from tests.conftest import synth_learner
 
     metrics, recorder = MetricsCallback(), RecorderCallback()
     ckpt = CheckpointCallback(tmp_path / "run")

@@ -31,7 +31,7 @@ from actscope.dist import DistEnv, get_world_size, is_main_process, unwrap_model
 from actscope.distributed_launch import strip_nproc, torchrun_command
 from actscope.learner import Learner
 from actscope.nn.running_batchnorm import RunningBatchNorm
-from actscope.telemetry.activation_stats import Telemetry
+from actscope.telemetry.record import Telemetry
 
 N_TRAIN, N_VALID, BS, EPOCHS, SEED = 501, 100, 64, 2, 0  # 501: the last batch splits 27/26
 TOL = 1e-5  # max |w_ddp - w_single|: float32 sums in a different order, nothing more
@@ -174,7 +174,7 @@ def train(mnist: Path, out: Path, mode: str = "train", timeout: float = 60.0) ->
 def run_torchrun(tmp_path: Path, mnist: Path, mode: str, timeout: float) -> tuple[int, str, float]:
     cmd = torchrun_command([__file__, "--mode", mode, "--out", str(tmp_path), "--mnist",
                             str(mnist), "--timeout", str(timeout)], nproc=2, module=None)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[1])}
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(Path(__file__).parents[2])}
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120, env=env)
     return proc.returncode, proc.stdout + proc.stderr, time.perf_counter() - t0

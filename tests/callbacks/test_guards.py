@@ -12,6 +12,7 @@ from safetensors.torch import load_file
 from actscope.callback import Callback
 from actscope.callbacks.checkpoint import CheckpointCallback, latest_checkpoint
 from actscope.callbacks.guards import EarlyStoppingCallback, NaNGuardCallback
+from actscope.callbacks.metrics import MetricsCallback
 from actscope.learner import Learner
 
 
@@ -99,13 +100,12 @@ def test_bad_check_every() -> None:
         NaNGuardCallback(check_every=0)
 
 
-class ScriptedHistory(Callback):
-    """A metrics stand-in whose history rows come from a list (order 10, like MetricsCallback)."""
-
-    order = 10
+class ScriptedHistory(MetricsCallback):
+    """A MetricsCallback whose history rows come from a list (early stopping reads only those)."""
 
     def __init__(self, values: list[float], key: str = "valid_loss") -> None:
-        self.values, self.key, self.history = values, key, []
+        super().__init__()
+        self.values, self.key = values, key
 
     def after_epoch(self, learn: Learner) -> None:
         self.history.append({"epoch": learn.epoch, self.key: self.values[learn.epoch]})
