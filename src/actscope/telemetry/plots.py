@@ -1,37 +1,38 @@
-"""Plots of a run (the only module that imports matplotlib). Each returns a Figure, never shows it.
+"""Plots of one run. Each returns a Figure, never shows it; ``save_run_plots`` writes plots/*.png.
 
-Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global state, no display), so
-they work headless and in threads. Functions that draw one panel take ``ax=None``.
+Only the ``plots*`` modules import matplotlib (never pyplot). Functions that draw one panel take
+``ax=None``. Every plot stays legible with up to 32 layers (small multiples, colour by depth) and
+100k batches (thinned for drawing only, see ``plots_base.thin``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.axes import Axes
-from matplotlib.colors import LogNorm
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
-from actscope.atomic import atomic_write
-from actscope.telemetry.activation_stats import Telemetry
+from actscope.telemetry.plots_base import (
+    finite,
+    grid,
+    label_fontsize,
+    layer_colours,
+    plain,
+    save_figure,
+    smooth,
+    thin,
+)
+from actscope.telemetry.plots_layers import draw_channel_dead, draw_heatmap
+from actscope.telemetry.record import Telemetry
+from actscope.telemetry.run_view import RUN_FILES, RunView, read_run
 
-__all__ = [
-    "plot_stats",
-    "plot_hist_heatmap",
-    "plot_dead_share",
-    "plot_lr_loss",
-    "plot_lr_find",
-    "save_figure",
-    "save_run_plots",
-]
-
-
-def _finite(a: np.ndarray) -> np.ndarray:
-    """``a`` as float with +-inf turned into NaN: matplotlib leaves a gap instead of failing."""
-    a = np.asarray(a, dtype=np.float64)
-    return np.where(np.isfinite(a), a, np.nan)
+__all__ = ["plot_stats", "plot_hist_heatmap", "plot_dead_share", "plot_channel_dead",
+           "plot_metrics", "plot_lr_loss", "plot_lr_find", "run_figures", "save_figure",
+           "save_run_plots"]
 
 
 def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
@@ -43,8 +44,24 @@ def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure
 
 def _scope(t: Telemetry) -> str:
     """A title suffix naming the rank of a DDP run's telemetry (rank 0's shard), else ""."""
-    scope = t.meta.get("scope", "single process")
-    return "" if scope == "single process" else f" [{scope}]"
+    scope = str(t.meta.get("scope", "single process"))
+    return "" if scope == "single process" else plain(f" [{scope}]")
+
+
+def _layer_lines(ax: Axes, x: np.ndarray, arr: np.ndarray, names: Sequence[str]) -> None:
+    for name, colour, row in zip(names, layer_colours(len(names)), arr, strict=True):
+        ax.plot(*thin(x, row), label=plain(name), lw=1, color=colour)
+
+
+def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
+    """A legend for up to 10 layers; beyond, a depth colour bar (32 legend entries are noise)."""
+    if len(names) <= 10:
+        axes[0].legend(fontsize=label_fontsize(len(names)))
+        return
+    sm = ScalarMappable(norm=Normalize(0, len(names) - 1), cmap="viridis")
+    bar = fig.colorbar(sm, ax=list(axes), shrink=0.8)
+    bar.set_label(plain(f"layer (0 = {names[0]}, {len(names) - 1} = {names[-1]})"),
+                  fontsize="small")
 
 
 def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None) -> Figure:
@@ -57,35 +74,34 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
     for col, (sel, where) in enumerate(((slice(None), "whole run"), (early, f"first {zoom}"))):
         for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
             ax = axes[2 * row + col]
-            for i, name in enumerate(t.names):
-                ax.plot(t.iters[sel], _finite(arr[i, sel]), label=name, lw=1)
+            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
             ax.set_title(f"activation {what} ({where}){_scope(t)}")
             ax.set_xlabel("training batch")
-    axes[0].legend(fontsize="small")
+    _layer_key(fig, axes, t.names)
     return fig
 
 
 def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
-    """Per layer: iterations on x, histogram bins on y, log counts (the lesson's picture)."""
+    """Per layer: iterations on x, histogram bins on y, log counts (the lesson's picture).
+
+    The y range is the recorded ``hist_range``; counts outside it (``hist_under``/``hist_over``,
+    when recorded) are the bands beyond the dashed lines.
+    """
     L = t.n_layers
     if ax is not None and L != 1:
         raise ValueError(f"plot_hist_heatmap draws one panel per layer ({L}); pass ax=None")
     if ax is None:
-        fig = Figure(figsize=(3.2 * L, 3.4), layout="constrained")
-        axes = np.atleast_1d(fig.subplots(1, L, squeeze=False).ravel())
+        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.6))
     else:
         fig, axes = ax.figure, [ax]
-    x0, x1 = (t.iters[0], t.iters[-1] + 1) if len(t.iters) else (0, 1)
+    under, over = t.hist_under, t.hist_over
     for i, ax_i in enumerate(axes):
-        counts = t.hist[i].T.astype(np.float64)  # (bins, N)
-        lo, hi = t.hist_range[i]
-        if not (np.isfinite(lo) and np.isfinite(hi) and lo < hi):
-            lo, hi = 0.0, 1.0  # a range from a diverged run: keep the picture, lose the scale
-        norm = LogNorm(vmin=1, vmax=max(counts.max(), 2))
-        ax_i.imshow(np.where(counts > 0, counts, np.nan), origin="lower", aspect="auto",
-                    norm=norm, cmap="viridis", extent=(x0, x1, lo, hi), interpolation="nearest")
-        ax_i.set_title(t.names[i], fontsize="small")
-        ax_i.set_xlabel("training batch")
+        lo, hi = (float(v) for v in t.hist_range[i])
+        draw_heatmap(ax_i, t.iters, t.hist[i], lo, hi,
+                     None if under is None else under[i], None if over is None else over[i])
+        ax_i.set_title(plain(t.names[i]), fontsize="small")
+        ax_i.set_xlabel("training batch", fontsize="small")
+        ax_i.tick_params(labelsize="x-small")
     axes[0].set_ylabel("activation value")
     if _scope(t) and ax is None:
         fig.suptitle(f"activation histograms{_scope(t)}", fontsize="small")
@@ -94,29 +110,71 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
 
 def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
     """The share of activations near zero, per layer, over the iterations (y from 0 to 1)."""
-    fig, ax = _fig_ax(ax)
-    for i, name in enumerate(t.names):
-        ax.plot(t.iters, _finite(t.dead[i]), label=name, lw=1)
+    fig, ax = _fig_ax(ax, (7, 4))
+    _layer_lines(ax, t.iters, t.dead, t.names)
     ax.set_ylim(0, 1)
     ax.set_xlabel("training batch")
     ax.set_ylabel("share near zero")
     ax.set_title(f"dead share per layer{_scope(t)}")
-    ax.legend(fontsize="small")
+    _layer_key(fig, [ax], t.names)
+    return fig
+
+
+def has_channel_dead(t: Telemetry | None) -> bool:
+    """True when ``t`` recorded per-channel dead units for at least one epoch."""
+    return t is not None and t.channel_dead is not None and t.channel_dead.shape[1] > 0 \
+        and t.n_layers > 0
+
+
+def plot_channel_dead(t: Telemetry) -> Figure:
+    """Per layer: channels by epoch, dark where a channel never fired during that epoch."""
+    if not has_channel_dead(t):
+        raise ValueError("this telemetry has no per-channel dead units (channel_dead is None)")
+    fig, axes = grid(t.n_layers, max_cols=min(t.n_layers, 6), panel=(2.6, 2.4))
+    for i, ax in enumerate(axes):
+        summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[i],
+                                    int(t.n_channels[i]))
+        ax.set_title(plain(f"{t.names[i]}\n{summary} (last epoch)"), fontsize="x-small")
+        ax.set_xlabel("epoch", fontsize="x-small")
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_ylabel("channel")
+    return fig
+
+
+def plot_metrics(rows: Sequence[dict[str, float]]) -> Figure:
+    """Accuracy and loss per epoch (validation solid, training dashed) from metrics.csv rows."""
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    epochs = np.array([r.get("epoch", i) for i, r in enumerate(rows)], np.float64)
+    for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
+        for split, style in (("valid", "-o"), ("train", "--")):
+            col = f"{split}_{what}"
+            if rows and col in rows[0]:
+                ax.plot(epochs, finite([r[col] for r in rows]), style, ms=3,
+                        label="validation" if split == "valid" else "training")
+        ax.set_title(f"{what} per epoch")
+        ax.set_xlabel("epoch")
+        if ax.lines:
+            ax.legend(fontsize="small")
     return fig
 
 
 def plot_lr_loss(lrs: np.ndarray, losses: np.ndarray, axes: Sequence[Axes] | None = None
                  ) -> Figure:
-    """Learning rate (first param group) and training loss per batch, side by side."""
+    """Learning rate (first param group) and training loss per batch (raw faint, smoothed)."""
     if axes is None:
         fig = Figure(figsize=(10, 3.5), layout="constrained")
         axes = fig.subplots(1, 2)
     fig = axes[0].figure
-    lrs = _finite(lrs)
-    axes[0].plot(lrs[:, 0] if lrs.ndim == 2 else lrs)
+    lrs = finite(lrs)
+    lr = lrs[:, 0] if lrs.ndim == 2 else lrs
+    axes[0].plot(*thin(np.arange(len(lr)), lr))
     axes[0].set_title("learning rate")
-    axes[1].plot(_finite(losses), lw=0.8)
+    steps = np.arange(len(losses))
+    axes[1].plot(*thin(steps, losses), lw=0.6, alpha=0.35, label="per batch")
+    axes[1].plot(*thin(steps, smooth(losses)), lw=1.2, label="smoothed")
     axes[1].set_title("training loss")
+    axes[1].legend(fontsize="small")
     for ax in axes:
         ax.set_xlabel("training batch")
     return fig
@@ -126,7 +184,7 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None =
                  ax: Axes | None = None) -> Figure:
     """The LR-finder curve (log x) with the suggested learning rate marked."""
     fig, ax = _fig_ax(ax)
-    lrs, losses = _finite(lrs), _finite(losses)
+    lrs, losses = finite(lrs), finite(losses)
     ax.plot(lrs, losses)
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -140,37 +198,29 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None =
     return fig
 
 
-def save_figure(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
-    """Write ``fig`` as a PNG atomically (temp file + fsync + rename); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(path, "wb") as f:
-        fig.savefig(f, format="png", dpi=dpi)
-    return path
+def run_figures(view: RunView) -> dict[str, Callable[[], Figure]]:
+    """``plots/<name>.png -> draw()`` for every plot the run's files allow, in reading order."""
+    out: dict[str, Callable[[], Figure]] = {}
+    rec, t, lrf = view.recorder, view.telemetry, view.lr_find
+    if rec is not None and len(rec["losses"]):
+        out["lr_loss.png"] = lambda: plot_lr_loss(rec["lrs"], rec["losses"])
+    if view.metrics:
+        out["metrics.png"] = lambda: plot_metrics(view.metrics)
+    if t is not None and len(t.iters) and t.n_layers:
+        out["stats.png"] = lambda: plot_stats(t)
+        out["hist_heatmap.png"] = lambda: plot_hist_heatmap(t)
+        out["dead_share.png"] = lambda: plot_dead_share(t)
+    if has_channel_dead(t):
+        out["channel_dead.png"] = lambda: plot_channel_dead(t)
+    if lrf is not None and len(lrf["lrs"]):
+        out["lr_find.png"] = lambda: plot_lr_find(lrf["lrs"], lrf["losses"], lrf["suggestion"])
+    return out
 
 
 def save_run_plots(run_dir: str | Path) -> list[Path]:
     """Every plot the run folder's files allow, as ``plots/*.png``; returns the written paths."""
     run_dir = Path(run_dir)
-    out, written = run_dir / "plots", []
-    tel_path = run_dir / "telemetry.npz"
-    if tel_path.exists():
-        t = Telemetry.load(tel_path)
-        if len(t.iters):
-            written += [save_figure(plot_stats(t), out / "stats.png"),
-                        save_figure(plot_hist_heatmap(t), out / "hist_heatmap.png"),
-                        save_figure(plot_dead_share(t), out / "dead_share.png")]
-    rec_path = run_dir / "recorder.npz"
-    if rec_path.exists():
-        with np.load(rec_path) as z:
-            if "lrs" in z.files and "losses" in z.files and len(z["losses"]):
-                written.append(save_figure(plot_lr_loss(z["lrs"], z["losses"]),
-                                           out / "lr_loss.png"))
-    lrf_path = run_dir / "lr_find.npz"
-    if lrf_path.exists():
-        with np.load(lrf_path) as z:
-            if len(z["lrs"]):
-                sugg = float(z["suggestion"]) if "suggestion" in z.files else None
-                written.append(save_figure(plot_lr_find(z["lrs"], z["losses"], sugg),
-                                           out / "lr_find.png"))
-    return written
+    has_files = run_dir.is_dir() and any((run_dir / f).is_file() for f in RUN_FILES)
+    view = read_run(run_dir) if has_files or not run_dir.is_dir() else RunView(run_dir)
+    out = run_dir / "plots"
+    return [save_figure(draw(), out / name) for name, draw in run_figures(view).items()]

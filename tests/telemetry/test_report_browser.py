@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from actscope.telemetry.report import write_report
-from tests.test_report import make_run
+from tests.telemetry.test_report import make_run
 
 
 def find_browser() -> str | None:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
 from actscope.telemetry import plots
-from actscope.telemetry.activation_stats import Telemetry
+from actscope.telemetry.record import Telemetry
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -22,16 +24,28 @@ def telemetry(n_layers: int = 3, n: int = 50) -> Telemetry:
                      dead=rng.random((n_layers, n), np.float32))
 
 
-def test_only_plots_imports_matplotlib_and_never_pyplot():
+def test_only_plot_modules_import_matplotlib_and_never_pyplot():
+    """The whole package: only plot modules (plot.py, plots.py, plots_*.py) import matplotlib,
+    and none imports pyplot (global state, a display backend).
+
+    So ``import actscope`` and every non-plotting command never load matplotlib.
+    """
     from pathlib import Path
 
-    tele = Path(plots.__file__).parent
-    for f in tele.glob("*.py"):
+    import actscope
+
+    package = Path(actscope.__file__).parent
+    files = sorted(package.rglob("*.py"))
+    assert len(files) > 20  # the scan really walks the package
+    plot_modules = []
+    for f in files:
         text = f.read_text()
-        if f.name == "plots.py":
-            assert "matplotlib.pyplot" not in text and "import pyplot" not in text
+        assert "matplotlib.pyplot" not in text and "import pyplot" not in text, f
+        if re.fullmatch(r"plots?(_\w+)?\.py", f.name):
+            plot_modules.append(f.relative_to(package).as_posix())
         else:
-            assert "import matplotlib" not in text and "from matplotlib" not in text, f.name
+            assert "import matplotlib" not in text and "from matplotlib" not in text, f
+    assert "telemetry/plots.py" in plot_modules
 
 
 def test_plot_stats_has_four_panels_and_zoom():

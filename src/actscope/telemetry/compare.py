@@ -1,0 +1,184 @@
+"""``compare(runs, out)``: up to 8 runs side by side in one self-contained ``compare.html``.
+
+Every run folder is read and validated first (``run_view.read_run``); a folder that is not a
+run, a run still being written (RUNNING marker or a live writer's lock) or a damaged file stops
+the comparison with one ``ActscopeError`` and nothing is written. Only then is the page drawn,
+and written atomically. Layers are matched by name; runs of different lengths share an x axis
+of training batches or of the fraction of training (``x``).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from actscope.atomic import atomic_write
+from actscope.errors import UsageError
+from actscope.runs.files import RunFolderError
+from actscope.telemetry.report_html import esc, table
+from actscope.telemetry.run_view import RunView, read_run
+
+__all__ = ["compare", "render_compare", "load_runs", "differing_settings", "metrics_rows",
+           "match_layers", "MAX_RUNS", "X_AXES"]
+
+MAX_RUNS = 8
+X_AXES = ("batch", "fraction")
+# Settings that say where or how a run was written, not what it did: never a "difference".
+_WHERE = {"out", "overwrite", "progress", "resume", "download"}
+
+
+def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
+    """``(label, RunView)`` per folder, all validated; ActscopeError on the first bad input."""
+    paths = [Path(p) for p in paths]
+    if not 1 <= len(paths) <= MAX_RUNS:
+        raise UsageError(f"compare takes 1 to {MAX_RUNS} runs, got {len(paths)}; pick the runs "
+                         "that matter (the page stays readable with at most 8)")
+    seen: dict[Path, Path] = {}
+    for p in paths:
+        key = p.resolve()
+        if key in seen:
+            raise UsageError(f"run {p} is given twice (as {seen[key]} and {p}); give each run once")
+        seen[key] = p
+    views = []
+    for p in paths:
+        view = read_run(p)
+        if view.running or view.live:
+            why = "a live process is writing it" if view.live else "it has a RUNNING marker"
+            raise RunFolderError(f"{p} is not a finished run ({why}); wait for it to finish, or "
+                                 f"finish it with `actscope fit --resume {p}`")
+        views.append(view)
+    names = [v.name for v in views]
+    labels = [n if names.count(n) == 1 else f"{v.path.resolve().parent.name}/{n}"
+              for n, v in zip(names, views, strict=True)]
+    return [(f"{chr(65 + i)}: {lab}", v) for i, (lab, v) in enumerate(zip(labels, views,
+                                                                           strict=True))]
+
+
+def _key(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=str)
+
+
+def differing_settings(runs: Sequence[tuple[str, RunView]]) -> list[tuple[str, list[Any]]]:
+    """``(setting, [value per run, None if absent])`` for the settings that differ."""
+    settings = [v.settings for _, v in runs]
+    keys: list[str] = []
+    for s in settings:
+        keys += [k for k in s if k not in keys and k.split(".")[0] not in _WHERE]
+    out = []
+    for k in keys:
+        vals = [s.get(k, None) for s in settings]
+        if len({_key(v) for v in vals}) > 1:
+            out.append((k, vals))
+    return out
+
+
+def _better(column: str) -> str | None:
+    """'min' or 'max' for a metrics column whose direction is known, else None."""
+    name = column.lower()
+    if "acc" in name:
+        return "max"
+    if "loss" in name or "error" in name or name == "seconds":
+        return "min"
+    return None
+
+
+def metrics_rows(runs: Sequence[tuple[str, RunView]]
+                 ) -> tuple[list[str], list[list[Any]], list[list[str]]]:
+    """One table of all runs' epochs: header, rows (epoch, run, values...), cell classes.
+
+    Rows are grouped by epoch; in each epoch the best run of each column is marked ``best``.
+    """
+    cols: list[str] = []
+    for _, v in runs:
+        cols += [c for c in v.metrics_header if c != "epoch" and c not in cols]
+    n_epochs = max((len(v.metrics or []) for _, v in runs), default=0)
+    rows, classes = [], []
+    for e in range(n_epochs):
+        group = [(label, v.metrics[e]) for label, v in runs if v.metrics and len(v.metrics) > e]
+        best: dict[str, float] = {}
+        for c in cols:
+            vals = [r.get(c, math.nan) for _, r in group]
+            vals = [x for x in vals if math.isfinite(x)]
+            rule = _better(c)
+            if rule and len(vals) > 1 and len(group) > 1:
+                best[c] = min(vals) if rule == "min" else max(vals)
+        for label, r in group:
+            rows.append([e, label] + [r.get(c, math.nan) for c in cols])
+            classes.append(["", "text"] + ["best" if c in best and r.get(c) == best[c] else ""
+                                           for c in cols])
+    return ["epoch", "run", *cols], rows, classes
+
+
+def match_layers(runs: Sequence[tuple[str, RunView]]
+                 ) -> tuple[list[str], list[tuple[str, list[str]]]]:
+    """Layer names two or more runs share (in first-seen order), and each run's others."""
+    names = [v.telemetry.names if v.telemetry is not None else [] for _, v in runs]
+    order: list[str] = []
+    for ns in names:
+        order += [n for n in ns if n not in order]
+    shared = [n for n in order if sum(n in ns for ns in names) > 1 or len(runs) == 1]
+    alone = [(label, [n for n in ns if n not in shared])
+             for (label, _), ns in zip(runs, names, strict=True)]
+    return shared, [(label, ns) for label, ns in alone if ns]
+
+
+def render_compare(paths: Sequence[str | Path], x: str = "batch") -> str:
+    """The compare page's HTML for ``paths`` (validated first; writes nothing)."""
+    if x not in X_AXES:
+        raise UsageError(f"x axis must be one of {', '.join(X_AXES)}, got {x!r}")
+    runs = load_runs(paths)
+    # Imported here, not at the top: `import actscope` exports compare and must not load
+    # matplotlib (plots are only drawn when a page is rendered).
+    from actscope.telemetry.compare_page import compare_page
+
+    return compare_page(runs, x)
+
+
+def compare(runs: Sequence[str | Path], out: str | Path, x: str = "batch") -> Path:
+    """Compare run folders; writes ``out/compare.html`` (atomically, after all are read)."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"--out {out} is a file; give a folder for compare.html")
+    text = render_compare(runs, x)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        path = out / "compare.html"
+        with atomic_write(path) as f:
+            f.write(text)
+    except OSError as e:
+        raise UsageError(f"cannot write {out / 'compare.html'} ({e.strerror or e}); choose "
+                         "another --out") from None
+    return path
+
+
+def settings_table(runs: Sequence[tuple[str, RunView]]) -> str:
+    """The settings that differ, one column per run (escaped)."""
+    diff = differing_settings(runs)
+    if not diff:
+        same = "have no config.json" if all(v.config is None for _, v in runs) else \
+            "have the same settings"
+        return f'<p id="same-settings">All runs {same}.</p>'
+    rows = [[k, *("—" if v is None else (_key(v) if isinstance(v, (list, dict)) else v)
+                  for v in vals)] for k, vals in diff]
+    return table(["setting", *(label for label, _ in runs)], rows,
+                 [["text"] * (len(runs) + 1) for _ in rows], html_id="settings")
+
+
+def findings_table(runs: Sequence[tuple[str, RunView]]) -> str:
+    """Each run's saved findings in its own column."""
+    cells = []
+    for _, v in runs:
+        if v.findings is None:
+            cells.append('<p class="note">no telemetry</p>' if v.telemetry is None else
+                         '<p class="note">no findings.json</p>')
+        elif not v.findings:
+            cells.append('<div class="ok">no findings</div>')
+        else:
+            cells.append("".join(f'<div class="finding">{esc(f)}</div>' for f in v.findings))
+    head = "".join(f"<th>{esc(label)}</th>" for label, _ in runs)
+    body = "".join(f'<td class="text">{c}</td>' for c in cells)
+    return (f'<table id="findings"><thead><tr>{head}</tr></thead><tbody><tr>{body}</tr>'
+            "</tbody></table>")

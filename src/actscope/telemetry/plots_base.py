@@ -1,0 +1,134 @@
+"""What every plot module shares: finite values, thinning for drawing, grids, colours, PNG bytes.
+
+Figures are built with ``matplotlib.figure.Figure`` (no pyplot, no global state, no display), so
+they work headless and in threads. Thinning is for drawing only: saved data is never reduced.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from actscope.atomic import atomic_write
+
+__all__ = ["finite", "thin", "thin_columns", "grid", "run_colours", "layer_colours",
+           "label_fontsize", "plain", "smooth", "figure_png", "save_figure", "MAX_POINTS"]
+
+# Points per drawn line: a 1,200-pixel-wide panel cannot show more, and 100k-point lines make
+# PNGs slow to draw and heavy to embed.
+MAX_POINTS = 2000
+# Tableau's ten colours: distinct, readable for runs; more layers use a sequential map.
+_TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+          "#7f7f7f", "#bcbd22", "#17becf"]
+
+
+def finite(a: np.ndarray) -> np.ndarray:
+    """``a`` as float with +-inf turned into NaN: matplotlib leaves a gap instead of failing."""
+    a = np.asarray(a, dtype=np.float64)
+    return np.where(np.isfinite(a), a, np.nan)
+
+
+def thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
+         ) -> tuple[np.ndarray, np.ndarray]:
+    """At most ``max_points`` points that keep every spike: each bucket's min and max, in order.
+
+    A plain stride would drop the one batch where the loss exploded; the envelope keeps it.
+    """
+    x, y = np.asarray(x, np.float64), finite(y)
+    n = len(y)
+    if n <= max_points:
+        return x, y
+    buckets = max_points // 2
+    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN bucket: a gap, on purpose
+        lo = np.array([np.nanmin(y[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+        hi = np.array([np.nanmax(y[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)])
+    xs = np.column_stack([x[edges[:-1]], x[edges[1:] - 1]]).ravel()
+    ys = np.column_stack([lo, hi]).ravel()
+    return xs, ys
+
+
+def thin_columns(a: np.ndarray, max_cols: int = MAX_POINTS) -> np.ndarray:
+    """``a`` (rows, N) with N reduced to at most ``max_cols`` column means (for images)."""
+    n = a.shape[1]
+    if n <= max_cols:
+        return a
+    edges = np.linspace(0, n, max_cols + 1).astype(np.int64)
+    sums = np.add.reduceat(a, edges[:-1], axis=1)
+    return sums / np.diff(edges)
+
+
+def grid(n: int, max_cols: int = 6, panel: tuple[float, float] = (2.8, 2.2),
+         extra_height: float = 0.0) -> tuple[Figure, list[Axes]]:
+    """A figure of ``n`` small panels, up to ``max_cols`` a row; returns the used axes."""
+    n = max(n, 1)
+    cols = min(n, max_cols)
+    rows = math.ceil(n / cols)
+    fig = Figure(figsize=(panel[0] * cols, panel[1] * rows + extra_height), layout="constrained")
+    axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel()))
+    for ax in axes[n:]:
+        fig.delaxes(ax)
+    return fig, axes[:n]
+
+
+def run_colours(n: int) -> list[str]:
+    """One distinct colour per run (compare allows at most 8 runs)."""
+    return [_TAB10[i % len(_TAB10)] for i in range(n)]
+
+
+def layer_colours(n: int) -> list[tuple[float, ...] | str]:
+    """Distinct colours for up to 10 layers; a dark-to-light map by depth for more."""
+    if n <= len(_TAB10):
+        return list(_TAB10[:n])
+    from matplotlib import colormaps
+
+    cmap = colormaps["viridis"]
+    return [cmap(i / max(n - 1, 1) * 0.9) for i in range(n)]
+
+
+def plain(text: object) -> str:
+    """``text`` drawn literally: a ``$`` from a file would otherwise start matplotlib mathtext
+    (and an invalid formula fails the whole figure)."""
+    return str(text).replace("$", r"\$")
+
+
+def label_fontsize(n: int) -> str:
+    """A legend/title size that still fits when there are many entries."""
+    return "small" if n <= 10 else "x-small"
+
+
+def figure_png(fig: Figure, dpi: int = 90) -> bytes:
+    """``fig`` as PNG bytes (for embedding in a page; nothing is written)."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def save_figure(fig: Figure, path: str | Path, dpi: int = 90) -> Path:
+    """Write ``fig`` as a PNG atomically (temp file + fsync + rename); returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(path, "wb") as f:
+        f.write(figure_png(fig, dpi))
+    return path
+
+
+def smooth(y: np.ndarray, beta: float = 0.98) -> np.ndarray:
+    """Debiased exponential moving average (fastai's smoothed loss); non-finite values skipped."""
+    y = finite(y)
+    out = np.full(len(y), np.nan)
+    avg, n = 0.0, 0
+    for i, v in enumerate(y):
+        if np.isnan(v):
+            continue
+        n += 1
+        avg = beta * avg + (1 - beta) * v
+        out[i] = avg / (1 - beta ** n)
+    return out
