@@ -8,14 +8,13 @@ import csv
 import pytest
 import torch
 
+from actscope.cli.norms import add_norms_parser, run_norms_command
 from actscope.experiments.norms import (
     EXPERIMENTS,
-    add_norms_parser,
     check_names,
     lesson_cnn,
     markdown_table,
     run_norms,
-    run_norms_command,
 )
 from actscope.nn.running_batchnorm import RunningBatchNorm
 

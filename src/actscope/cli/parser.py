@@ -1,0 +1,59 @@
+"""The argparse tree of every command, and ``main``: the one place errors become exit codes.
+
+Exactly the project's own errors (``ActscopeError``: bad flags, data, files, refused
+checkpoints) become one line ``actscope: error: ...`` and exit code 2. Anything else is a bug and
+keeps its traceback (exit 1): a ValueError deep inside training never masquerades as bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from actscope.cli import compare, fit, lr_find, norms, report
+from actscope.errors import ActscopeError
+
+__all__ = ["main", "build_parser", "PROG"]
+
+PROG = "actscope"
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``actscope: error: <what>`` (no usage block), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{PROG}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every command."""
+    parser = Parser(prog=PROG, description="Train PyTorch models while looking inside them.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
+    fit.add_fit_parser(sub)
+    lr_find.add_lr_find_parser(sub)
+    report.add_report_parser(sub)
+    norms.add_norms_parser(sub)
+    compare.add_compare_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; returns the exit code (2 for bad input, with one line on stderr)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help (0) or a parse error (2, already printed)
+        return int(e.code or 0)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # fit --nproc passes it on
+    try:
+        return int(args.func(args) or 0)
+    except ActscopeError as e:
+        message = " ".join(str(e).split())  # exactly one line
+        print(f"{PROG}: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return 130
