@@ -13,10 +13,11 @@ from actscope.callbacks.defaults import (
 )
 from actscope.callbacks.device import (
     DeviceCallback,
+    DeviceError,
     default_device,
     to_device,
 )
-from actscope.callbacks.distributed import DistributedCallback, ShardedBatches
+from actscope.callbacks.distributed import DistributedCallback
 from actscope.callbacks.guards import (
     EarlyStoppingCallback,
     NaNGuardCallback,
@@ -55,6 +56,7 @@ from actscope.callbacks.schedule import (
     get_hyper,
     set_hyper,
 )
+from actscope.callbacks.sharding import ShardedBatches
 from actscope.callbacks.transform import (
     BatchTransformCallback,
 )
@@ -64,6 +66,7 @@ __all__ = [
     "CheckpointCallback",
     "CheckpointError",
     "DeviceCallback",
+    "DeviceError",
     "DistributedCallback",
     "EarlyStoppingCallback",
     "InputCheckCallback",

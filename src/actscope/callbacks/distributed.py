@@ -10,91 +10,29 @@ from __future__ import annotations
 
 import atexit
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import torch
 import torch.distributed as dist
 from torch import nn
-from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
 from torch.nn.parallel import DistributedDataParallel
 
 from actscope.callback import Callback
+from actscope.callbacks.ddp_comm import GradWeight, weighted_allreduce
+from actscope.callbacks.sharding import ShardedBatches
 from actscope.dist import DistEnv, sync_buffers, unwrap_model
 from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
 
-__all__ = ["DistributedCallback", "ShardedBatches"]
-
+__all__ = ["DistributedCallback", "ShardedBatches"]  # ShardedBatches: re-exported, see sharding.py
 
 
 def _destroy_group() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.destroy_process_group()
-
-
-class ShardedBatches:
-    """Rank ``rank``'s rows ``rank::world_size`` of every batch of ``loader`` (the global batch).
-
-    Every rank walks the same global batches (the loader's shuffle is a pure function of its seed
-    and epoch), so W ranks together see exactly the batches one process would, and all ranks run
-    the same number of steps (DDP needs that). A final batch with fewer rows than ranks is skipped
-    on every rank, since some rank would get no rows.
-    """
-
-    def __init__(self, loader: Any, rank: int, world_size: int) -> None:
-        if not 0 <= rank < world_size:
-            raise UsageError(f"rank must be in [0, {world_size}), got {rank}")
-        self.loader, self.rank, self.world_size = loader, rank, world_size
-        self.global_rows = 0  # rows of the current global batch; read by the gradient weighting
-
-    def __len__(self) -> int:
-        return len(self.loader)
-
-    def set_epoch(self, epoch: int) -> None:
-        """Pass the epoch on to the wrapped loader (its shuffle seed)."""
-        if hasattr(self.loader, "set_epoch"):
-            self.loader.set_epoch(epoch)
-
-    def batches(self, start: int = 0) -> Iterator[tuple[Any, Any]]:
-        """This rank's share of the global batches from index ``start`` on (resume)."""
-        if start and hasattr(self.loader, "batches"):
-            it = self.loader.batches(start)
-        else:
-            it = iter(self.loader)
-            for _ in range(start):
-                next(it, None)
-        for batch in it:
-            xb, yb = batch[0], batch[1]
-            n = xb.shape[0]  # a Python int: no host sync
-            if n < self.world_size:
-                continue
-            self.global_rows = n
-            yield xb[self.rank::self.world_size], yb[self.rank::self.world_size]
-
-    def __iter__(self) -> Iterator[tuple[Any, Any]]:
-        return self.batches(0)
-
-
-@dataclass
-class _GradWeight:
-    """This rank's share of the global mean for the current step (the comm hook's state)."""
-
-    value: float = 1.0
-
-
-# No annotations on the hook: DDP checks them against dist.GradBucket, and with postponed
-# evaluation (``from __future__ import annotations``) they are strings that fail that check.
-def _weighted_allreduce(state, bucket):  # noqa: ANN001, ANN202
-    # DDP averages the ranks' gradients. With unequal shards (n_r rows of n) the global mean is
-    # sum_r (n_r / n) * g_r, so rank r scales its gradient by n_r * W / n before the average.
-    if state.value != 1.0:
-        bucket.buffer().mul_(state.value)
-    return default_hooks.allreduce_hook(None, bucket)
 
 
 class DistributedCallback(Callback):
@@ -113,6 +51,7 @@ class DistributedCallback(Callback):
     """
 
     order = -30
+    prepares_batch = True  # shards the batch and wraps the model: also during lr_find
 
     def __init__(self, backend: str | None = None, timeout: float | timedelta = 300.0,
                  sync_bn: bool = False, shard: str | None = "batch", shard_valid: bool = True,
@@ -131,7 +70,7 @@ class DistributedCallback(Callback):
         self.buffers = buffers
         self.env: DistEnv | None = None
         self.ddp: DistributedDataParallel | None = None
-        self._weight = _GradWeight()
+        self._weight = GradWeight()
         self._replaced_bns: list[tuple[nn.Module, str, nn.Module]] = []
 
     @property
@@ -169,7 +108,7 @@ class DistributedCallback(Callback):
             model, device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=self.find_unused_parameters)
         if self.exact_mean:
-            ddp.register_comm_hook(self._weight, _weighted_allreduce)
+            ddp.register_comm_hook(self._weight, weighted_allreduce)
         return ddp
 
     def _convert_sync_bn(self, model: nn.Module) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.metric_state import load_object_state, object_state
 from actscope.dist import (
     all_reduce_sum_,
     collective_device,
@@ -196,7 +197,7 @@ class MetricsCallback(Callback):
 
     # ---- checkpoint protocol ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """History and this epoch's partial sums (function metrics only), for exact resume."""
+        """History and this epoch's partial sums and metric-object states, for exact resume."""
         state: dict[str, Any] = {"history": [dict(r) for r in self.history],
                                  "elapsed": time.perf_counter() - self._t0}
         # under torchrun the checkpoint holds the whole job's partial epoch (every rank calls this)
@@ -206,6 +207,7 @@ class MetricsCallback(Callback):
             state[f"{p}_count"] = counts[p]
             if sums[p] is not None:
                 state[f"{p}_sum"] = sums[p].detach().clone()
+        state["objects"] = {p: {n: object_state(m) for n, m in self.objs[p]} for p in PHASES}
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -217,3 +219,11 @@ class MetricsCallback(Callback):
             self._counts[p] = state.get(f"{p}_count", 0) if mine else 0
             s = state.get(f"{p}_sum") if mine else None
             self._sums[p] = None if s is None else s.clone()
+            saved = state.get("objects", {}).get(p, {})
+            for n, m in self.objs[p]:
+                if mine and n in saved:
+                    load_object_state(m, saved[n])
+                else:
+                    m.reset()
+            self._moved[p] = False  # restored states move to the batches' device on first use
+

@@ -3,6 +3,12 @@
 Hypers are Python floats in the optimizer's param groups, so recording them costs no sync. The
 loss is written into a preallocated buffer on the loss's device (doubling when full, so appends
 are amortised O(1)); it crosses to the host only when ``.losses`` is read.
+
+Under torchrun each rank's loss is the mean over its own shard of the global batch. The recorder
+keeps the job's loss instead: it stores ``loss * rows`` per step and, at points every rank reaches
+together (the end of each training phase, a checkpoint, the end of the fit), sums the pending
+steps and their row counts over the ranks in one all-reduce and divides: the row-weighted mean,
+equal to one process's loss on the whole batch. No collective and no host sync per batch.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import torch
 
 from actscope.callback import Callback
 from actscope.callbacks.schedule import get_hyper
+from actscope.dist import all_reduce_sum_, collective_device, get_world_size
 from actscope.errors import UsageError
 
 if TYPE_CHECKING:
@@ -44,15 +51,22 @@ class RecorderCallback(Callback):
         self._hypers: dict[str, list[list[Any]]] = {n: [] for n in self.hyper_names}
         self._buf: torch.Tensor | None = None
         self._n = 0
+        self._world = 1
+        self._pending_rows: list[int] = []  # rows of the steps not yet reduced over the ranks
 
     def before_fit(self, learn: Learner) -> None:
         self._reset()
+        self._world = get_world_size()  # DistributedCallback (order -30) set up the group
 
     def after_step(self, learn: Learner) -> None:
         groups = learn.opt.param_groups
         for name, rows in self._hypers.items():
             rows.append([get_hyper(g, name) for g in groups])
         loss = learn.loss.detach()
+        if self._world > 1:
+            rows = learn.yb.shape[0]  # host metadata: no sync
+            loss = loss * rows
+            self._pending_rows.append(rows)
         buf = self._buf
         if buf is None:
             buf = self._buf = torch.empty(self.initial_capacity, dtype=torch.float32,
@@ -65,6 +79,25 @@ class RecorderCallback(Callback):
             buf = self._buf = grown
         buf[self._n] = loss  # a device-side copy: no host sync
         self._n += 1
+
+    def after_train(self, learn: Learner) -> None:
+        self._reduce_pending()
+
+    def after_fit(self, learn: Learner) -> None:
+        self._reduce_pending()  # a fit cancelled mid-epoch skips after_train
+
+    def _reduce_pending(self) -> None:
+        """Turn the pending ``loss * rows`` into the job's mean losses (one all-reduce)."""
+        k = len(self._pending_rows)
+        if k == 0 or self._buf is None:
+            return
+        start, device = self._n - k, collective_device()
+        packed = torch.stack([self._buf[start:self._n].to(device, torch.float64),
+                              torch.tensor(self._pending_rows, dtype=torch.float64,
+                                           device=device)])
+        all_reduce_sum_(packed)
+        self._buf[start:self._n] = (packed[0] / packed[1]).to(self._buf)
+        self._pending_rows.clear()
 
     # ---- read back on request --------------------------------------------------------------
     @property
@@ -92,7 +125,8 @@ class RecorderCallback(Callback):
 
     # ---- checkpoint protocol ---------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything recorded so far, for resume."""
+        """Everything recorded so far, for resume (under torchrun: the job's losses)."""
+        self._reduce_pending()  # every rank calls state_dict at a checkpoint
         return {"hypers": {n: [[None if v is None else float(v) for v in r] for r in rows]
                            for n, rows in self._hypers.items()},
                 "losses": torch.from_numpy(self.losses)}
