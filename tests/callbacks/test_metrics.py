@@ -13,7 +13,8 @@ from torch import nn
 
 from actscope.callback import Callback
 from actscope.callbacks.metrics import MetricsCallback, accuracy, multilabel_accuracy
-from actscope.events import CancelTrainException, CancelValidateException
+from actscope.errors import UsageError
+from actscope.events import CancelFitException, CancelTrainException, CancelValidateException
 from actscope.learner import Learner
 from tests.conftest import TensorBatches
 
@@ -111,3 +112,61 @@ def test_metrics_state_dict_round_trip(make_synth_learner):
     assert other.history == metrics.history
     with pytest.raises(ValueError, match="unique"):
         MetricsCallback(accuracy, accuracy)
+
+
+class _StopAt(Callback):
+    """Ends the fit after training batch ``step`` (a kill in mid-epoch, after its checkpoint)."""
+
+    order = 100
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def after_batch(self, learn: Learner) -> None:
+        if learn.training and learn.train_iter == self.step:
+            raise CancelFitException()
+
+
+def test_torchmetrics_partial_epoch_survives_a_mid_epoch_resume(make_synth_learner, tmp_path):
+    """A resume at batch 2 of 4 computes the epoch's torchmetrics figure over all 4 batches."""
+    from actscope.callbacks.checkpoint import CheckpointCallback
+
+    torchmetrics = pytest.importorskip("torchmetrics")
+
+    def metrics() -> MetricsCallback:
+        return MetricsCallback(torchmetrics.classification.MulticlassAccuracy(
+            num_classes=2, average="micro"))
+
+    # lr 0 and an untrained net: each batch has its own accuracy, so a lost partial state shows
+    full = metrics()
+    make_synth_learner(cbs=[full], lr=0.0, seed=4).fit(1)
+    cut = metrics()
+    learn = make_synth_learner(cbs=[cut, CheckpointCallback(tmp_path, every_n_batches=1)],
+                               lr=0.0, seed=4)
+    learn.fit(1, cbs=[_StopAt(2)])
+    saved = cut.state_dict()["objects"]["train"]["multiclassaccuracy"]
+    assert int(saved["update_count"]) == 2 and saved["states"]  # two batches in, mid-epoch
+    resumed = metrics()
+    make_synth_learner(cbs=[resumed, CheckpointCallback(tmp_path)], lr=0.0, seed=4).fit(
+        1, resume=tmp_path)
+    key = "train_multiclassaccuracy"
+    assert resumed.history[0][key] == pytest.approx(full.history[0][key], abs=1e-7)
+    # the check can fail: without the saved state the figure would be the last 2 batches' only
+    probe = make_synth_learner(lr=0.0, seed=4)
+    with torch.no_grad():
+        hits = [(probe.model(x).argmax(1) == y).float() for x, y in probe.dls.train]
+    assert torch.cat(hits[2:]).mean().item() != pytest.approx(full.history[0][key], abs=1e-7)
+    assert torch.cat(hits).mean().item() == pytest.approx(full.history[0][key], abs=1e-7)
+
+
+def test_metric_object_without_state_is_refused_at_checkpoint_time():
+    class Plain:
+        def update(self, preds, target) -> None: ...
+
+        def compute(self) -> float:
+            return 0.0
+
+        def reset(self) -> None: ...
+
+    with pytest.raises(UsageError, match="cannot keep its partial epoch"):
+        MetricsCallback(Plain()).state_dict()
