@@ -39,10 +39,10 @@ def flag_of(field: str) -> str:
 
 
 def positive_int(value: Any, name: str, error: type[Exception] = UsageError) -> int:
-    """``value`` as an int if it is a positive integer (or its text); else ``error`` naming it."""
-    if isinstance(value, str):
-        text = value.strip()
-        value = int(text) if text.lstrip("+").isdigit() else value
+    """``value`` if it is a positive int (not a bool); else ``error`` naming ``name``.
+
+    The one positive-integer check of the settings, the flags and the data loaders.
+    """
     if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
         raise error(f"{name} must be a positive integer, got {value!r}")
     return value
@@ -143,7 +143,7 @@ class FitConfig:
         if not isinstance(values, dict):
             raise UsageError(f"settings must be a JSON object, got {type(values).__name__}")
         values = dict(values)
-        legacy = values.pop("extra", None) or {}
+        legacy = values.pop("extra", {})
         if not isinstance(legacy, dict):
             raise UsageError(f"settings 'extra' must be a JSON object, got {legacy!r}")
         for key in ("checkpoint_every", "keep"):

@@ -68,3 +68,16 @@ def test_missing_scikit_learn_says_how_to_install(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "sklearn.datasets", None)  # import now raises ImportError
     with pytest.raises(DataError, match=r"pip install 'actscope\[digits\]'"):
         digits_dataloaders()
+
+
+@pytest.mark.parametrize("limit,n_train,n_valid", [(None, 1433, 364), (100, 100, 20),
+                                                   (5000, 1433, 364), (5, 5, 1)])
+def test_limit_keeps_the_first_images_like_mnist(limit, n_train, n_valid) -> None:
+    dls = digits_dataloaders(bs=16, limit=limit)
+    assert (dls.train.dataset_size, dls.valid.dataset_size) == (n_train, n_valid)
+
+
+@pytest.mark.parametrize("limit", [0, 4, -1, 2.5, True])
+def test_bad_limit(limit) -> None:
+    with pytest.raises(DataError, match="limit must be an integer >= 5"):
+        digits_dataloaders(limit=limit)

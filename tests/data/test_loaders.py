@@ -252,3 +252,59 @@ def test_mnist_dataloaders_on_real_subset(mnist_dir: Path, flat: bool) -> None:
 def test_mnist_dataloaders_bad_limit(mnist_dir: Path, limit) -> None:
     with pytest.raises(DataError, match="limit must be an integer >= 5"):
         mnist_dataloaders(mnist_dir, limit=limit)
+
+
+# ---- a trailing batch of one item (issue 10, family 11) --------------------------------------
+# (items, bs, batches with drop_single, the last batch's size). A last batch of exactly one is
+# dropped; any other size is kept; bs 1 and a lone batch are never dropped.
+SINGLE_CASES = [
+    (129, 64, 2, 64), (128, 64, 2, 64), (130, 64, 3, 2), (65, 64, 1, 64), (9, 4, 2, 4),
+    (3, 2, 1, 2), (5, 1, 5, 1), (1, 64, 1, 1), (1433, 8, 179, 8), (2, 64, 1, 2),
+]
+
+
+@pytest.mark.parametrize("n,bs,batches,last", SINGLE_CASES,
+                         ids=[f"n{n}-bs{bs}" for n, bs, *_ in SINGLE_CASES])
+def test_drop_single_drops_only_a_trailing_batch_of_one(n, bs, batches, last) -> None:
+    x, y = ids(n)
+    dl = InMemoryLoader(x, y, bs, shuffle=True, seed=3, drop_single=True)
+    sizes = [len(yb) for _, yb in dl]
+    assert len(dl) == len(sizes) == batches and sizes[-1] == last
+    assert min(sizes) > 1 or n == 1 or bs == 1
+    assert len(InMemoryLoader(x, y, bs).__iter__().__next__()[1]) == min(bs, n)  # default: kept
+    assert sum(len(yb) for _, yb in InMemoryLoader(x, y, bs)) == n
+
+
+def test_drop_single_keeps_shards_and_resume_consistent() -> None:
+    x, y = ids(9)
+    dl = InMemoryLoader(x, y, 4, shuffle=True, drop_single=True)
+    assert dl.shard(0, 1).drop_single and len(dl.shard(0, 1)) == 2
+    assert [yb.tolist() for _, yb in dl.batches(1)] == ys(dl)[1:]
+    assert "drop_single=True" in repr(dl)
+
+
+def test_tensor_dataloaders_drop_single_in_training_only() -> None:
+    x, y = torch.randn(9, 3), torch.arange(9) % 2
+    dls = tensor_dataloaders((x, y), (x, y), bs=4)  # valid batches of 8: 8 + 1
+    assert [len(yb) for _, yb in dls.train] == [4, 4]
+    assert [len(yb) for _, yb in dls.valid] == [8, 1]  # eval mode: a batch of one is fine
+
+
+def test_batchnorm_trains_when_the_last_batch_would_hold_one_item() -> None:
+    from types import SimpleNamespace
+
+    from torch import nn
+
+    from actscope.learner import Learner
+    from actscope.nn.norms import BatchNorm
+
+    x, y = torch.randn(9, 3), torch.arange(9) % 2
+    model = nn.Sequential(nn.Linear(3, 4), BatchNorm(4), nn.Linear(4, 2))
+    keep_all = SimpleNamespace(train=InMemoryLoader(x, y, 4), valid=InMemoryLoader(x, y, 8))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):  # what the drop prevents
+        Learner(model, keep_all).fit(1)
+    dls = SimpleNamespace(train=InMemoryLoader(x, y, 4, drop_single=True),
+                          valid=InMemoryLoader(x, y, 8))  # eval: the valid batch of 1 is fine
+    learn = Learner(model, dls)
+    learn.fit(1)
+    assert learn.train_iter == 2

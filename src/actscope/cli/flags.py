@@ -39,7 +39,10 @@ def arg(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
 
 def positive_int_flag(what: str) -> Callable[[str], int]:
     """An argparse type for a positive integer flag."""
-    return arg(lambda text: positive_int(text, what), what)
+    def parse(text: str) -> int:
+        digits = text.strip().lstrip("+")
+        return positive_int(int(digits) if digits.isdigit() else text, what)
+    return arg(parse, what)
 
 
 def _lr(text: str) -> float:

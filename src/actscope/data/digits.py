@@ -54,13 +54,23 @@ def validation_mask(y: torch.Tensor, every: int = VALID_EVERY) -> torch.Tensor:
 
 
 def digits_dataloaders(bs: int = 64, seed: int = 0, flat: bool = False,
-                       device: str | torch.device = "cpu") -> DataLoaders:
-    """Train/valid loaders over the 8x8 digits, ``(N, 1, 8, 8)`` (or ``(N, 64)`` if flat)."""
+                       device: str | torch.device = "cpu", limit: int | None = None) -> DataLoaders:
+    """Train/valid loaders over the 8x8 digits, ``(N, 1, 8, 8)`` (or ``(N, 64)`` if flat).
+
+    ``limit`` keeps the first ``limit`` training and ``limit // 5`` validation images, as
+    ``mnist_dataloaders`` does (``--limit`` means the same for both datasets).
+    """
+    if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 5):
+        raise DataError(f"limit must be an integer >= 5 (it keeps limit // 5 validation images), "
+                        f"got {limit!r}")
     x, y = load_digits_tensors()
     if flat:
         x = x.reshape(len(x), -1)
     is_valid = validation_mask(y)
-    dls = tensor_dataloaders((x[~is_valid], y[~is_valid]), (x[is_valid], y[is_valid]), bs=bs,
-                             seed=seed, n_classes=10, device=device)
+    train, valid = (x[~is_valid], y[~is_valid]), (x[is_valid], y[is_valid])
+    if limit is not None:
+        train = (train[0][:limit], train[1][:limit])
+        valid = (valid[0][:limit // 5], valid[1][:limit // 5])
+    dls = tensor_dataloaders(train, valid, bs=bs, seed=seed, n_classes=10, device=device)
     dls.input_shape = (64,) if flat else (1, 8, 8)
     return dls

@@ -11,6 +11,12 @@ Decisions (documented here once):
   rank ``r`` takes items ``r, r + world_size, ...`` of the order. By default the order is padded by
   wrapping around to a multiple of ``world_size`` (every rank gets ``ceil(n / world_size)`` items,
   a few repeated); with ``drop_last=True`` it is truncated instead (``n // world_size`` each).
+- A trailing batch of exactly one item is dropped from an epoch when ``drop_single=True``, which
+  ``tensor_dataloaders`` sets for the training loader: BatchNorm in training mode cannot normalise
+  one item (its variance is 0), so ``--limit 129 --bs 64`` would train a whole epoch and then fail.
+  That one item is skipped (the epoch's order moves it elsewhere next epoch). Validation keeps
+  every item: the model is in eval mode there, BatchNorm uses its running statistics, and a batch
+  of one is fine. Larger trailing batches are kept, as torch's DataLoader does.
 - The permutation is drawn on the CPU (a CPU ``torch.Generator`` seeded with ``seed + epoch``, as
   ``DistributedSampler`` does), so the order is the same on every device.
 """
@@ -24,6 +30,7 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from actscope.config import positive_int
 from actscope.data.errors import DataError
 
 __all__ = ["InMemoryLoader", "DataLoaders", "check_finite", "train_stats", "normalise",
@@ -47,18 +54,12 @@ def check_finite(x: torch.Tensor, name: str = "inputs") -> None:
                         "impute them before training")
 
 
-def _positive_int(value: Any, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise DataError(f"{name} must be a positive integer, got {value!r}")
-    return value
-
-
 class InMemoryLoader:
     """Batches ``(x[i:i+bs], y[i:i+bs])`` of in-memory tensors; shuffles by a seeded permutation."""
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, bs: int, shuffle: bool = False,
                  seed: int = 0, drop_last: bool = False, *, rank: int = 0, world_size: int = 1,
-                 check: bool = True) -> None:
+                 check: bool = True, drop_single: bool = False) -> None:
         if not isinstance(x, torch.Tensor) or not isinstance(y, torch.Tensor):
             raise DataError(f"x and y must be torch tensors, got {type(x).__name__} and "
                             f"{type(y).__name__}; convert with torch.as_tensor")
@@ -69,9 +70,10 @@ class InMemoryLoader:
             raise DataError("empty dataset: x and y have 0 rows; check the data source or limit")
         if x.device != y.device:
             raise DataError(f"x is on {x.device} but y is on {y.device}; move both to one device")
-        self.x, self.y, self.bs = x, y, _positive_int(bs, "bs (batch size)")
+        self.x, self.y, self.bs = x, y, positive_int(bs, "bs (batch size)", DataError)
         self.shuffle, self.seed, self.drop_last = shuffle, seed, drop_last
-        self.world_size = _positive_int(world_size, "world_size")
+        self.drop_single = drop_single
+        self.world_size = positive_int(world_size, "world_size", DataError)
         if isinstance(rank, bool) or not isinstance(rank, int) or not 0 <= rank < world_size:
             raise DataError(f"rank must be in 0..{world_size - 1}, got {rank!r}")
         self.rank, self.epoch = rank, 0
@@ -90,7 +92,13 @@ class InMemoryLoader:
         return len(self.x)
 
     def __len__(self) -> int:
-        return self.n_items // self.bs if self.drop_last else math.ceil(self.n_items / self.bs)
+        if self.drop_last:
+            return self.n_items // self.bs
+        n = math.ceil(self.n_items / self.bs)
+        # a last batch of one item is dropped (see the module docstring), unless it is the only one
+        if self.drop_single and self.bs > 1 and self.n_items % self.bs == 1 and n > 1:
+            return n - 1
+        return n
 
     def set_epoch(self, epoch: int) -> None:
         """Select the epoch whose permutation the next iteration uses."""
@@ -99,7 +107,8 @@ class InMemoryLoader:
     def shard(self, rank: int, world_size: int) -> InMemoryLoader:
         """A loader over rank ``rank``'s share of each epoch's order (see the module docstring)."""
         return InMemoryLoader(self.x, self.y, self.bs, self.shuffle, self.seed, self.drop_last,
-                              rank=rank, world_size=world_size, check=False)
+                              rank=rank, world_size=world_size, check=False,
+                              drop_single=self.drop_single)
 
     def indices(self) -> torch.Tensor | None:
         """This rank's item order for the current epoch on x's device; None means 0..n-1."""
@@ -138,7 +147,8 @@ class InMemoryLoader:
     def __repr__(self) -> str:
         shard = f", rank={self.rank}/{self.world_size}" if self.world_size > 1 else ""
         return (f"InMemoryLoader(n={self.dataset_size}, x={tuple(self.x.shape[1:])}, bs={self.bs}, "
-                f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}{shard})")
+                f"shuffle={self.shuffle}, seed={self.seed}, drop_last={self.drop_last}"
+                f"{', drop_single=True' if self.drop_single else ''}{shard})")
 
 
 def _tensors(dl: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
@@ -215,10 +225,11 @@ def tensor_dataloaders(train: Batch, valid: Batch | None = None, test: Batch | N
                        device: str | torch.device = "cpu") -> DataLoaders:
     """Normalise every split by the training split's mean/std and wrap them in InMemoryLoaders.
 
-    The training loader shuffles; valid/test keep their order and use batches of ``2 * bs`` (no
-    gradients there, as in the lesson).
+    The training loader shuffles and drops a trailing batch of one item (``drop_single``);
+    valid/test keep their order and every item, in batches of ``2 * bs`` (no gradients there, as
+    in the lesson).
     """
-    bs = _positive_int(bs, "bs (batch size)")
+    bs = positive_int(bs, "bs (batch size)", DataError)
     splits = {"train": train, "valid": valid, "test": test}
     for name, split in splits.items():
         if split is not None:
@@ -231,7 +242,8 @@ def tensor_dataloaders(train: Batch, valid: Batch | None = None, test: Batch | N
             continue
         x, y = normalise(split[0], mean, std).to(device), split[1].to(device)
         loaders[name] = InMemoryLoader(x, y, bs if name == "train" else 2 * bs,
-                                       shuffle=name == "train", seed=seed, check=False)
+                                       shuffle=name == "train", seed=seed, check=False,
+                                       drop_single=name == "train")
     dls = DataLoaders(loaders["train"], loaders["valid"], loaders["test"], n_classes=n_classes)
     dls.mean, dls.std = mean, std
     return dls

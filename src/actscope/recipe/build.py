@@ -69,7 +69,7 @@ def make_dataloaders(cfg: FitConfig) -> DataLoaders:
     if cfg.dataset == "digits":
         from actscope.data.digits import digits_dataloaders
 
-        return digits_dataloaders(bs=cfg.bs, seed=cfg.seed)
+        return digits_dataloaders(bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
     from actscope.data.mnist import find_mnist_dir, mnist_dataloaders
 
     return mnist_dataloaders(find_mnist_dir(cfg.data), bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
