@@ -83,3 +83,17 @@ class Spy(Callback):
     def after_loss(self, learn: Learner) -> None:
         self.seen.append((learn.training, len(learn.yb), learn.loss.item(),
                           learn.xb.detach().clone()))
+
+
+def one_error_line(stderr: str, needle: str = "") -> str:
+    """The CLI's error contract: exactly one ``actscope: error: ...`` line holding ``needle``."""
+    assert stderr.count("\n") == 1 and stderr.endswith("\n"), f"not one line: {stderr!r}"
+    assert stderr.startswith("actscope: error: ") and "Traceback" not in stderr, stderr
+    assert needle in stderr, f"{needle!r} not in {stderr!r}"
+    return stderr
+
+
+def tree_snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders), to see that nothing changed."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes())
+            for p in sorted(root.rglob("*"))}
