@@ -1,0 +1,34 @@
+"""actscope's activation telemetry inside other trainers: Lightning and the Hugging Face Trainer.
+
+Each integration is a callback of that trainer, built on ``actscope.watch()``; import it from its
+own module (``actscope.integrations.lightning``, ``actscope.integrations.transformers``), which
+needs the matching extra (``pip install 'actscope[lightning]'`` / ``'actscope[transformers]'``).
+This package imports neither trainer.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from actscope.errors import ActscopeError
+
+__all__ = ["MissingExtraError", "REPORT_SUBDIR", "require"]
+
+# Both integrations write into this sub-folder of the trainer's own folder, so the report never
+# meets the trainer's files of the same names (Lightning's metrics.csv, a model's config.json).
+REPORT_SUBDIR = "actscope"
+
+
+class MissingExtraError(ActscopeError, ImportError):
+    """An integration was imported without the package it integrates with."""
+
+
+def require(package: str, extra: str) -> ModuleType:
+    """Import ``package``, or raise ``MissingExtraError`` saying which extra installs it."""
+    try:
+        return importlib.import_module(package)
+    except ImportError as e:
+        raise MissingExtraError(
+            f"actscope.integrations.{extra} needs the {package!r} package, which is not "
+            f"importable ({e}); install it with: pip install 'actscope[{extra}]'") from e

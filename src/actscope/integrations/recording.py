@@ -1,0 +1,129 @@
+"""StepRecorder: what the Lightning and Hugging Face callbacks share, trainer-independent.
+
+A ``TelemetryAccumulator`` driven by the trainer's OPTIMIZER STEP counter (not actscope's own):
+``begin(step)`` before the step's first forward, ``end()`` after its optimizer step. Between the
+two, every training-mode forward of a watched module writes the step's record, so with gradient
+accumulation the record describes the step's last micro-batch and the records are one per step.
+Evaluation runs in eval mode (or between steps) and is never recorded. The report is the folder
+``actscope.watch().report`` writes: telemetry.npz + findings.json (``publish_telemetry``, the one
+diagnosis), plots/*.png and report.html.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from actscope.dist import unwrap_model
+from actscope.errors import UsageError
+from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.record import Telemetry
+
+__all__ = ["StepRecorder", "STATE_VERSION", "write_report_folder"]
+
+STATE_VERSION = 1
+
+
+def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
+    """telemetry.npz, findings.json, plots/ and report.html in ``out_dir``; report.html's path."""
+    from actscope.telemetry.plots import save_run_plots  # matplotlib: only when a report is made
+    from actscope.telemetry.publish import publish_telemetry
+    from actscope.telemetry.report import write_report
+
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"report folder {out_dir} is a file: pass out_dir= a folder path")
+    publish_telemetry(out_dir, telemetry)
+    save_run_plots(out_dir)
+    return write_report(out_dir)
+
+
+class StepRecorder:
+    """An accumulator whose records are numbered by a trainer's optimizer steps."""
+
+    def __init__(self, owner: str, modules: Any = None, every: int = 1,
+                 **accumulator_kwargs: Any) -> None:
+        if isinstance(every, bool) or not isinstance(every, int) or every < 1:
+            raise UsageError(f"{owner}(every={every!r}): every must be an int >= 1; pass "
+                             "every=1 to record every optimizer step")
+        self.owner, self.modules = owner, modules
+        # Built now, so a bad setting fails when the callback is made, not at fit start.
+        self.acc = TelemetryAccumulator(every=every, **accumulator_kwargs)
+        self._pending: dict[str, Any] | None = None
+        self._open = False
+
+    # ---- set-up and tear-down ------------------------------------------------------------
+    def attach(self, model: nn.Module) -> list[str]:
+        """Hooks on the watched modules of ``model`` (unwrapped); a pending state is restored."""
+        names = self.acc.attach(unwrap_model(model), self.modules)
+        self._open = False
+        if self._pending is not None:
+            state, self._pending = self._pending, None
+            self.acc.load_state_dict(state)
+        return names
+
+    def remove(self) -> None:
+        """Remove the hooks (idempotent); the recording stays readable."""
+        self.acc.remove()
+        self._open = False
+
+    @property
+    def attached(self) -> bool:
+        return self.acc.attached
+
+    # ---- steps and epochs ----------------------------------------------------------------
+    def begin(self, step: int) -> None:
+        """Optimizer step ``step`` starts (called again per micro-batch: harmless)."""
+        if self.acc.attached:
+            self.acc.begin_batch(step)
+            self._open = True
+
+    def end(self) -> None:
+        """Optimizer step done: commit its record."""
+        if self._open:
+            self.acc.end_batch()
+            self._open = False
+
+    def end_epoch(self, epoch: int) -> None:
+        if self.acc.attached:
+            self.acc.end_epoch(epoch)
+            self._open = False
+
+    # ---- results -------------------------------------------------------------------------
+    @property
+    def n_records(self) -> int:
+        return self.acc.n_records
+
+    def result(self) -> Telemetry:
+        if self.acc.n_records == 0:
+            raise UsageError(f"{self.owner} has recorded nothing: it records training steps "
+                             "during the trainer's fit/train, on the main process only")
+        return self.acc.result()
+
+    def report(self, out_dir: str | Path) -> Path:
+        return write_report_folder(out_dir, self.result())
+
+    # ---- checkpoints ---------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Tensors and plain containers only (loads with ``torch.load(weights_only=True)``)."""
+        if self._pending is not None:  # restored but not attached yet: pass it on unchanged
+            return {"version": STATE_VERSION, "telemetry": self._pending}
+        if self.acc.buf is None:
+            return {}
+        return {"version": STATE_VERSION, "telemetry": self.acc.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any], source: str) -> None:
+        """Continue ``state_dict()``'s recording; kept until ``attach`` if no hooks are on yet."""
+        if not state:  # saved by a process that recorded nothing
+            return
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            version = state.get("version") if isinstance(state, dict) else type(state).__name__
+            raise UsageError(f"{source}: actscope telemetry state version {version!r}, this "
+                             f"actscope reads {STATE_VERSION}; resume with the actscope that "
+                             "wrote it, or delete the state to start the recording over")
+        if self.acc.buf is not None and self.acc.attached:
+            self.acc.load_state_dict(state["telemetry"])
+        else:
+            self._pending = state["telemetry"]

@@ -1,0 +1,124 @@
+"""``ActscopeCallback`` for the Hugging Face ``Trainer``: telemetry and a report from ``train()``.
+
+    from actscope.integrations.transformers import ActscopeCallback
+    trainer = transformers.Trainer(model, args, train_dataset=ds, callbacks=[ActscopeCallback()])
+    trainer.train()                # -> <args.output_dir>/actscope/report.html
+
+Built on the on-device accumulator of ``actscope.watch()`` and actscope's Learner. By default
+it watches the model's transformer blocks (the members of its largest ``nn.ModuleList``: GPT-2's
+``transformer.h``, BERT's ``encoder.layer``) and reads each block's hidden states (the first
+tensor of a tuple output). The Trainer's conventions:
+
+- one record per optimizer step (``state.global_step``): with ``gradient_accumulation_steps=k``
+  a step's record describes its last micro-batch; evaluation runs in eval mode, not recorded;
+- only the world's main process watches and writes;
+- the recording is saved into each ``checkpoint-N`` folder (``actscope_telemetry.pt``, tensors only)
+  and picked up again by ``trainer.train(resume_from_checkpoint=...)``;
+- the hooks come off at the end of training. The Trainer has no exception event: if ``train()``
+  raises, call ``callback.remove()``, or hold the callback in a ``with`` block.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from actscope.errors import UsageError
+from actscope.integrations import REPORT_SUBDIR, require
+from actscope.integrations.recording import StepRecorder
+from actscope.telemetry.record import Telemetry
+
+require("transformers", "transformers")
+
+from transformers import TrainerCallback  # noqa: E402  (after the check that names the extra)
+
+__all__ = ["ActscopeCallback", "STATE_FILE"]
+
+STATE_FILE = "actscope_telemetry.pt"  # in each checkpoint-N folder
+
+
+class ActscopeCallback(TrainerCallback):
+    """Records activation telemetry during ``Trainer.train()`` and writes the report at its end.
+
+    Args:
+        out_dir: where the report goes; default ``<args.output_dir>/actscope``.
+        modules: what to watch (a list, a type, a name pattern or ``model -> modules``); default
+            the model's repeated blocks (``actscope.telemetry.modules.default_modules``).
+        every: record every ``every``-th optimizer step.
+        report: write telemetry.npz, findings.json, plots/ and report.html at the end.
+        **telemetry_kwargs: the accumulator's settings (bins, hist_range, output, ...).
+    """
+
+    def __init__(self, out_dir: str | Path | None = None, modules: Any = None, every: int = 1,
+                 report: bool = True, **telemetry_kwargs: Any) -> None:
+        self.recorder = StepRecorder("ActscopeCallback", modules, every, **telemetry_kwargs)
+        self.out_dir = None if out_dir is None else Path(out_dir)
+        self.write = report
+        self.report_path: Path | None = None
+        self._dir: Path | None = None
+
+    # ---- the Trainer's events ------------------------------------------------------------
+    def on_train_begin(self, args: Any, state: Any, control: Any,
+                       model: torch.nn.Module | None = None, **kwargs: Any) -> None:
+        self._dir = self.out_dir or Path(args.output_dir) / REPORT_SUBDIR
+        self.report_path = None
+        if not state.is_world_process_zero:  # the other processes register no hook at all
+            return
+        if model is None:
+            raise UsageError("ActscopeCallback got no model from the Trainer at train begin; "
+                             "pass the model to transformers.Trainer(model=...)")
+        if state.global_step > 0:  # resumed: continue the checkpoint's recording, if it has one
+            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
+            if saved.is_file():
+                # Tensors and plain containers only: never unpickles code.
+                self.recorder.load_state_dict(
+                    torch.load(saved, map_location="cpu", weights_only=True), str(saved))
+        self.recorder.attach(model)
+
+    def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Called before the first micro-batch of each optimizer step.
+        self.recorder.begin(state.global_step)
+
+    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # Called once per optimizer step, after the last micro-batch of gradient accumulation.
+        self.recorder.end()
+
+    def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # state.epoch is fractional (epoch + share done): the epoch that just ended, 0-based.
+        self.recorder.end_epoch(max(math.ceil(state.epoch or 0) - 1, 0))
+
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        if state.is_world_process_zero and self.recorder.attached and folder.is_dir():
+            torch.save(self.recorder.state_dict(), folder / STATE_FILE)
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.recorder.remove()
+        if self.write and state.is_world_process_zero and self.recorder.n_records:
+            self.report_path = self.recorder.report(self._dir)
+
+    # ---- results and clean-up ------------------------------------------------------------
+    def remove(self) -> None:
+        """Take the hooks off the model (idempotent); the recording stays readable."""
+        self.recorder.remove()
+
+    def __enter__(self) -> ActscopeCallback:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.remove()
+
+    def result(self) -> Telemetry:
+        """The telemetry recorded so far (on the main process; the others record nothing)."""
+        return self.recorder.result()
+
+    def report(self, out_dir: str | Path | None = None) -> Path:
+        """Write the report now (e.g. after an interrupted run); returns report.html's path."""
+        target = Path(out_dir) if out_dir is not None else self._dir
+        if target is None:
+            raise UsageError("ActscopeCallback.report() has no folder before training started; "
+                             "pass one: report('runs/my-run')")
+        return self.recorder.report(target)
