@@ -34,9 +34,10 @@ def x_of(view: RunView, steps: np.ndarray, x: str) -> np.ndarray:
     return (steps + 1) / max(view.n_batches or 1, 1)
 
 
-def _legend(fig: Figure, runs: Runs) -> None:
+def _legend(fig: Figure, runs: Runs, where: str = "upper") -> None:
+    """One legend of run colours for the whole figure, outside the panels."""
     handles = [Line2D([], [], color=c, lw=2) for c in run_colours(len(runs))]
-    fig.legend(handles, [plain(label) for label, _ in runs], loc="outside upper center",
+    fig.legend(handles, [plain(label) for label, _ in runs], loc=f"outside {where} center",
                ncols=min(len(runs), 4), fontsize="small", frameon=False)
 
 
@@ -93,8 +94,8 @@ def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str
             ax.set_ylim(*ylim)
     for ax in axes[-min(len(axes), 6):]:
         ax.set_xlabel(X_LABELS[x], fontsize="x-small")
-    fig.suptitle(title, fontsize="medium")
-    _legend(fig, runs)
+    fig.suptitle(plain(title), fontsize="medium")
+    _legend(fig, runs, "lower")
     return fig
 
 
@@ -196,8 +197,7 @@ def plot_compare_channel_dead(runs: Runs, layers: Sequence[str]) -> Figure:
                 k = t.names.index(layer)
                 summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[k],
                                             int(t.n_channels[k]))
-                ax.set_title(plain(f"{label}: {summary}") if r else plain(f"{label}\n{summary}"),
-                             fontsize="x-small")
+                ax.set_title(plain(f"{label}: {summary}"), fontsize="x-small")
                 ax.tick_params(labelsize="x-small")
             if c == 0:
                 ax.set_ylabel(plain(layer), fontsize="x-small")

@@ -23,7 +23,7 @@ img{max-width:100%}td.text,th.text{text-align:left}
 .ok{background:#eef9ee;border-left:4px solid #3a3;padding:.5em 1em}.warn{color:#a00}
 td.best{font-weight:bold;background:#e6f3e6}.swatch{display:inline-block;width:.9em;height:.9em;
 margin-right:.4em;vertical-align:middle}pre{background:#f7f7f7;padding:1em;overflow:auto}
-.note{color:#555;font-size:.9em}"""
+.note{color:#555;font-size:.9em}#findings{table-layout:fixed;width:100%}"""
 # Sets data-images-total / data-images-loaded on <body> after load (read by the browser test).
 _COUNT_IMAGES = """<script>
 window.addEventListener('load', function () {
