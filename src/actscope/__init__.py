@@ -53,6 +53,7 @@ from actscope.schedules import (
     sched_no,
 )
 from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
+from actscope.telemetry.compare import compare  # draws on call; matplotlib is not imported here
 from actscope.telemetry.diagnose import Finding, Thresholds, diagnose
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.version import __version__ as __version__  # one place for the version
@@ -65,7 +66,7 @@ __all__ = [
     "Hook", "Hooks", "IDXError", "InMemoryLoader", "InputCheckCallback", "InstanceNorm",
     "LRFindResult", "LRFinderCallback", "Lambda", "LayerNorm", "Learner", "MetricsCallback",
     "NaNGuardCallback", "ParamSchedulerCallback", "ProgressCallback", "RecorderCallback",
-    "RunningBatchNorm", "Telemetry", "Thresholds", "accuracy", "cnn", "combine_scheds",
+    "RunningBatchNorm", "Telemetry", "Thresholds", "accuracy", "cnn", "combine_scheds", "compare",
     "conv_blocks", "conv_layer", "default_callbacks", "diagnose", "digits_dataloaders",
     "download_mnist", "find_mnist_dir", "init_cnn", "load_mnist", "lr_find", "lsuv_init",
     "make_norm", "mnist_dataloaders", "multilabel_accuracy", "one_cycle", "read_idx",
