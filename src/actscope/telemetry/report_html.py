@@ -24,13 +24,17 @@ img{max-width:100%}td.text,th.text{text-align:left}
 td.best{font-weight:bold;background:#e6f3e6}.swatch{display:inline-block;width:.9em;height:.9em;
 margin-right:.4em;vertical-align:middle}pre{background:#f7f7f7;padding:1em;overflow:auto}
 .note{color:#555;font-size:.9em}#findings{table-layout:fixed;width:100%}"""
-# Sets data-images-total / data-images-loaded on <body> after load (read by the browser test).
+# After load, <body> gets data-images-total, -loaded (decoded, naturalWidth > 0) and -visible
+# (a non-empty box on the page): the headless-browser tests read them from the DOM.
 _COUNT_IMAGES = """<script>
 window.addEventListener('load', function () {
   var imgs = Array.prototype.slice.call(document.images);
   var ok = imgs.filter(function (i) { return i.complete && i.naturalWidth > 0; }).length;
+  var seen = imgs.filter(function (i) {
+    var r = i.getBoundingClientRect(); return r.width > 0 && r.height > 0; }).length;
   document.body.setAttribute('data-images-total', imgs.length);
   document.body.setAttribute('data-images-loaded', ok);
+  document.body.setAttribute('data-images-visible', seen);
 });
 </script>"""
 
