@@ -30,7 +30,8 @@ from actscope.safe_load import CheckpointError, load_safetensors_into, safe_torc
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "verify_checkpoint",
            "read_checkpoint", "list_checkpoints", "latest_checkpoint", "find_latest_checkpoint",
-           "remove_stale_checkpoint_temps", "prune_checkpoints", "checkpoint_seq", "CKPT_SUBDIR"]
+           "remove_stale_checkpoint_temps", "prune_checkpoints", "checkpoint_seq", "meta_checksum",
+           "CKPT_SUBDIR"]
 
 FORMAT = 2  # 2: meta.json carries its own checksum; 1 (v0.1) is still read, without it
 CKPT_SUBDIR = "checkpoints"
@@ -51,7 +52,7 @@ class Checkpoint:
 
     def load_weights_into(self, model: torch.nn.Module) -> None:
         """Copy the saved weights into ``model`` (CheckpointError if names or shapes differ)."""
-        load_safetensors_into(model, self.path / MODEL_FILE)
+        load_safetensors_into(model, self.path / MODEL_FILE, _fix(self.path))
 
 
 # ---- listing -------------------------------------------------------------------------------
@@ -131,7 +132,8 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _meta_checksum(meta: dict[str, Any]) -> str:
+def meta_checksum(meta: dict[str, Any]) -> str:
+    """SHA-256 of meta.json's content without its own ``checksum`` field."""
     body = {k: v for k, v in meta.items() if k != "checksum"}
     return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
@@ -157,7 +159,7 @@ def save_checkpoint(root: Path, seq: int, weights: dict[str, torch.Tensor],
     meta = {"format": FORMAT, "seq": seq, **position,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
             "torch": torch.__version__, "files": files}
-    meta["checksum"] = _meta_checksum(meta)
+    meta["checksum"] = meta_checksum(meta)
     _write_synced(tmp / META_FILE, json.dumps(meta, indent=1).encode())
     _fsync_dir(tmp)
     if final.exists():  # the same seq written twice (a resumed save): replace it
@@ -173,9 +175,12 @@ def _older(ckpt: Path) -> str:
     return ", ".join(older[-2:]) or "none left: start the run again"
 
 
+def _fix(ckpt: Path) -> str:
+    return f"delete {ckpt.name} to resume from an older one ({_older(ckpt)})"
+
+
 def _refuse(ckpt: Path, what: str) -> CheckpointError:
-    return CheckpointError(f"checkpoint {ckpt} is damaged: {what}. Delete it to resume from an "
-                           f"older one ({_older(ckpt)})")
+    return CheckpointError(f"checkpoint {ckpt} is damaged: {what}; {_fix(ckpt)}")
 
 
 def _check_meta(ckpt: Path, meta: Any) -> dict[str, Any]:
@@ -183,7 +188,7 @@ def _check_meta(ckpt: Path, meta: Any) -> dict[str, Any]:
     if not isinstance(meta, dict) or meta.get("format") not in (1, FORMAT):
         raise _refuse(ckpt, f"{META_FILE} is not actscope checkpoint metadata (format 1 or "
                             f"{FORMAT} expected)")
-    if meta["format"] >= 2 and meta.get("checksum") != _meta_checksum(meta):
+    if meta["format"] >= 2 and meta.get("checksum") != meta_checksum(meta):
         raise _refuse(ckpt, f"{META_FILE} does not match its checksum: it was edited after saving")
     for key, lowest in _POSITION.items():
         v = meta.get(key)
@@ -228,7 +233,7 @@ def verify_checkpoint(ckpt: Path) -> dict[str, Any]:
 def read_checkpoint(ckpt: Path) -> Checkpoint:
     """Verify ``ckpt``, then read state.pt safely (no code runs); CheckpointError otherwise."""
     meta = verify_checkpoint(ckpt)
-    state = safe_torch_load(ckpt / STATE_FILE)
+    state = safe_torch_load(ckpt / STATE_FILE, _fix(ckpt))
     if not (isinstance(state, dict) and isinstance(state.get("rng"), dict)
             and isinstance(state.get("callbacks", {}), dict)
             and isinstance(state.get("opt"), (dict, type(None)))):

@@ -32,29 +32,39 @@ class CheckpointError(ActscopeError, ValueError):
     """A checkpoint is missing, incomplete, corrupt, or not safe to load (bad input: CLI exit 2)."""
 
 
-def safe_torch_load(path: Path) -> Any:
-    """``torch.load(path, weights_only=True)`` on the CPU; anything else is a CheckpointError."""
+_FIX = "delete that checkpoint and resume from an older one"
+
+
+def _one_line(e: BaseException) -> str:
+    return " ".join(str(e).split()) or type(e).__name__
+
+
+def safe_torch_load(path: Path, fix: str = _FIX) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU; anything else is a CheckpointError.
+
+    ``fix`` ends the message of a damaged file (what to do instead).
+    """
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         # weights_only refuses every global it does not know: that is where payloads end up.
         raise CheckpointError(
             f"refused to load {path}: it contains Python objects other than tensors and plain "
-            f"containers, so loading it could run code ({str(e).splitlines()[0]}). Checkpoints "
-            "written by actscope never do; only load files from a source you trust, and delete "
-            "this one") from None
+            f"containers, so loading it could run code ({_one_line(e)[:200]}). Checkpoints "
+            f"written by actscope never do; only load files from a source you trust: {fix}"
+        ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}; the file is damaged, delete that "
-                              "checkpoint and resume from an older one") from None
+        raise CheckpointError(f"cannot read {path}: the file is damaged ({_one_line(e)[:200]}); "
+                              f"{fix}") from None
 
 
-def load_safetensors_into(model: nn.Module, path: Path) -> None:
+def load_safetensors_into(model: nn.Module, path: Path, fix: str = _FIX) -> None:
     """Copy the tensors of a safetensors file into ``model`` (names and shapes must match)."""
     try:
         state = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError) as e:
-        raise CheckpointError(f"{path} is not a valid safetensors file ({e}); delete that "
-                              "checkpoint and resume from an older one") from None
+        raise CheckpointError(f"{path} is not a valid safetensors file ({_one_line(e)}); {fix}"
+                              ) from None
     own = model.state_dict()
     missing, unexpected = sorted(set(own) - set(state)), sorted(set(state) - set(own))
     if missing or unexpected:
@@ -72,9 +82,9 @@ def load_safetensors_into(model: nn.Module, path: Path) -> None:
 def read_json(path: Path) -> Any:
     """Parse a JSON file, turning any failure into a CheckpointError naming the file."""
     try:
-        return json.loads(path.read_text())
+        return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise CheckpointError(f"cannot read {path}: {e}") from None
+        raise CheckpointError(f"cannot read {path}: {_one_line(e)}") from None
 
 
 def to_plain(obj: Any) -> Any:

@@ -76,8 +76,8 @@ def _load_callback_states(learn: Learner, states: dict[str, Any], ckpt: Path) ->
                 cb.load_state_dict(_to_device(from_plain(states[key]), device))
             except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
                 raise CheckpointError(f"the state of {key} in {ckpt} does not fit this callback "
-                                      f"({' '.join(str(e).split())}); resume with the callbacks "
-                                      "of the run that saved it") from None
+                                      f"({type(e).__name__}: {' '.join(str(e).split())}); resume "
+                                      "with the callbacks of the run that saved it") from None
 
 
 def _weights(learn: Learner) -> dict[str, torch.Tensor]:

@@ -107,10 +107,10 @@ class RunFolder:
         if not overwrite:
             raise RunFolderError(f"run folder {path} already exists; pass --overwrite to "
                                  "replace it or choose another --out")
-        cls._check_replaceable(path)  # before the lock: a foreign folder gets no lock file
+        cls.check_replaceable(path)  # before the lock: a foreign folder gets no lock file
         lock = RunLock(path).acquire()
         try:
-            cls._check_replaceable(path)  # again: it may have changed before we held the lock
+            cls.check_replaceable(path)  # again: it may have changed before we held the lock
             for child in path.iterdir():
                 if child.name == LOCK_FILE:
                     continue  # the lock we hold: deleting it would let a third writer in
@@ -126,7 +126,9 @@ class RunFolder:
         return run
 
     @staticmethod
-    def _check_replaceable(path: Path) -> None:
+    def check_replaceable(path: str | Path) -> None:
+        """RunFolderError unless ``--overwrite`` may replace ``path`` (marker, or empty)."""
+        path = Path(path)
         if _is_empty(path) or (path / MARKER).is_file():
             return
         raise RunFolderError(f"{path} is not an actscope run folder (no {MARKER} marker): refusing "
@@ -141,8 +143,11 @@ class RunFolder:
         the run starts over from config.json. A v0.1 run (no marker, but config.json and
         checkpoints or ``RUNNING``) is adopted: it gets its marker.
         """
+        if not str(path).strip():  # Path("") would be the current folder
+            raise RunFolderError(f"cannot resume: no run folder given ({str(path)!r}); pass the "
+                                 "folder of the interrupted run")
         path = Path(path)
-        if not str(path) or not path.is_dir():
+        if not path.is_dir():
             raise RunFolderError(f"cannot resume: run folder {str(path)!r} does not exist; pass "
                                  "the folder of the interrupted run")
         legacy = not (path / MARKER).is_file()
