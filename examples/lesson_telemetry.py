@@ -28,8 +28,9 @@ from actscope.nn.cnn import cnn
 from actscope.nn.init import init_cnn
 from actscope.nn.layers import GeneralRelu
 from actscope.schedules import combine_scheds, sched_cos
-from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
+from actscope.telemetry.activation_stats import ActivationStatsCallback
 from actscope.telemetry.diagnose import Finding, diagnose, format_findings
+from actscope.telemetry.record import Telemetry
 
 
 def run(name: str, dls, model: nn.Module, lr: float, epochs: int, sched: bool,

@@ -52,10 +52,12 @@ from actscope.schedules import (
     sched_lin,
     sched_no,
 )
-from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
+from actscope.telemetry.activation_stats import ActivationStatsCallback
 from actscope.telemetry.compare import compare  # draws on call; matplotlib is not imported here
 from actscope.telemetry.diagnose import Finding, Thresholds, diagnose
 from actscope.telemetry.hooks import Hook, Hooks
+from actscope.telemetry.record import Telemetry
+from actscope.telemetry.watch import Watch, watch
 from actscope.version import __version__ as __version__  # one place for the version
 
 __all__ = [
@@ -71,5 +73,5 @@ __all__ = [
     "download_mnist", "find_mnist_dir", "init_cnn", "load_mnist", "lr_find", "lsuv_init",
     "make_norm", "mnist_dataloaders", "multilabel_accuracy", "one_cycle", "read_idx",
     "sched_cos", "sched_exp", "sched_lin", "sched_no", "suggest_minimum", "suggest_steepest",
-    "suggest_valley", "write_idx",
+    "suggest_valley", "Watch", "watch", "write_idx",
 ]

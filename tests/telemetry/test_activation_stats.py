@@ -12,7 +12,8 @@ from torch import nn
 from actscope.callback import Callback
 from actscope.events import CancelFitException
 from actscope.learner import Learner
-from actscope.telemetry.activation_stats import ActivationStatsCallback, Telemetry
+from actscope.telemetry.activation_stats import ActivationStatsCallback
+from actscope.telemetry.record import Telemetry
 from tests.conftest import TensorBatches
 
 
@@ -148,8 +149,9 @@ def test_result_before_fit_and_bytes_per_record():
     cb = ActivationStatsCallback()
     with pytest.raises(RuntimeError, match="no telemetry recorded"):
         cb.result()
-    assert cb.bytes_per_record() == 8 + 4 * 40 + 4
-    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184
+    # var+mean, 40 int32 bins, the two overflow counts, the dead share
+    assert cb.bytes_per_record() == 8 + 4 * 40 + 8 + 4
+    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184 + 8
 
 
 def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
@@ -157,7 +159,7 @@ def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     from actscope.callbacks.metrics import MetricsCallback, accuracy
-    from actscope.telemetry.tensorboard import TensorBoardCallback
+    from actscope.callbacks.tensorboard import TensorBoardCallback
 
     tb = TensorBoardCallback(tmp_path / "tb")
     learn = Learner(conv_net(), image_dls(), cbs=[ActivationStatsCallback(), tb,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from actscope.telemetry.activation_stats import Telemetry
 from actscope.telemetry.diagnose import (
     Finding,
     Thresholds,
@@ -13,6 +12,7 @@ from actscope.telemetry.diagnose import (
     diagnose,
     format_findings,
 )
+from actscope.telemetry.record import Telemetry
 
 
 def make(mean=None, std=None, dead=None, n_layers=3, n=100) -> Telemetry:

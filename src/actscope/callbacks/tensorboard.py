@@ -15,6 +15,9 @@ import numpy as np
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.metrics import MetricsCallback
+from actscope.telemetry.activation_stats import ActivationStatsCallback
+from actscope.telemetry.record import Telemetry
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -34,8 +37,9 @@ def _summary_writer(log_dir: str) -> Any:
 class TensorBoardCallback(Callback):
     """Writes train/loss and train/lr per batch, epoch metrics, and per-layer activation stats.
 
-    Activation statistics come from an ``ActivationStatsCallback`` in the same Learner (if any):
-    per layer, the mean/std/dead-share scalars of every record and one histogram per epoch.
+    Activation statistics come from an ``ActivationStatsCallback`` in the same Learner (if any),
+    through its public ``n_records`` and ``result()``: per layer, the mean/std/dead-share scalars
+    of every record and one histogram per epoch.
     """
 
     order = 25  # after MetricsCallback (10) and RecorderCallback (20) have finished their epoch
@@ -79,8 +83,6 @@ class TensorBoardCallback(Callback):
         self._losses, self._lrs, self._steps = [], [], []
 
     def _write_metrics(self, learn: Learner) -> None:
-        from actscope.callbacks.metrics import MetricsCallback
-
         metrics = learn.find_cb(MetricsCallback)
         if metrics is None or not metrics.history:
             return
@@ -90,10 +92,8 @@ class TensorBoardCallback(Callback):
                 self.writer.add_scalar(f"epoch/{key}", value, row.get("epoch", learn.epoch))
 
     def _write_activations(self, learn: Learner) -> None:
-        from actscope.telemetry.activation_stats import ActivationStatsCallback
-
         stats_cb = learn.find_cb(ActivationStatsCallback)
-        if stats_cb is None or not getattr(stats_cb, "_iters", None):
+        if stats_cb is None or stats_cb.n_records == 0:
             return
         t = stats_cb.result()
         new = slice(self._written, len(t.iters))
@@ -107,7 +107,7 @@ class TensorBoardCallback(Callback):
                 self._histogram(f"activations/{tag}", t, i, len(t.iters) - 1)
         self._written = len(t.iters)
 
-    def _histogram(self, tag: str, t: Any, layer: int, rec: int) -> None:
+    def _histogram(self, tag: str, t: Telemetry, layer: int, rec: int) -> None:
         counts = t.hist[layer, rec].astype(np.float64)
         lo, hi = (float(v) for v in t.hist_range[layer])
         edges = np.linspace(lo, hi, len(counts) + 1)

@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from actscope.telemetry.activation_stats import Telemetry
+from actscope.telemetry.record import Telemetry
 
 __all__ = ["Thresholds", "Finding", "diagnose", "format_findings", "count_rise_and_collapse"]
 

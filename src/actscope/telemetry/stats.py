@@ -12,7 +12,10 @@ import torch
 __all__ = [
     "sample_indices",
     "default_hist_range",
+    "data_hist_range",
+    "nice_step",
     "histograms",
+    "split_histograms",
     "near_zero_share",
     "mean_abs_dev",
 ]
@@ -54,6 +57,62 @@ def default_hist_range(samples: torch.Tensor) -> tuple[torch.Tensor, torch.Tenso
     smin = torch.where(finite, s, torch.zeros_like(s)).amin(dim=1)
     lo = torch.where(smin >= 0, torch.zeros_like(a), -a)
     return lo, a
+
+
+def nice_step(span: torch.Tensor) -> torch.Tensor:
+    """A round grid step for a range of ``span``: 1, 2 or 5 times a power of ten, ~span/8."""
+    raw = (span / 8).clamp_min(1e-30)
+    p = torch.pow(10.0, torch.floor(torch.log10(raw)))
+    m = raw / p
+    mult = torch.where(m <= 1, 1.0, torch.where(m <= 2, 2.0, torch.where(m <= 5, 5.0, 10.0)))
+    return mult * p
+
+
+def data_hist_range(samples: torch.Tensor, q: float = 0.001,
+                    widen: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer ``(lo, hi)`` from samples ``(L, ..., K)``: robust quantiles, widened, rounded.
+
+    ``[q, 1 - q]`` quantiles of the finite samples, widened by ``widen`` times their span on each
+    side (room for the activations to grow), then rounded outwards to a grid of 1, 2 or 5 times a
+    power of ten. A side that is bounded in the data stops there: a layer with no negative sample
+    (ReLU) starts at 0, one whose smallest sample sits at the low quantile (GeneralRelu's -0.4)
+    starts just below it. Values outside land in the overflow counts (``split_histograms``).
+    A layer without any finite sample gets [-1, 1]. Device only, no host sync.
+    """
+    s = samples.reshape(samples.shape[0], -1).float()
+    s = torch.where(torch.isfinite(s), s, torch.full_like(s, float("nan")))
+    qs = torch.nanquantile(s, torch.tensor([q, 1 - q], device=s.device, dtype=s.dtype), dim=1)
+    qlo, qhi = qs[0], qs[1]
+    smin = torch.where(torch.isnan(s), torch.full_like(s, float("inf")), s).amin(dim=1)
+    scale = torch.maximum(qlo.abs(), qhi.abs())
+    span = torch.maximum(qhi - qlo, torch.maximum(0.1 * scale, torch.full_like(scale, 1e-2)))
+    lo, hi = qlo - widen * span, qhi + widen * span
+    # A hard floor in the data (ReLU's 0, GeneralRelu's -sub) is not widened past.
+    lo = torch.where(smin >= qlo - 1e-3 * span, torch.maximum(lo, smin), lo)
+    lo = torch.where((smin >= 0) & (lo < 0), torch.zeros_like(lo), lo)
+    step = nice_step(hi - lo)
+    lo, hi = torch.floor(lo / step) * step, torch.ceil(hi / step) * step
+    hi = torch.where(hi > lo, hi, lo + step)
+    ok = torch.isfinite(qlo) & torch.isfinite(qhi) & torch.isfinite(lo) & torch.isfinite(hi)
+    return torch.where(ok, lo, -1.0), torch.where(ok, hi, 1.0)
+
+
+def split_histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
+                     bins: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(hist (L, N, bins), under (L, N), over (L, N))`` int32: in-range counts and overflow.
+
+    ``under`` counts samples below ``lo`` (and -inf), ``over`` those at or above ``hi`` (and
+    +inf); NaN is not counted. One ``bincount`` over ``bins + 3`` slots per (layer, batch).
+    """
+    L, N, _ = samples.shape
+    scale = (bins / (hi - lo)).view(L, 1, 1)
+    pos = torch.addcmul(-lo.view(L, 1, 1) * scale, samples, scale)
+    # floor, then shift by one: slot 0 = under, 1..bins = in range, bins + 1 = over, + 2 = NaN
+    pos = torch.floor(pos).clamp_(-1, bins).add_(1).nan_to_num_(nan=bins + 2).long()
+    rows = torch.arange(L * N, device=samples.device).view(L, N, 1) * (bins + 3)
+    counts = torch.bincount((pos + rows).view(-1), minlength=L * N * (bins + 3))
+    counts = counts.view(L, N, bins + 3).to(torch.int32)
+    return counts[..., 1:bins + 1], counts[..., 0], counts[..., bins + 1]
 
 
 def histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,

@@ -1,0 +1,217 @@
+"""TelemetryAccumulator: forward hooks -> device buffers -> flush -> ``Telemetry``, for any loop.
+
+It knows modules, not a trainer: an adapter (``ActivationStatsCallback``, ``actscope.watch``, the
+Lightning and Hugging Face callbacks) calls ``attach``, then ``begin_batch(step)`` / ``end_batch()``
+around each training batch, ``end_epoch(epoch)`` at each epoch's end, and ``result()`` at the end.
+
+The hot path (a forward hook per watched module, on every recorded training-mode forward) issues
+a fixed handful of device ops, all writing with ``out=`` into preallocated buffers, none reading
+back to the host: the exact sum and sum of squares (``torch.sum`` and ``torch.dot``: on CPU two
+passes beat one ``var_mean``), ``index_select`` of K fixed sample positions, and the per-channel
+max (the dead-unit test). Every ``chunk`` recorded batches a flush turns the chunk into mean/std,
+histograms, dead share (and optionally mad) for all layers at once, on the device. The histogram
+range of each layer is fixed from its samples of the FIRST recorded batch (``data_hist_range``),
+so it never depends on when a flush happens (checkpoints flush). Nothing reaches the host until
+``result()`` or ``state_dict()``.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from actscope.errors import UsageError
+from actscope.telemetry import stats
+from actscope.telemetry.buffers import RecordBuffers
+from actscope.telemetry.hooks import Hook, Hooks
+from actscope.telemetry.modules import (
+    ModuleSpec,
+    OutputSpec,
+    check_output_spec,
+    layer_names,
+    pick_tensor,
+    resolve_modules,
+)
+from actscope.telemetry.record import Telemetry
+
+__all__ = ["TelemetryAccumulator"]
+
+
+class TelemetryAccumulator:
+    """Device-side activation statistics of the watched modules, independent of any trainer.
+
+    Args:
+        every: record every ``every``-th batch (by the ``step`` given to ``begin_batch``).
+        bins, hist_range: histogram bins and a fixed ``(lo, hi)``; default: per layer, from the
+            first recorded batch (robust quantiles, widened, rounded).
+        dead_threshold: a sample is "near zero" when ``|x| < dead_threshold``, and a channel
+            "fired" in an epoch when its max reached ``dead_threshold``.
+        dead_bins: the lesson's rule instead: ``|x| < dead_bins * bin width``.
+        mad, grads: also the mean absolute deviation / the output gradient's mean and std.
+        channels: record per-channel deadness (a running per-channel max).
+        sample_size: K positions per layer per batch for histogram/dead share/mad.
+        chunk: recorded batches between flushes.
+        output: which tensor of a tuple/dict output to read (index or key; default the first).
+        training_only: record only forwards of modules in training mode (not validation).
+    """
+
+    def __init__(self, every: int = 1, bins: int = 40,
+                 hist_range: tuple[float, float] | None = None,
+                 dead_threshold: float = 0.05, dead_bins: int | None = None,
+                 mad: bool = False, grads: bool = False, channels: bool = True,
+                 sample_size: int = 2048, chunk: int = 128, seed: int = 0,
+                 output: OutputSpec = None, training_only: bool = True) -> None:
+        if (every < 1 or bins < 2 or sample_size < 1 or chunk < 1 or not dead_threshold > 0
+                or (dead_bins is not None and dead_bins < 1)):
+            raise UsageError("need every >= 1, bins >= 2, sample_size >= 1, chunk >= 1, "
+                             f"dead_threshold > 0, dead_bins >= 1; got every={every}, "
+                             f"bins={bins}, sample_size={sample_size}, chunk={chunk}, "
+                             f"dead_threshold={dead_threshold}, dead_bins={dead_bins}")
+        if hist_range is not None and not hist_range[0] < hist_range[1]:
+            raise UsageError(f"hist_range must be (lo, hi) with lo < hi, got {hist_range}")
+        check_output_spec(output)
+        self.every, self.bins, self.hist_range = every, bins, hist_range
+        self.dead_threshold, self.dead_bins = dead_threshold, dead_bins
+        self.want_mad, self.want_grads, self.want_channels = mad, grads, channels
+        self.k, self.chunk, self.seed = sample_size, chunk, seed
+        self.output, self.training_only = output, training_only
+        self.hooks, self.grad_hooks = Hooks(), Hooks()
+        self.names: list[str] = []
+        self.recording = False
+        self.buf: RecordBuffers | None = None
+        # Sample positions per (numel, device), kept across attaches: computed once per shape.
+        self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    # ---- set-up and tear-down ------------------------------------------------------------
+    def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None
+               ) -> list[str]:
+        """Resolve ``modules`` on ``model``, register the hooks, reset the buffers; the names."""
+        if model is None:
+            if modules is None or callable(modules) or isinstance(modules, (str, type)):
+                raise UsageError("attach(None, modules) needs an explicit list of modules")
+            mods = list(modules)
+        else:
+            mods = resolve_modules(model, modules)
+        self.remove()
+        self.names = layer_names(model, mods)
+        self.buf = RecordBuffers(len(mods), self)
+        self.recording = False
+        self.hooks = Hooks(mods, self._forward)
+        if self.want_grads:
+            # torch warns when the first module's input needs no grad; the output grad we read
+            # is still right, so the warning is noise here.
+            warnings.filterwarnings("ignore", message="Full backward hook is firing when grad")
+            self.grad_hooks = Hooks(mods, self._backward, kind="backward")
+        for hooks in (self.hooks, self.grad_hooks):
+            for i, h in enumerate(hooks):
+                h.layer = i  # the hook carries its row: no lookup on the hot path
+        return list(self.names)
+
+    def remove(self) -> None:
+        """Remove all hooks (idempotent); what was recorded stays readable."""
+        self.hooks.remove()
+        self.grad_hooks.remove()
+        self.recording = False
+
+    @property
+    def attached(self) -> bool:
+        """True while hooks are registered."""
+        return any(not h.removed for h in self.hooks)
+
+    # ---- batches and epochs --------------------------------------------------------------
+    def begin_batch(self, step: int) -> bool:
+        """Start batch ``step``; it is recorded if ``step % every == 0``. Returns whether."""
+        self.recording = step % self.every == 0 and self.buf is not None
+        if self.recording:
+            self.buf.begin(step)
+        return self.recording
+
+    def end_batch(self) -> None:
+        """Commit the current batch (if any watched module ran in it); flushes a full chunk."""
+        if self.recording and self.buf is not None:
+            self.buf.commit()
+        self.recording = False
+
+    def end_epoch(self, epoch: int) -> None:
+        """Close epoch ``epoch``'s per-channel record (device only; read back by ``result``)."""
+        self.end_batch()
+        if self.buf is not None:
+            self.buf.end_epoch(epoch)
+
+    @property
+    def n_records(self) -> int:
+        """Committed records so far."""
+        return 0 if self.buf is None else self.buf.n_records
+
+    # ---- the hot path --------------------------------------------------------------------
+    def _forward(self, hook: Hook, module: nn.Module, inputs: Any, out: Any) -> None:
+        if not self.recording or (self.training_only and not module.training):
+            return
+        t = out if isinstance(out, torch.Tensor) else pick_tensor(out, self.output)
+        if t is None:
+            return
+        x = t.detach()
+        if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
+            x = x.float()
+        flat = x.reshape(-1)
+        n = flat.shape[0]
+        if n == 0:
+            return
+        idx = self._idx.get((n, flat.device))
+        if idx is None:
+            idx = self._idx[(n, flat.device)] = stats.sample_indices(n, self.k, flat.device,
+                                                                     self.seed)
+        self.buf.record(hook, x, flat, idx, n)
+
+    def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
+        if not self.recording or not grad_out or grad_out[0] is None:
+            return
+        g = grad_out[0].detach().reshape(-1).float()
+        self.buf.record_grad(hook.layer, g)
+
+    # ---- read-back and checkpoints -------------------------------------------------------
+    def result(self) -> Telemetry:
+        """Flush and read the telemetry back to the host (one sync); cached until new records."""
+        if self.buf is None or self.buf.n_records == 0:
+            raise RuntimeError("no telemetry recorded yet: no watched module ran in a recorded "
+                               "training-mode batch")
+        return self.buf.result(self.names, self.meta())
+
+    def meta(self) -> dict[str, Any]:
+        """The settings stored with the record (``Telemetry.meta``)."""
+        from actscope.dist import get_rank, get_world_size
+
+        world = get_world_size()
+        return {"every": self.every, "bins": self.bins, "dead_bins": self.dead_bins,
+                "dead_threshold": self.dead_threshold, "sample_size": self.k,
+                "exact": ["mean", "std", "grad_mean", "grad_std"],
+                "sampled": ["hist", "dead", "mad"],
+                "bytes_per_record_per_layer": self.bytes_per_record(),
+                "hist_range_rule": "fixed" if self.hist_range else "first recorded batch",
+                # under DDP only rank 0 saves its recording, over its B/W rows of each batch
+                "scope": f"rank {get_rank()} of {world}" if world > 1 else "single process"}
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything recorded so far (flushes; one read-back), for an exact resume."""
+        state = {"names": list(self.names)}
+        if self.buf is not None:
+            state.update(self.buf.state_dict())
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state_dict()``'s records (idempotent); recording then continues after them."""
+        if list(state["names"]) != list(self.names):
+            raise UsageError(f"checkpointed telemetry watched {state['names']}, this run watches "
+                             f"{self.names}: resume with the same model and modules")
+        if self.buf is None:
+            raise UsageError("attach(model) before load_state_dict: the state names modules")
+        self.buf.load_state_dict(state)
+
+    def bytes_per_record(self) -> int:
+        """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
+        per = 8 + 4 * self.bins + 8 + 4  # var+mean, int32 histogram + 2 overflow, dead share
+        return per + (4 if self.want_mad else 0) + (8 if self.want_grads else 0)

@@ -1,0 +1,154 @@
+"""Telemetry: the recorded activation statistics as numpy arrays, with a validated ``.npz`` format.
+
+This module is numpy only (no torch), so plots, the diagnosis and the report can read a run's
+``telemetry.npz`` without the training stack. ``Telemetry.load`` checks the file against a schema
+(keys, dtypes, consistent shapes, no pickles) and raises ``TelemetryFileError`` naming the file.
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from actscope.atomic import atomic_write
+from actscope.errors import ActscopeError
+
+__all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError"]
+
+# Per-record arrays: their first two dimensions are (layers L, records N).
+_PER_RECORD = ("mean", "std", "dead", "mad", "grad_mean", "grad_std", "hist_under", "hist_over")
+_OPTIONAL = ("mad", "grad_mean", "grad_std", "hist_under", "hist_over", "channel_dead",
+             "channel_epochs", "n_channels")
+_ARRAYS = ("iters", "mean", "std", "hist", "hist_range", "dead", *_OPTIONAL)
+_REQUIRED = ("names", "iters", "mean", "std", "hist", "hist_range", "dead")
+
+
+class TelemetryFileError(ActscopeError, ValueError):
+    """A ``telemetry.npz`` that is missing, damaged or not an actscope telemetry file."""
+
+
+class TelemetryFileMissingError(TelemetryFileError, FileNotFoundError):
+    """There is no telemetry file at the given path."""
+
+
+@dataclass
+class Telemetry:
+    """Recorded activation statistics: arrays ``[layer, record]`` and ``[layer, record, bin]``.
+
+    ``iters[j]`` is the training iteration (optimizer step index) of record ``j``. ``mean``/``std``
+    (and ``grad_mean``/``grad_std``) are exact over the whole activation; ``hist``, ``dead`` and
+    ``mad`` come from ``meta["sample_size"]`` fixed positions per batch (see docs/telemetry.md).
+    ``hist_under``/``hist_over`` count the samples below ``lo`` / at or above ``hi`` of
+    ``hist_range``. ``channel_dead[l, e, c]`` is 1.0 when channel ``c`` of layer ``l`` never
+    fired (max < ``meta["dead_threshold"]``) in epoch ``channel_epochs[e]``, 0.0 when it did, NaN
+    past the layer's ``n_channels[l]``.
+    """
+
+    names: list[str]
+    iters: np.ndarray  # (N,) int64
+    mean: np.ndarray  # (L, N) float32
+    std: np.ndarray  # (L, N)
+    hist: np.ndarray  # (L, N, bins) int32
+    hist_range: np.ndarray  # (L, 2): lo, hi of each layer's histogram
+    dead: np.ndarray  # (L, N): share of sampled |x| < dead_threshold (or dead_bins * bin width)
+    mad: np.ndarray | None = None  # (L, N)
+    grad_mean: np.ndarray | None = None  # (L, N), of the module's output gradient
+    grad_std: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    hist_under: np.ndarray | None = None  # (L, N) int32: samples < lo
+    hist_over: np.ndarray | None = None  # (L, N) int32: samples >= hi
+    channel_dead: np.ndarray | None = None  # (L, E, Cmax) float32: 1 dead, 0 fired, NaN padding
+    channel_epochs: np.ndarray | None = None  # (E,) int64
+    n_channels: np.ndarray | None = None  # (L,) int64
+
+    @property
+    def n_layers(self) -> int:
+        """Number of watched modules."""
+        return len(self.names)
+
+    def save(self, path: str | Path) -> Path:
+        """Write a ``.npz`` atomically (temp file + fsync + rename); returns the path."""
+        path = Path(path)
+        arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
+        with atomic_write(path, "wb") as f:
+            np.savez_compressed(f, names=np.array(self.names, dtype=str),
+                                meta=np.array(json.dumps(self.meta)), **arrays)
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path) -> Telemetry:
+        """Read and validate a ``.npz`` written by ``save``; ``TelemetryFileError`` if it is bad."""
+        path = Path(path)
+        if not path.is_file():
+            raise TelemetryFileMissingError(
+                f"no telemetry file at {path}; record one with ActivationStatsCallback or "
+                "actscope.watch() and Telemetry.save")
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                files = set(z.files)
+                missing = sorted(set(_REQUIRED) - files)
+                if missing:
+                    raise TelemetryFileError(
+                        f"{path} is not an actscope telemetry file (missing {missing}); "
+                        "write it with Telemetry.save")
+                raw = {k: z[k] for k in (*_REQUIRED, "meta", *_OPTIONAL) if k in files}
+        except TelemetryFileError:
+            raise
+        except ValueError as e:  # allow_pickle=False refusing an object array
+            raise TelemetryFileError(f"{path} holds pickled (object) arrays, which actscope "
+                                     f"never loads: {e}; re-record the telemetry") from e
+        except (OSError, EOFError, zipfile.BadZipFile, KeyError) as e:
+            raise TelemetryFileError(f"{path} is damaged or not an .npz file "
+                                     f"({type(e).__name__}: {e}); re-record the telemetry") from e
+        return cls._from_arrays(path, raw)
+
+    @classmethod
+    def _from_arrays(cls, path: Path, raw: dict[str, np.ndarray]) -> Telemetry:
+        def bad(what: str) -> TelemetryFileError:
+            return TelemetryFileError(f"{path} is not a valid actscope telemetry file: {what}; "
+                                      "re-record it with Telemetry.save")
+
+        names = raw["names"]
+        if names.ndim != 1 or names.dtype.kind not in "US":
+            raise bad(f"names must be a 1-D string array, got {names.dtype} {names.shape}")
+        meta: dict[str, Any] = {}
+        if "meta" in raw:
+            try:
+                meta = json.loads(str(raw["meta"]))
+            except json.JSONDecodeError as e:
+                raise bad(f"meta is not JSON ({e})") from e
+            if not isinstance(meta, dict):
+                raise bad(f"meta must be a JSON object, got {type(meta).__name__}")
+        L = names.shape[0]
+        iters = raw["iters"]
+        if iters.ndim != 1 or iters.dtype.kind not in "iu":
+            raise bad(f"iters must be a 1-D integer array, got {iters.dtype} {iters.shape}")
+        N = iters.shape[0]
+        for k in _PER_RECORD:
+            a = raw.get(k)
+            if a is not None and (a.shape != (L, N) or a.dtype.kind not in "fiu"):
+                raise bad(f"{k} has shape {a.shape} ({a.dtype}), expected ({L}, {N}) numbers")
+        hist, rng = raw["hist"], raw["hist_range"]
+        if hist.ndim != 3 or hist.shape[:2] != (L, N) or hist.dtype.kind not in "iu":
+            raise bad(f"hist has shape {hist.shape} ({hist.dtype}), expected ({L}, {N}, bins) "
+                      "integers")
+        if rng.shape != (L, 2) or rng.dtype.kind != "f":
+            raise bad(f"hist_range has shape {rng.shape} ({rng.dtype}), expected ({L}, 2) floats")
+        cd, ce, nc = (raw.get(k) for k in ("channel_dead", "channel_epochs", "n_channels"))
+        if (cd is None) != (ce is None) or (cd is None) != (nc is None):
+            raise bad("channel_dead, channel_epochs and n_channels must be present together")
+        if cd is not None:
+            if ce.ndim != 1 or ce.dtype.kind not in "iu":
+                raise bad(f"channel_epochs must be 1-D integers, got {ce.dtype} {ce.shape}")
+            if cd.ndim != 3 or cd.shape[:2] != (L, ce.shape[0]) or cd.dtype.kind != "f":
+                raise bad(f"channel_dead has shape {cd.shape}, expected ({L}, {ce.shape[0]}, "
+                          "channels) floats")
+            if nc.shape != (L,) or nc.dtype.kind not in "iu" or (nc > cd.shape[2]).any():
+                raise bad(f"n_channels must be ({L},) integers <= {cd.shape[2]}")
+        arrays = {k: raw[k] for k in _ARRAYS if k in raw}
+        return cls(names=[str(n) for n in names], meta=meta, **arrays)
