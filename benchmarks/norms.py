@@ -31,7 +31,7 @@ LAYERS: dict[str, Callable[[int], nn.Module]] = {
     "running_batch_nograd": lambda c: RunningBatchNorm(c, stats_grad=False),
     "layer": LayerNorm,
     "instance": InstanceNorm,
-    "group": GroupNorm,
+    "group": lambda c: GroupNorm(None, c),  # torch's order: (num_groups, num_channels)
 }
 
 

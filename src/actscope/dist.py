@@ -83,8 +83,16 @@ def collective_device() -> torch.device:
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
-    """The plain module inside a DistributedDataParallel wrapper (``model`` itself otherwise)."""
-    return model.module if isinstance(model, DistributedDataParallel) else model
+    """The user's module inside a DDP / DataParallel or torch.compile wrapper (``model`` itself
+    otherwise); wrappers nested in each other are all taken off."""
+    while True:
+        if isinstance(model, (DistributedDataParallel, nn.DataParallel)):
+            model = model.module
+            continue
+        orig = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
+        if not isinstance(orig, nn.Module):
+            return model
+        model = orig
 
 
 def sync_buffers(model: nn.Module, average: bool = True) -> None:

@@ -105,6 +105,8 @@ def test_slices_are_plain_sequentials_and_conv_blocks_unwraps_only_known_wrapper
     assert isinstance(model[0], nn.Sequential) and type(model) is CNN
     assert conv_blocks(nn.Sequential(nn.Flatten(), nn.Linear(4, 2))) == []
     assert conv_blocks(nn.DataParallel(model)) == conv_blocks(model)
+    # the one unwrap (actscope.dist.unwrap_model) also takes nested wrappers off
+    assert conv_blocks(nn.DataParallel(nn.DataParallel(model))) == conv_blocks(model)
 
 
 def _mnist_subset(mnist_dir, n_train: int, n_valid: int):

@@ -2,7 +2,8 @@
 
 state_dict round trip, repr, reset_parameters/reset_running_stats, train vs eval, 1d/2d/3d
 inputs, clear errors for a wrong rank, and all tensor state in parameters or buffers.
-RunningBatchNorm is included when its module can be imported.
+RunningBatchNorm is included when its module can be imported; its train/eval check is its own
+(it normalises with running statistics in training too).
 """
 
 from __future__ import annotations
@@ -125,6 +126,7 @@ def test_eval_neither_changes_state_nor_depends_on_the_batch(name, rank):
 def test_train_and_eval_behaviour(name, rank):
     layer = _trained(name, rank)
     x = _input(rank, seed=7)
+    before = copy.deepcopy(layer).eval()
     train_out = layer.train()(x)
     eval_out = layer.eval()(x)
     if name in USES_BATCH_STATS:
@@ -136,7 +138,18 @@ def test_train_and_eval_behaviour(name, rank):
     elif name in STATELESS:
         torch.testing.assert_close(train_out, eval_out, rtol=0, atol=0)
     else:  # running_batch: training updates the statistics it normalises with, so they differ
-        assert torch.isfinite(train_out).all() and torch.isfinite(eval_out).all()
+        # training first merged x into the running statistics, then normalised with them ...
+        assert any(not torch.equal(b, before.get_buffer(k)) for k, b in layer.named_buffers())
+        view = [1, C] + [1] * (rank - 2)
+        mean, var = layer.running_mean.view(view), layer.running_var.view(view)
+        expected = ((x - mean) / torch.sqrt(var + layer.eps) * layer.weight.view(view)
+                    + layer.bias.view(view))
+        torch.testing.assert_close(train_out, expected, rtol=1e-5, atol=1e-5)
+        # ... so eval now (the updated statistics) gives the same, and eval before did not
+        torch.testing.assert_close(eval_out, train_out, rtol=1e-5, atol=1e-5)
+        assert not torch.allclose(before(x), train_out, atol=1e-4)
+        # and the next training step on the same batch moves the statistics again
+        assert not torch.allclose(layer.train()(x), train_out, atol=1e-5)
 
 
 @pytest.mark.parametrize("name", list(RANKS))

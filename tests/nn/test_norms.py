@@ -130,21 +130,22 @@ def test_default_num_groups(channels, groups):
 
 def test_groupnorm_is_torchs_with_a_default_group_count():
     torch.manual_seed(0)
-    gn = GroupNorm(16)
+    gn = GroupNorm(None, 16)  # torch's order: (num_groups, num_channels)
     assert isinstance(gn, nn.GroupNorm) and gn.num_groups == 4 and gn.num_channels == 16
     ref = nn.GroupNorm(4, 16)
     x = torch.randn(2, 16, 5, 5)
     torch.testing.assert_close(gn(x), ref(x))
-    assert GroupNorm(16, num_groups=8).num_groups == 8
+    assert GroupNorm(8, 16).num_groups == 8
+    assert GroupNorm(num_groups=8, num_channels=16).num_channels == 16
     with pytest.raises(ValueError, match="positive divisor of num_channels=16"):
-        GroupNorm(16, num_groups=5)
+        GroupNorm(5, 16)
 
 
 @pytest.mark.parametrize("cls", [BatchNorm, LayerNorm, InstanceNorm, GroupNorm])
 def test_gradcheck_float64(cls):
     """Input, weight and bias gradients against finite differences (training mode)."""
     torch.manual_seed(0)
-    layer = cls(4).double()
+    layer = (GroupNorm(None, 4) if cls is GroupNorm else cls(4)).double()
     x = (torch.randn(3, 4, 3, 2, dtype=torch.float64) * 2 + 1).requires_grad_()
     weight = (torch.rand(4, dtype=torch.float64) + 0.5).requires_grad_()
     bias = torch.randn(4, dtype=torch.float64).requires_grad_()
@@ -221,3 +222,39 @@ def test_batchnorm_matches_torch_on_any_shape(rank, n, c, size, momentum, shift,
     torch.testing.assert_close(ours(x), ref(x), atol=tol, rtol=1e-4)
     torch.testing.assert_close(ours.running_mean, ref.running_mean, atol=1e-4, rtol=1e-5)
     torch.testing.assert_close(ours.running_var, ref.running_var, atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize("shape", SHAPES, ids=lambda s: f"{len(s)}D")
+def test_batchnorm_cumulative_average_matches_torch_in_float64(shape):
+    """momentum=None: the k-th batch has weight 1/k, computed in float64 (it was float32)."""
+    ours = BatchNorm(6, momentum=None).double()
+    ref = TORCH_BN[len(shape)](6, momentum=None).double()
+    g = torch.Generator().manual_seed(3)
+    for _ in range(7):
+        x = torch.randn(shape, generator=g, dtype=torch.float64) * 2.5 + 1.0
+        torch.testing.assert_close(ours(x), ref(x), rtol=1e-13, atol=1e-13)
+    for name in ("running_mean", "running_var"):
+        theirs = getattr(ref, name)
+        rel = ((getattr(ours, name) - theirs).abs() / theirs.abs()).max().item()
+        assert rel < 1e-15, f"{name} differs from torch's by {rel:.1e} (relative)"
+    assert ours.num_batches_tracked.item() == ref.num_batches_tracked.item() == 7
+
+
+def test_layernorm_is_what_its_docstring_says():
+    """Over each sample's (C, *) values, per-channel affine; not nn.LayerNorm(C); not the lesson."""
+    torch.manual_seed(0)
+    x = torch.randn(4, 6, 5, 7, dtype=torch.float64) * 3 + 2
+    ln = LayerNorm(6).double()
+    _randomise_affine(ln)
+    # nn.LayerNorm over (C, H, W), without its elementwise affine, then our per-channel affine
+    plain = nn.functional.layer_norm(x, x.shape[1:], eps=ln.eps)
+    expected = plain * ln.weight.view(1, -1, 1, 1) + ln.bias.view(1, -1, 1, 1)
+    torch.testing.assert_close(ln(x), expected)
+    assert not torch.allclose(LayerNorm(6).double()(x), nn.LayerNorm(7).double()(x))  # W only
+    # the lesson's version: unbiased variance, scalar mult/add (here 1 and 0)
+    m, v = x.mean((1, 2, 3), keepdim=True), x.var((1, 2, 3), keepdim=True)
+    lesson = (x - m) / (v + 1e-5).sqrt()
+    assert not torch.allclose(LayerNorm(6).double()(x), lesson, rtol=0, atol=1e-6)
+    n = 6 * 5 * 7  # the two differ exactly by the variance's factor n / (n - 1)
+    torch.testing.assert_close(LayerNorm(6, eps=1e-12).double()(x),
+                               (x - m) / (v * (n - 1) / n + 1e-12).sqrt())

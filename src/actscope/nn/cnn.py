@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from actscope.dist import unwrap_model
 from actscope.nn.layers import ActFactory, conv_layer
 
 __all__ = ["CNN", "cnn", "conv_blocks"]
@@ -75,16 +76,8 @@ def cnn(nfs: Sequence[int] = (8, 16, 32, 64, 64), c_in: int = 1, n_out: int = 10
                c_in=c_in)
 
 
-def _unwrap(model: nn.Module) -> nn.Module:
-    """The user's model inside a DDP/DataParallel or torch.compile wrapper (explicit, no magic)."""
-    if isinstance(model, (nn.parallel.DistributedDataParallel, nn.DataParallel)):
-        return model.module
-    orig = getattr(model, "_orig_mod", None)  # torch.compile's OptimizedModule
-    return orig if isinstance(orig, nn.Module) else model
-
-
 def conv_blocks(model: nn.Module) -> list[nn.Module]:
     """The model's top-level children that contain a conv directly (cnn's blocks); may be empty."""
-    return [child for child in _unwrap(model).children()
+    return [child for child in unwrap_model(model).children()
             if isinstance(child, nn.Sequential)
             and any(isinstance(m, _CONV_TYPES) for m in child.children())]

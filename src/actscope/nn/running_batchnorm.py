@@ -17,7 +17,8 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import nn
+
+from actscope.nn.affine import AffineNorm
 
 __all__ = ["RunningBatchNorm"]
 
@@ -83,7 +84,7 @@ class _ScaleShift(torch.autograd.Function):
         return grad_x, grad_scale, grad_shift
 
 
-class RunningBatchNorm(nn.Module):
+class RunningBatchNorm(AffineNorm):
     """Batch norm over running (exponentially weighted) statistics, usable at batch size 1 and 2.
 
     Args:
@@ -102,23 +103,14 @@ class RunningBatchNorm(nn.Module):
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float = 0.1,
                  affine: bool = True, warmup_samples: int = 20, warmup_min_var: float = 0.01,
                  stats_grad: bool = True, device=None, dtype=None) -> None:
-        super().__init__()
-        if num_features <= 0:
-            raise ValueError(f"num_features must be a positive channel count, got {num_features}")
+        super().__init__(num_features, eps, affine, device, dtype)  # weight, bias (C,)
         if not 0.0 < momentum <= 1.0:
             raise ValueError(f"momentum is the new batch's weight and must be in (0, 1], "
                              f"got {momentum}")
         factory = {"device": device, "dtype": dtype}
-        self.num_features, self.eps, self.momentum, self.affine = (
-            num_features, eps, momentum, affine)
+        self.momentum = momentum
         self.warmup_samples, self.warmup_min_var, self.stats_grad = (
             warmup_samples, warmup_min_var, stats_grad)
-        if affine:
-            self.weight = nn.Parameter(torch.empty(num_features, **factory))
-            self.bias = nn.Parameter(torch.empty(num_features, **factory))
-        else:
-            self.register_parameter("weight", None)
-            self.register_parameter("bias", None)
         # Every piece of state is a buffer, so state_dict() carries it and a resumed run neither
         # forgets its statistics nor re-enters the warm-up clamp.
         self.register_buffer("running_mean", torch.zeros(num_features, **factory))
@@ -137,9 +129,7 @@ class RunningBatchNorm(nn.Module):
     def reset_parameters(self) -> None:
         """Reset the statistics and set weight to 1, bias to 0."""
         self.reset_running_stats()
-        if self.affine:
-            nn.init.ones_(self.weight)
-            nn.init.zeros_(self.bias)
+        super().reset_parameters()
 
     def batch_weight(self, bs: int) -> float:
         """The new batch's weight ``1 - (1 - momentum) / sqrt(bs - 1)``, a Python float."""
@@ -204,6 +194,7 @@ class RunningBatchNorm(nn.Module):
         return _ScaleShift.apply(x, scale, shift)
 
     def extra_repr(self) -> str:
+        # torch's BatchNorm order: features, eps, momentum, affine
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
                 f"affine={self.affine}, warmup_samples={self.warmup_samples}, "
                 f"stats_grad={self.stats_grad}")
