@@ -1,5 +1,9 @@
 """SIGKILL the CLI at a random moment mid-run, resume it: weights and metrics are identical.
 
+Also issue 10 §3/§4 on the bundled digits data: a run killed before its first checkpoint
+resumes by starting over and ends identical, and a run killed after it finished but before its
+report is repaired by ``actscope report`` and by ``fit --resume``.
+
 Each trial runs ``actscope fit`` in a subprocess on a small real-MNIST subset with a checkpoint
 after every optimizer step, kills it (SIGKILL: no cleanup runs) once a randomly chosen number of
 checkpoints exist plus a random delay (so the kill may land inside a save), then runs
@@ -10,6 +14,7 @@ benchmarks/checkpoint.py --kill-trials N runs more kill points and prints how ma
 from __future__ import annotations
 
 import csv
+import json
 import os
 import random
 import re
@@ -25,8 +30,6 @@ import pytest
 from safetensors.numpy import load_file
 
 import actscope
-
-pytestmark = [pytest.mark.mnist, pytest.mark.slow]
 
 FLAGS = ["--limit", "320", "--bs", "32", "--epochs", "2", "--nfs", "8,16,32", "--no-progress",
          "--checkpoint-every", "1", "--keep", "2", "--seed", "3"]
@@ -90,6 +93,8 @@ def cli_env(mnist_dir: Path, tmp_path: Path) -> dict[str, str]:
             "PYTHONHASHSEED": "0", "PYTHONPATH": str(tmp_path / "src")}
 
 
+@pytest.mark.mnist
+@pytest.mark.slow
 def test_sigkill_then_resume_is_identical(tmp_path: Path, cli_env: dict[str, str]) -> None:
     ref = tmp_path / "ref"
     done = cli([*FLAGS, "--out", str(ref)], cli_env)
@@ -111,11 +116,94 @@ def test_sigkill_then_resume_is_identical(tmp_path: Path, cli_env: dict[str, str
     assert killed >= 1  # at least one trial really died mid-run
 
 
-def test_resume_refuses_a_folder_without_checkpoints(tmp_path: Path,
-                                                     cli_env: dict[str, str]) -> None:
+def test_resume_refuses_a_folder_actscope_did_not_make(tmp_path: Path, capsys) -> None:
+    # Issue 10 §3: a run folder without a checkpoint now starts over, so the case left to refuse
+    # is a folder without the .actscope-run marker (not made by actscope: nothing is touched).
+    from actscope.cli import main
+    from actscope.config import FitConfig
+
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "config.json").write_text('{"settings": {}}')
-    res = cli(["--resume", str(tmp_path / "run")], cli_env)
-    assert res.returncode == 2
-    assert res.stderr.count("\n") == 1 and "no complete checkpoint" in res.stderr
+    (tmp_path / "run" / "config.json").write_text(json.dumps(
+        {"settings": FitConfig(dataset="digits").to_dict()}))
+    assert main(["fit", "--resume", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not an actscope run folder" in err, err
     assert os.listdir(tmp_path / "run") == ["config.json"]
+
+
+# ---- issue 10 §3/§4 on the digits data (offline, small) -----------------------------------
+DIGITS = ["fit", "--dataset", "digits", "--limit", "512", "--bs", "32", "--epochs", "2",
+          "--nfs", "4,8", "--no-progress", "--seed", "3"]
+
+
+@pytest.fixture(scope="module")
+def digits_ref(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One uninterrupted digits run, made in this process (as the resumes below are)."""
+    import torch
+
+    from actscope.cli import main
+
+    out = tmp_path_factory.mktemp("digits") / "ref"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the tests' one_thread fixture (it runs after this one)
+    try:
+        assert main([*DIGITS, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def _frozen_env(tmp_path: Path) -> dict[str, str]:
+    shutil.copytree(Path(actscope.__file__).parent, tmp_path / "src" / "actscope",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    return {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(tmp_path / "src")}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig, delay", [(signal.SIGKILL, 0.0), (signal.SIGTERM, 0.05)],
+                         ids=["SIGKILL", "SIGTERM"])
+def test_killed_before_first_checkpoint_resumes_identical(digits_ref: Path, tmp_path: Path,
+                                                          sig: int, delay: float) -> None:
+    from actscope.cli import main
+    from actscope.runs import RunFolder
+
+    run = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "actscope", *DIGITS, "--out", str(run)],
+                            env=_frozen_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    try:
+        while proc.poll() is None and not (run / "config.json").exists():
+            time.sleep(0.002)
+        time.sleep(delay)
+        proc.send_signal(sig)
+    finally:
+        proc.wait(timeout=120)
+    assert proc.returncode == -sig  # it died of the signal, not of its own accord
+    assert not list((run / "checkpoints").glob("ckpt-*"))  # killed before the first checkpoint
+    assert RunFolder.open(run).state == "interrupted"
+    assert main(["fit", "--resume", str(run)]) == 0
+    assert RunFolder.open(run).state == "complete"
+    assert_same_run(digits_ref, run)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("repair", ["report", "fit --resume"])
+def test_killed_before_report_is_repaired(digits_ref: Path, tmp_path: Path, repair: str) -> None:
+    from actscope.cli import main
+    from actscope.runs import RunFolder
+
+    run = tmp_path / "run"
+    shutil.copytree(digits_ref, run)
+    (run / "report.html").unlink()  # as if killed after finish(), before the plots and report
+    shutil.rmtree(run / "plots")
+    stale = [run / ".report.html.abcd1234.tmp", run / ".telemetry.npz.x1y2z3w4.tmp"]
+    for p in stale:
+        p.write_bytes(b"half")
+    assert RunFolder.open(run).state == "unreported"
+    argv = ["report", str(run)] if repair == "report" else ["fit", "--resume", str(run)]
+    assert main(argv) == 0
+    assert RunFolder.open(run).state == "complete"
+    assert (run / "report.html").is_file() and list((run / "plots").glob("*.png"))
+    if repair == "fit --resume":  # resume and finish remove stale temps (report only reads)
+        assert not [p for p in stale if p.exists()]
+    assert_same_run(digits_ref, run)
