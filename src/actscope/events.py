@@ -24,6 +24,9 @@ Each unit (batch, train, validate, epoch, fit) can be cancelled by raising its C
 from any callback. The loop catches it at that unit, fires ``after_cancel_<unit>`` and then
 ``after_<unit>`` (so ``after_<unit>`` always pairs with ``before_<unit>``), and goes on with the
 next unit. A real error skips the remaining events except ``after_fit`` and is re-raised.
+``after_fit`` runs for every callback, even one whose ``before_fit`` never ran because an earlier
+one failed; a callback whose ``after_fit`` fails while an error is in flight does not replace
+that error: its failure is added to the error as a note (``BaseException.add_note``).
 """
 
 from __future__ import annotations

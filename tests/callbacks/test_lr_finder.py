@@ -208,3 +208,36 @@ def test_lr_find_leaves_no_trace_in_metrics_recorder_or_checkpoints(tmp_path):
     assert not (tmp_path / "run" / "checkpoints").exists() or not any(
         (tmp_path / "run" / "checkpoints").glob("ckpt-*"))
     assert {type(c) for c in learn.cbs} == {MetricsCallback, RecorderCallback, CheckpointCallback}
+
+
+def test_lr_find_keeps_batch_preparers_and_the_input_check_pauses_the_rest():
+    """The rule is the class attributes, not an order range: InputCheckCallback (order -7) runs,
+    ActivationStatsCallback (order -5) is paused, BatchTransformCallback reshapes the batches."""
+    from actscope.callbacks.input_check import InputCheckCallback
+    from actscope.callbacks.transform import BatchTransformCallback
+    from actscope.data.errors import DataError
+    from actscope.telemetry.activation_stats import ActivationStatsCallback
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(64, 16, generator=g), torch.randint(0, 3, (64,), generator=g)
+    stats = ActivationStatsCallback()
+    model = nn.Sequential(nn.Conv2d(1, 2, 3), nn.Flatten(), nn.Linear(8, 3))
+    learn = Learner(model, SimpleNamespace(train=TensorBatches(x, y, 8), valid=None),
+                    cbs=[BatchTransformCallback(lambda t: t.view(-1, 1, 4, 4)), stats,
+                         InputCheckCallback()])
+    res = lr_find(learn, num_it=10, max_lr=1.0)  # the conv takes the batches only reshaped
+    assert len(res.lrs) == 10 and stats.n_records == 0  # telemetry saw nothing of the sweep
+    bad = Learner(nn.Linear(5, 3), SimpleNamespace(train=TensorBatches(x, y, 8), valid=None),
+                  cbs=[InputCheckCallback()])
+    with pytest.raises(DataError, match="cannot take inputs of shape"):
+        lr_find(bad, num_it=10)  # the input check's message, not torch's
+    assert len(bad.cbs) == 1 and isinstance(bad.cbs[0], InputCheckCallback)
+
+
+def test_lr_find_refuses_a_sweep_too_short_for_its_rule(make_synth_learner):
+    from actscope.errors import UsageError
+
+    learn = make_synth_learner()
+    with pytest.raises(UsageError, match=r"num_it=4 is too short for the 'valley' rule"):
+        lr_find(learn, num_it=4)
+    assert math.isfinite(lr_find(learn, num_it=3, default="minimum").suggestion)
