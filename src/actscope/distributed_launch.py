@@ -11,6 +11,8 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from actscope.errors import UsageError
+
 __all__ = ["launch", "strip_nproc", "torchrun_command"]
 
 
@@ -24,16 +26,16 @@ def torchrun_command(args: Sequence[str], nproc: int, nnodes: int = 1, node_rank
     several nodes need ``master_addr`` (node 0's address), reachable from every node.
     """
     if not isinstance(nproc, int) or nproc < 1:
-        raise ValueError(f"nproc must be a positive integer, got {nproc!r}")
+        raise UsageError(f"nproc must be a positive integer, got {nproc!r}")
     if nnodes < 1 or not 0 <= node_rank < nnodes:
-        raise ValueError(f"need nnodes >= 1 and 0 <= node_rank < nnodes, got nnodes={nnodes}, "
+        raise UsageError(f"need nnodes >= 1 and 0 <= node_rank < nnodes, got nnodes={nnodes}, "
                          f"node_rank={node_rank}")
     cmd = [sys.executable, "-m", "torch.distributed.run"]
     if nnodes == 1 and master_addr is None:
         cmd += ["--standalone"]
     else:
         if master_addr is None:
-            raise ValueError("a multi-node run needs master_addr: the address of node 0, "
+            raise UsageError("a multi-node run needs master_addr: the address of node 0, "
                              "reachable from every node")
         cmd += [f"--nnodes={nnodes}", f"--node_rank={node_rank}",
                 f"--master_addr={master_addr}", f"--master_port={master_port}"]
