@@ -29,6 +29,7 @@ is the one place a default run folder name is made.
 """
 
 from actscope.atomic import atomic_write
+from actscope.runs.contents import METRICS_COLUMNS, RunContents, library_versions
 from actscope.runs.files import (
     RunFileError,
     RunFolderError,
@@ -39,18 +40,10 @@ from actscope.runs.files import (
     read_metrics,
     read_recorder,
 )
-from actscope.runs.folder import (
-    MARKER,
-    METRICS_COLUMNS,
-    RUNNING,
-    STATES,
-    RunFolder,
-    library_versions,
-    new_run_name,
-)
+from actscope.runs.folder import MARKER, RUNNING, STATES, RunFolder, new_run_name
 from actscope.runs.lock import LockedError, RunLock, is_locked
 
-__all__ = ["atomic_write", "RunFolder", "RunFolderError", "RunFileError", "LockedError",
-           "RunLock", "is_locked", "library_versions", "new_run_name", "METRICS_COLUMNS",
-           "MARKER", "RUNNING", "STATES", "read_config", "read_metrics", "read_recorder",
-           "read_lr_find", "read_findings", "read_json_file"]
+__all__ = ["atomic_write", "RunFolder", "RunContents", "RunFolderError", "RunFileError",
+           "LockedError", "RunLock", "is_locked", "library_versions", "new_run_name",
+           "METRICS_COLUMNS", "MARKER", "RUNNING", "STATES", "read_config", "read_metrics",
+           "read_recorder", "read_lr_find", "read_findings", "read_json_file"]
