@@ -341,6 +341,27 @@ def test_early_stopped_epoch_is_checkpointed(tmp_path: Path, kw: dict, every) ->
     assert all(torch.equal(v, again.model.state_dict()[k]) for k, v in weights(ref).items())
 
 
+class VetoAfterEpoch(Callback):
+    """A guard that refuses every checkpoint from epoch ``epoch`` on."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def check_checkpointable(self, learn) -> None:
+        from actscope.events import CancelFitException
+
+        if learn.epoch >= self.epoch:
+            raise CancelFitException("not finite")
+
+
+def test_a_vetoed_stop_keeps_the_last_good_checkpoint(tmp_path: Path) -> None:
+    learn = make_learner(cbs=[*_early_stopper(patience=1), VetoAfterEpoch(1),
+                              CheckpointCallback(tmp_path)])
+    learn.fit(6)  # stops at epoch 1; its save is vetoed, which must not escape the fit
+    meta = json.loads((latest_checkpoint(tmp_path) / "meta.json").read_text())
+    assert (meta["epoch"], meta["stopped"]) == (1, False)
+
+
 @pytest.mark.parametrize("kill_step", [3, 10])  # mid-epoch 0, mid-epoch 1
 def test_torchmetrics_partial_epoch_survives(tmp_path: Path, kill_step: int) -> None:
     tm = pytest.importorskip("torchmetrics")

@@ -30,6 +30,7 @@ from actscope.checkpoints import (
 )
 from actscope.checkpoints import save_checkpoint as store_checkpoint
 from actscope.dist import is_main_process, unwrap_model
+from actscope.events import CancelFitException
 from actscope.rng import capture_rng, restore_rng
 from actscope.runs import MARKER
 from actscope.safe_load import from_plain, to_plain
@@ -213,7 +214,10 @@ class CheckpointCallback(Callback):
         # A callback that ran before this one in after_epoch (early stopping) ended the fit
         # after a complete epoch: save that epoch, marked stopped, or a resume would replay it.
         if self._epoch_done == learn.epoch and self._epoch_done >= 0:
-            self.save(learn, learn.epoch + 1, 0, stopped=True)
+            try:
+                self.save(learn, learn.epoch + 1, 0, stopped=True)
+            except CancelFitException:
+                pass  # a guard vetoed: the state is not finite, the last good checkpoint stays
 
     def save(self, learn: Learner, epoch: int, iter: int, stopped: bool = False) -> Path | None:
         """Write one checkpoint now (continuing at ``epoch``/``iter``) and prune old ones."""
