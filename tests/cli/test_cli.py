@@ -27,15 +27,17 @@ def test_help_in_a_subprocess(tmp_path):
     for flag in ("--data", "--epochs", "--bs", "--lr", "--nfs", "--norm", "--act", "--sched",
                  "--seed", "--device", "--out", "--overwrite", "--no-telemetry"):
         assert flag in res.stdout
+    for flag in ("--opt", "--momentum", "{sgd,adam,adamw}", "--nproc", "--resume"):
+        assert flag in res.stdout  # the optimizer flags are visible (issue 9), not suppressed
 
 
-@pytest.mark.parametrize("cmd", [[], ["lr-find"], ["report"], ["norms"]])
+@pytest.mark.parametrize("cmd", [[], ["lr-find"], ["report"], ["norms"], ["compare"]])
 def test_help(cmd, capsys):
     assert main([*cmd, "--help"]) == 0
     out = capsys.readouterr().out
     assert out.startswith("usage: actscope")
     if not cmd:
-        for name in ("fit", "lr-find", "report", "norms"):
+        for name in ("fit", "lr-find", "report", "norms", "compare"):
             assert name in out
 
 
@@ -124,3 +126,23 @@ def test_defaults_are_the_recipe():
     cfg = config_from_args(build_parser().parse_args(["fit"]))
     assert cfg == FitConfig()
     assert cfg.nfs == (8, 16, 32, 64, 64) and cfg.epochs <= 5 and cfg.telemetry
+
+
+def test_optimizer_flags_map_onto_config():
+    cfg = config_from_args(build_parser().parse_args(["fit", "--opt", "adamw", "--momentum", "0"]))
+    assert (cfg.opt, cfg.momentum) == ("adamw", 0.0)
+    assert FitConfig(opt="adamw", momentum=0.0) == cfg
+
+
+def test_only_actscope_errors_become_exit_2(tmp_path, monkeypatch, capsys):
+    """A bug (any other exception) keeps its traceback: it is not reported as bad input."""
+    import actscope.cli.fit as fit_module
+
+    def bug(*args, **kwargs):
+        raise ValueError("a bug deep inside training")
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(fit_module, "build", bug)
+    with pytest.raises(ValueError, match="a bug deep inside"):
+        main(["fit", "--dataset", "digits", "--out", "never-made"])
+    assert capsys.readouterr().err == "" and list(tmp_path.iterdir()) == []
