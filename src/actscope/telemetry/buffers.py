@@ -44,7 +44,6 @@ class RecordBuffers:
         self.counts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
         self.gcounts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
         self.cmax: list[torch.Tensor | None] = [None] * n_layers  # (chunk, C) per layer
-        self.cmax_views: list[list[torch.Tensor]] = [[] for _ in range(n_layers)]
         self.ep_max: list[torch.Tensor | None] = [None] * n_layers  # (C,) running epoch max
         self.widths = [0] * n_layers  # channels per layer (0: not seen yet)
         self.ep_seen = False
@@ -70,9 +69,7 @@ class RecordBuffers:
         L, c = self.L, self.acc.chunk
         # One view per (layer, slot), made once: the hook then does no indexing of its own.
         self.sums = torch.full((L, c, 2), float("nan"), device=device)
-        self.sum_views = [list(zip(*self.sums[i].unbind(1), strict=True)) for i in range(L)]
         self.samples = torch.zeros(L, c, self.acc.k, dtype=torch.float32, device=device)
-        self.views = [list(self.samples[i].unbind(0)) for i in range(L)]
 
     def record(self, hook: Hook, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
                n: int) -> None:
@@ -80,10 +77,12 @@ class RecordBuffers:
         if self.samples is None:
             self._alloc(flat.device)
         layer, slot = hook.layer, self.slot
-        torch.index_select(flat, 0, idx, out=self.views[layer][slot])
-        s, sq = self.sum_views[layer][slot]
-        torch.sum(flat, 0, out=s)
-        torch.dot(flat, flat, out=sq)
+        torch.index_select(flat, 0, idx, out=self.samples[layer, slot])
+        # Views made per call, not kept per slot: thousands of long-lived 0-d views fragmented
+        # glibc's heap (RSS grew ~0.4 MB per short fit).
+        row = self.sums[layer, slot]
+        torch.sum(flat, 0, out=row[0])
+        torch.dot(flat, flat, out=row[1])
         self.counts[layer][slot] = n
         if self.acc.want_channels and x.dim() >= 2:
             dims = getattr(hook, "reduce_dims", None)
@@ -91,25 +90,22 @@ class RecordBuffers:
                 d = channel_dim(hook.module, x.dim())
                 hook.reduce_dims = dims = tuple(i for i in range(x.dim()) if i != d)
                 hook.n_chan = x.shape[d]
-            views = self.cmax_views[layer]
-            if not views:
-                self.cmax[layer] = torch.full((self.acc.chunk, hook.n_chan), float("-inf"),
-                                              device=flat.device)
-                self.cmax_views[layer] = views = list(self.cmax[layer].unbind(0))
+            cm = self.cmax[layer]
+            if cm is None:
+                self.cmax[layer] = cm = torch.full((self.acc.chunk, hook.n_chan), float("-inf"),
+                                                   device=flat.device)
                 self.widths[layer] = hook.n_chan
-            if views[slot].shape[0] == hook.n_chan:  # a module whose width changes is skipped
-                torch.amax(x, dim=dims, out=views[slot])
+            if cm.shape[1] == hook.n_chan:  # a module whose width changes is skipped
+                torch.amax(x, dim=dims, out=cm[slot])
         self.wrote = True
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""
         if self.gsums is None:
             self.gsums = torch.full((self.L, self.acc.chunk, 2), float("nan"), device=g.device)
-            self.gsum_views = [list(zip(*self.gsums[i].unbind(1), strict=True))
-                               for i in range(self.L)]
-        s, sq = self.gsum_views[layer][self.slot]
-        torch.sum(g, 0, out=s)
-        torch.dot(g, g, out=sq)
+        row = self.gsums[layer, self.slot]
+        torch.sum(g, 0, out=row[0])
+        torch.dot(g, g, out=row[1])
         self.gcounts[layer][self.slot] = g.shape[0]
 
     def commit(self) -> None:
