@@ -91,7 +91,7 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     if ax is not None and L != 1:
         raise ValueError(f"plot_hist_heatmap draws one panel per layer ({L}); pass ax=None")
     if ax is None:
-        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.6))
+        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.4))
     else:
         fig, axes = ax.figure, [ax]
     under, over = t.hist_under, t.hist_over

@@ -15,7 +15,15 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from actscope.telemetry.plots_base import finite, grid, plain, run_colours, smooth, thin
+from actscope.telemetry.plots_base import (
+    finite,
+    grid,
+    panel_table,
+    plain,
+    run_colours,
+    smooth,
+    thin,
+)
 from actscope.telemetry.plots_layers import draw_channel_dead, draw_heatmap, heat_values
 from actscope.telemetry.run_view import RunView
 
@@ -34,10 +42,10 @@ def x_of(view: RunView, steps: np.ndarray, x: str) -> np.ndarray:
     return (steps + 1) / max(view.n_batches or 1, 1)
 
 
-def _legend(fig: Figure, runs: Runs, where: str = "upper") -> None:
+def _legend(fig: Figure, runs: Runs, where: str = "outside upper center") -> None:
     """One legend of run colours for the whole figure, outside the panels."""
     handles = [Line2D([], [], color=c, lw=2) for c in run_colours(len(runs))]
-    fig.legend(handles, [plain(label) for label, _ in runs], loc=f"outside {where} center",
+    fig.legend(handles, [plain(label) for label, _ in runs], loc=where,
                ncols=min(len(runs), 4), fontsize="small", frameon=False)
 
 
@@ -80,7 +88,8 @@ def plot_compare_metrics(runs: Runs, x: str = "batch") -> Figure:
 def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str,
                        x: str = "batch", ylim: tuple[float, float] | None = None) -> Figure:
     """One panel per layer, the runs' ``field`` curves (mean, std, dead) overlaid."""
-    fig, axes = grid(len(layers), max_cols=6, panel=(2.8, 2.1))
+    rows = -(-len(runs) // 4)  # legend rows, four runs a row
+    fig, axes = grid(len(layers), max_cols=6, panel=(2.8, 2.1), top=0.55 + 0.22 * rows)
     colours = run_colours(len(runs))
     for ax, layer in zip(axes, layers, strict=True):
         for (_, view), colour in zip(runs, colours, strict=True):
@@ -94,8 +103,10 @@ def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str
             ax.set_ylim(*ylim)
     for ax in axes[-min(len(axes), 6):]:
         ax.set_xlabel(X_LABELS[x], fontsize="x-small")
-    fig.suptitle(plain(title), fontsize="medium")
-    _legend(fig, runs, "lower")
+    h = fig.get_size_inches()[1]
+    fig.suptitle(plain(title), fontsize="medium", y=1 - 0.05 / h, va="top")
+    _legend(fig, runs, "upper center")
+    fig.legends[0].set_bbox_to_anchor((0.5, 1 - 0.3 / h))
     return fig
 
 
@@ -143,8 +154,7 @@ def _empty(ax: Axes, text: str) -> None:
 
 def plot_compare_heatmaps(runs: Runs, layers: Sequence[str], x: str = "batch") -> Figure:
     """Rows = layers, columns = runs: histogram heat-maps on one range and one colour scale."""
-    fig = Figure(figsize=(2.7 * len(runs) + 1.2, 2.0 * len(layers) + 0.8), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(layers), len(runs), squeeze=False))
+    fig, axes = panel_table(len(layers), len(runs), (2.7, 2.0), right=1.3)
     shared = {layer: shared_hist(runs, layer) for layer in layers}
     values = [a for s in shared.values() if s for h, u, o in s[2].values()
               for a in (h, u, o) if a is not None and a.size]
@@ -173,7 +183,9 @@ def plot_compare_heatmaps(runs: Runs, layers: Sequence[str], x: str = "batch") -
                 ax.set_ylabel(plain(layer), fontsize="x-small")
             if r == len(layers) - 1:
                 ax.set_xlabel(X_LABELS[x], fontsize="x-small")
-    bar = fig.colorbar(_mappable(norm), ax=axes.ravel().tolist(), shrink=0.6)
+    w, h = fig.get_size_inches()
+    cax = fig.add_axes((1 - 1.0 / w, 0.5 - 0.3 * (1 - 0.9 / h), 0.15 / w, 0.6 * (1 - 0.9 / h)))
+    bar = fig.colorbar(_mappable(norm), cax=cax)
     bar.set_label("share of samples per bin (log)", fontsize="small")
     return fig
 
@@ -186,8 +198,7 @@ def _mappable(norm: LogNorm):
 
 def plot_compare_channel_dead(runs: Runs, layers: Sequence[str]) -> Figure:
     """Rows = layers, columns = runs: channels by epoch, dark where a channel never fired."""
-    fig = Figure(figsize=(2.5 * len(runs) + 0.5, 2.0 * len(layers) + 0.6), layout="constrained")
-    axes = np.atleast_2d(fig.subplots(len(layers), len(runs), squeeze=False))
+    fig, axes = panel_table(len(layers), len(runs), (2.5, 2.0))
     for r, layer in enumerate(layers):
         for c, (label, view) in enumerate(runs):
             ax, t = axes[r, c], view.telemetry
