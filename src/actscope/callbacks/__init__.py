@@ -57,6 +57,7 @@ from actscope.callbacks.schedule import (
     set_hyper,
 )
 from actscope.callbacks.sharding import ShardedBatches
+from actscope.callbacks.tensorboard import TensorBoardCallback
 from actscope.callbacks.transform import (
     BatchTransformCallback,
 )
@@ -79,6 +80,7 @@ __all__ = [
     "RecorderCallback",
     "SUGGESTERS",
     "ShardedBatches",
+    "TensorBoardCallback",
     "accuracy",
     "check_labels",
     "check_model_takes",
