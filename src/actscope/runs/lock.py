@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from pathlib import Path
 
 from actscope.runs.files import RunFolderError
@@ -42,7 +43,7 @@ class RunLock:
             return self
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            _flock_exclusive(fd)
         except BlockingIOError:
             os.close(fd)
             raise LockedError(f"{self.path.parent} is being written by another live process "
@@ -71,6 +72,19 @@ class RunLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def _flock_exclusive(fd: int, tries: int = 5) -> None:
+    """LOCK_EX without waiting on a writer; a few short retries ride out an ``is_locked`` probe
+    (it holds a shared lock for microseconds) instead of refusing a writer because of it."""
+    for attempt in range(tries):
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            if attempt == tries - 1:
+                raise
+            time.sleep(0.01)
 
 
 def is_locked(folder: str | Path) -> bool:
