@@ -44,6 +44,8 @@ from actscope.nn.init import init_cnn, lsuv_init
 from actscope.nn.layers import GeneralRelu, Lambda, conv_layer
 from actscope.nn.norms import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, make_norm
 from actscope.nn.running_batchnorm import RunningBatchNorm
+from actscope.runs import RunFolder, RunFolderError
+from actscope.safe_load import CheckpointError
 from actscope.schedules import (
     combine_scheds,
     one_cycle,
@@ -73,5 +75,6 @@ __all__ = [
     "download_mnist", "find_mnist_dir", "init_cnn", "load_mnist", "lr_find", "lsuv_init",
     "make_norm", "mnist_dataloaders", "multilabel_accuracy", "one_cycle", "read_idx",
     "sched_cos", "sched_exp", "sched_lin", "sched_no", "suggest_minimum", "suggest_steepest",
-    "suggest_valley", "Watch", "watch", "write_idx",
+    "suggest_valley", "Watch", "watch", "write_idx", "RunFolder", "RunFolderError",
+    "CheckpointError",
 ]
