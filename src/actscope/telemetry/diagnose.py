@@ -34,6 +34,8 @@ class Thresholds:
     min_collapses: int = 1
     # Values below this count as this when looking for growth (noise near zero is not growth).
     scale_floor: float = 1e-3
+    # Dead channels: at least this share of a layer's channels never fired in the last epoch.
+    dead_channel_share: float = 0.05
 
 
 @dataclass
@@ -41,7 +43,7 @@ class Finding:
     """One diagnosis: which layer(s), what, the numbers behind it, and what to try."""
 
     layer: str
-    kind: str  # "dead", "vanishing", "unstable", "non_finite"
+    kind: str  # "dead", "dead_channels", "vanishing", "unstable", "non_finite"
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     suggestion: str = ""
@@ -95,6 +97,40 @@ def _dead(t: Telemetry, th: Thresholds) -> list[Finding]:
                 evidence={"final_dead_share": share, "window_records": w},
                 suggestion="try GeneralRelu(leak=0.1, sub=0.4) or kaiming init (init_cnn)",
                 first_iter=int(t.iters[above[0]]) if len(above) else None))
+    return out
+
+
+def _channel_list(idx: np.ndarray, limit: int = 8) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:limit])
+    return shown + (f", … ({len(idx) - limit} more)" if len(idx) > limit else "")
+
+
+def _dead_channels(t: Telemetry, th: Thresholds) -> list[Finding]:
+    """Channels that never fired (max < dead_threshold) during the last recorded epoch."""
+    if t.channel_dead is None or t.channel_epochs is None or t.n_channels is None:
+        return []
+    if t.channel_dead.shape[1] == 0:
+        return []
+    epoch = int(t.channel_epochs[-1])
+    out = []
+    for i, name in enumerate(t.names):
+        n = int(t.n_channels[i])
+        row = t.channel_dead[i, -1, :n]
+        if n == 0 or np.isnan(row).all():
+            continue
+        dead = np.nonzero(row == 1.0)[0]
+        if len(dead) == 0 or len(dead) < th.dead_channel_share * n:
+            continue
+        first = next((int(t.channel_epochs[e]) for e in range(t.channel_dead.shape[1])
+                      if (t.channel_dead[i, e, :n] == 1.0).any()), epoch)
+        out.append(Finding(
+            layer=name, kind="dead_channels",
+            message=f"layer {name}: {len(dead)} of {n} channels never activated in epoch "
+                    f"{epoch} (dead units): channels {_channel_list(dead)}",
+            evidence={"epoch": epoch, "dead_channels": [int(c) for c in dead], "channels": n,
+                      "first_epoch": first},
+            suggestion="a lower learning rate, GeneralRelu(leak=0.1, sub=0.4) or kaiming init "
+                       "(init_cnn) keeps units alive; or prune them"))
     return out
 
 
@@ -166,7 +202,8 @@ def diagnose(telemetry: Telemetry, thresholds: Thresholds | None = None) -> list
             return first
         t = replace(t, iters=t.iters[:rec], mean=t.mean[:, :rec], std=t.std[:, :rec],
                     dead=t.dead[:, :rec], hist=t.hist[:, :rec])
-    return [*first, *_unstable(t, th), *_vanishing(t, th), *_dead(t, th)]
+    return [*first, *_unstable(t, th), *_vanishing(t, th), *_dead(t, th),
+            *_dead_channels(t, th)]
 
 
 def format_findings(findings: list[Finding]) -> str:
