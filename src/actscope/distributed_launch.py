@@ -11,6 +11,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
+from actscope.config import positive_int
 from actscope.errors import UsageError
 
 __all__ = ["launch", "strip_nproc", "torchrun_command"]
@@ -25,8 +26,7 @@ def torchrun_command(args: Sequence[str], nproc: int, nnodes: int = 1, node_rank
     ``module=None``, ``args[0]`` is a script. One node uses ``--standalone`` (a free local port);
     several nodes need ``master_addr`` (node 0's address), reachable from every node.
     """
-    if not isinstance(nproc, int) or nproc < 1:
-        raise UsageError(f"nproc must be a positive integer, got {nproc!r}")
+    positive_int(nproc, "nproc")
     if nnodes < 1 or not 0 <= node_rank < nnodes:
         raise UsageError(f"need nnodes >= 1 and 0 <= node_rank < nnodes, got nnodes={nnodes}, "
                          f"node_rank={node_rank}")

@@ -27,6 +27,7 @@ from torch import nn
 from actscope.callback import Callback
 from actscope.callbacks.checkpoint import CheckpointCallback
 from actscope.callbacks.metrics import MetricsCallback
+from actscope.config import positive_int
 from actscope.dist import all_reduce_max_, collective_device, get_world_size, unwrap_model
 from actscope.errors import UsageError
 from actscope.events import CancelFitException
@@ -74,9 +75,8 @@ class NaNGuardCallback(Callback):
 
     def __init__(self, check_every: int | None = None, check_grads: bool = True,
                  warn: bool = True) -> None:
-        if check_every is not None and (not isinstance(check_every, int) or check_every <= 0):
-            raise UsageError(f"check_every must be a positive integer or None (1 on CPU, "
-                             f"{GPU_CHECK_EVERY} on GPU), got {check_every!r}")
+        if check_every is not None:
+            positive_int(check_every, f"check_every (or None: 1 on CPU, {GPU_CHECK_EVERY} on GPU)")
         self.check_every, self.check_grads, self.warn = check_every, check_grads, warn
         self.message: str | None = None
         self.every = check_every or 1
@@ -189,9 +189,7 @@ class EarlyStoppingCallback(Callback):
                  mode: str = "auto", restore_best: bool = False) -> None:
         if mode not in ("auto", "min", "max"):
             raise UsageError(f"mode must be 'auto', 'min' or 'max', got {mode!r}")
-        if not isinstance(patience, int) or patience < 1:
-            raise UsageError(f"patience must be an integer >= 1 (epochs without improvement "
-                             f"before stopping), got {patience!r}")
+        positive_int(patience, "patience (epochs without improvement before stopping)")
         if not min_delta >= 0:
             raise UsageError(f"min_delta must be >= 0, got {min_delta!r}")
         if mode == "auto":  # losses and errors go down, everything else (accuracy, ...) up

@@ -21,8 +21,8 @@ import torch
 
 from actscope.callback import Callback
 from actscope.callbacks.schedule import get_hyper
+from actscope.config import positive_int
 from actscope.dist import all_reduce_sum_, collective_device, get_world_size
-from actscope.errors import UsageError
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
@@ -41,8 +41,7 @@ class RecorderCallback(Callback):
 
     def __init__(self, hyper_names: Sequence[str] = ("lr", "momentum"),
                  initial_capacity: int = 1024) -> None:
-        if initial_capacity < 1:
-            raise UsageError(f"initial_capacity must be >= 1, got {initial_capacity}")
+        positive_int(initial_capacity, "initial_capacity")
         self.hyper_names = tuple(hyper_names)
         self.initial_capacity = initial_capacity
         self._reset()

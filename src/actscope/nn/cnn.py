@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from actscope.config import positive_int
 from actscope.dist import unwrap_model
 from actscope.nn.layers import ActFactory, conv_layer
 
@@ -47,11 +48,6 @@ class CNN(nn.Sequential):
         return super().forward(x)
 
 
-def _check_positive(name: str, value: object) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"cnn: {name} must be a positive int, got {value!r}")
-
-
 def cnn(nfs: Sequence[int] = (8, 16, 32, 64, 64), c_in: int = 1, n_out: int = 10,
         norm: str | None = "none", act: ActFactory | nn.Module | None = None) -> CNN:
     """The lesson's model: a ks-5 stride-2 conv block, then ks-3 stride-2 blocks, pool, linear.
@@ -66,8 +62,8 @@ def cnn(nfs: Sequence[int] = (8, 16, 32, 64, 64), c_in: int = 1, n_out: int = 10
     for i, nf in enumerate(nfs):
         if isinstance(nf, bool) or not isinstance(nf, int) or nf <= 0:
             raise ValueError(f"cnn: nfs[{i}] must be a positive int, got {nf!r} in {list(nfs)}")
-    _check_positive("c_in", c_in)
-    _check_positive("n_out", n_out)
+    positive_int(c_in, "cnn: c_in")
+    positive_int(n_out, "cnn: n_out")
     chans = [c_in, *nfs]
     blocks = [conv_layer(chans[i], chans[i + 1], ks=5 if i == 0 else 3, stride=2, norm=norm,
                          act=act)

@@ -11,6 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from actscope.config import positive_int
 from actscope.nn.norms import make_norm
 
 __all__ = ["GeneralRelu", "Lambda", "conv_layer"]
@@ -110,8 +111,7 @@ def conv_layer(ni: int, nf: int, ks: int = 3, stride: int = 2, norm: str | None 
     cancel the bias anyway. Children are named ``conv``, ``norm`` (if any) and ``act``.
     """
     for name, value in (("ni", ni), ("nf", nf), ("ks", ks), ("stride", stride)):
-        if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-            raise ValueError(f"conv_layer: {name} must be a positive int, got {value!r}")
+        positive_int(value, f"conv_layer: {name}")
     norm_layer = make_norm(norm, nf)
     layers: OrderedDict[str, nn.Module] = OrderedDict()
     layers["conv"] = nn.Conv2d(ni, nf, ks, stride=stride, padding=ks // 2,
