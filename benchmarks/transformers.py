@@ -8,8 +8,10 @@ the figure is the median of the pairs' ratios. The report is written once, after
 and timed on its own. ``--clock cpu`` (default) times process CPU time (robust on a shared
 machine), ``--clock wall`` the wall clock. Ends with one line:
 ``transformers_ratio=<x> report_s=<s> clock=<cpu|wall>``.
+On a busy machine pair ``--clock cpu`` with ``--threads 1``: idle OpenMP threads spin, and
+the spinning counts as CPU time.
 
-    python benchmarks/transformers.py [--steps 40] [--bs 16] [--pairs 4] [--clock wall]
+    python benchmarks/transformers.py [--steps 40] [--bs 16] [--pairs 4] [--threads N]
 """
 
 from __future__ import annotations
@@ -88,8 +90,11 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--bs", type=int, default=16)
     ap.add_argument("--pairs", type=int, default=4)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     transformers.logging.set_verbosity_error()
     print(f"threads={torch.get_num_threads()} clock={args.clock} bs={args.bs} "
           f"steps={args.steps} transformers={transformers.__version__} torch={torch.__version__}")

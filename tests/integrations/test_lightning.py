@@ -67,6 +67,24 @@ def loaders():
     return DataLoader(train, batch_size=BS), DataLoader(valid, batch_size=BS)
 
 
+class Wrapper(pl.LightningModule):
+    """The common pattern: the network in one attribute (``self.net = cnn()``)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from actscope.nn.cnn import cnn
+
+        self.net = cnn()
+
+
+def test_default_modules_look_through_a_wrapping_lightning_module():
+    cb = ActscopeCallback()
+    names = cb.recorder.attach(Wrapper())
+    cb.remove()
+    assert [n.split()[0] for n in names] == [f"net.{i}" for i in range(5)]
+    assert names[0].endswith("conv 1→8")
+
+
 def trainer(tmp_path, cbs, **kw) -> pl.Trainer:
     args = dict(accelerator="cpu", devices=1, max_epochs=1, enable_progress_bar=False,
                 enable_model_summary=False, logger=pl.loggers.CSVLogger(tmp_path),

@@ -19,11 +19,31 @@ from torch import nn
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["StepRecorder", "STATE_VERSION", "write_report_folder"]
+__all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules", "write_report_folder"]
 
 STATE_VERSION = 1
+
+
+def _n_params(m: nn.Module) -> int:
+    return sum(p.numel() for p in m.parameters())
+
+
+def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
+    """``default_modules`` of the network a trainer's wrapper holds.
+
+    A LightningModule (or any wrapper) whose parameters all sit in one child, as in
+    ``self.net = cnn()``, would otherwise be watched as ONE block (the whole network): the rules
+    then apply to that child, and on down through further single-child wrappers.
+    """
+    inner = model
+    while True:
+        kids = [c for c in inner.children() if _n_params(c) > 0]
+        if len(kids) != 1 or _n_params(kids[0]) != _n_params(inner):
+            return default_modules(inner)
+        inner = kids[0]
 
 
 def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
@@ -57,7 +77,9 @@ class StepRecorder:
     # ---- set-up and tear-down ------------------------------------------------------------
     def attach(self, model: nn.Module) -> list[str]:
         """Hooks on the watched modules of ``model`` (unwrapped); a pending state is restored."""
-        names = self.acc.attach(unwrap_model(model), self.modules)
+        model = unwrap_model(model)
+        names = self.acc.attach(model, self.modules if self.modules is not None
+                                else trainer_default_modules(model))
         self._open = False
         if self._pending is not None:
             state, self._pending = self._pending, None
