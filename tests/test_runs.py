@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -155,3 +156,24 @@ def test_config_json_serialisable():
     cfg = FitConfig(nfs=(4, 8), act=(0.1, None, 6.0))
     text = json.dumps(cfg.to_dict())
     assert FitConfig.from_dict(json.loads(text)) == cfg  # the round trip is lossless
+
+
+def test_new_run_name_is_dataset_and_local_time():
+    import time
+
+    from actscope.runs import new_run_name
+
+    when = time.mktime((2026, 3, 4, 5, 6, 7, 0, 0, -1))
+    assert new_run_name("digits", when=when) == Path("runs") / "digits-20260304-050607"
+    assert new_run_name("mnist", root="x", when=when).parent == Path("x")
+
+
+def test_marker_records_kind_version_and_finish(tmp_path):
+    from actscope.version import __version__
+
+    run = RunFolder.create(tmp_path / "r", kind="lr-find")
+    marker = run.read_json(".actscope-run")
+    assert (marker["kind"], marker["version"], marker["finished"]) == ("lr-find", __version__, None)
+    run.finish()
+    assert run.marker["finished"] and run.marker["created"] <= run.marker["finished"]
+    run.release()
