@@ -115,3 +115,42 @@ def test_non_finite_values_leave_gaps_instead_of_failing(tmp_path):
                 plots.plot_lr_loss(np.full((50, 1), 0.9), losses),
                 plots.plot_lr_find(np.geomspace(1e-4, 10, 50), losses, 1e-2)):
         assert plots.save_figure(fig, tmp_path / "f.png").read_bytes()[:8] == PNG
+
+
+def test_channel_dead_picture_is_channels_by_epoch():
+    from tests.telemetry.fakes import telemetry as fake
+
+    t = fake(3, 20, channels=8, epochs=4)
+    t.channel_dead[0] = 0.0
+    t.channel_dead[0, -1, :3] = 1.0  # three channels of layer 0 died in the last epoch
+    fig = plots.plot_channel_dead(t)
+    panels = [a for a in fig.axes if a.images]
+    assert len(panels) == 3
+    assert [a.images[0].get_array().shape for a in panels] == [(8, 4), (7, 4), (6, 4)]
+    assert "3 of 8 dead" in panels[0].get_title()
+    with pytest.raises(ValueError, match="no per-channel"):
+        plots.plot_channel_dead(telemetry())
+
+
+def test_metrics_plot_validation_and_training_per_epoch():
+    rows = [{"epoch": 0, "train_loss": 1.0, "valid_loss": 0.8, "valid_accuracy": 0.7},
+            {"epoch": 1, "train_loss": 0.5, "valid_loss": 0.6, "valid_accuracy": 0.8}]
+    acc, loss = plots.plot_metrics(rows).axes
+    assert len(acc.lines) == 1 and list(acc.lines[0].get_ydata()) == [0.7, 0.8]
+    assert [list(line.get_ydata()) for line in loss.lines] == [[0.8, 0.6], [1.0, 0.5]]
+
+
+def test_report_shows_lr_finder_and_channel_plots(tmp_path):
+    from actscope.telemetry.report import render_report
+    from tests.telemetry.fakes import run_folder
+    from tests.telemetry.fakes import telemetry as fake
+
+    run = run_folder(tmp_path / "r", fake(2, 30, channels=4))
+    np.savez(run / "lr_find.npz", lrs=np.geomspace(1e-4, 1, 20), losses=np.ones(20),
+             suggestion=np.array(0.0123))
+    names = [p.name for p in plots.save_run_plots(run)]
+    assert names == ["lr_loss.png", "metrics.png", "stats.png", "hist_heatmap.png",
+                     "dead_share.png", "channel_dead.png", "lr_find.png"]
+    text = render_report(run)
+    assert "LR finder suggestion: 0.0123" in text
+    assert text.count("<img ") == 7

@@ -2,8 +2,8 @@
 
 Sections, in reading order: the runs, the settings that differ, each run's findings (one column
 per run), the metrics of every epoch (best run marked) and their curves, then per layer the
-runs' mean, std and dead share overlaid, the histogram heat-maps and per-channel dead units side
-by side, and last the layers that only one run has.
+histogram heat-maps side by side, the runs' dead share, mean and std overlaid, the per-channel
+dead units side by side, and last the layers that only one run has.
 """
 
 from __future__ import annotations
@@ -77,14 +77,7 @@ def _layers(runs: Runs, x: str) -> str:
         return "<p>No run recorded telemetry, so there are no per-layer pictures.</p>"
     parts = []
     if shared:
-        axis = X_LABELS[x]
-        for field, what in (("mean", "activation mean"), ("std", "activation std")):
-            parts.append(_img(plot_compare_lines(runs, shared, field, what, x), f"{field} per "
-                              f"layer", f"{what.capitalize()} per layer against {axis}, runs "
-                              "overlaid."))
-        parts.append(_img(plot_compare_lines(runs, shared, "dead", "dead share", x, (0, 1)),
-                          "dead share per layer", "Share of each layer's activations near zero, "
-                          "runs overlaid."))
+        # The heat-maps first: the lesson reads the story there, the curves then confirm it.
         for i, chunk in enumerate(_chunks(shared)):
             parts.append(_img(plot_compare_heatmaps(runs, chunk, x), f"histograms {i + 1}",
                               "Histogram heat-maps, one column per run, on one shared value "
@@ -92,6 +85,14 @@ def _layers(runs: Runs, x: str) -> str:
                               "so a difference in the picture is a difference in the data. "
                               "Bands beyond the dashed lines: values outside that run's "
                               "recorded range."))
+        parts.append(_img(plot_compare_lines(runs, shared, "dead", "dead share", x, (0, 1)),
+                          "dead share per layer", "Share of each layer's activations near zero, "
+                          "runs overlaid."))
+        axis = X_LABELS[x]
+        for field, what in (("mean", "activation mean"), ("std", "activation std")):
+            parts.append(_img(plot_compare_lines(runs, shared, field, what, x), f"{field} per "
+                              f"layer", f"{what.capitalize()} per layer against {axis}, runs "
+                              "overlaid."))
         channel = [n for n in shared if any(
             v.telemetry is not None and v.telemetry.channel_dead is not None
             and n in v.telemetry.names for _, v in runs)]
