@@ -2,19 +2,18 @@
 
 ``lr_find(learn)`` trains for at most ``num_it`` batches while the lr grows geometrically from
 ``min_lr`` to ``max_lr``, stops (CancelFitException) once the smoothed loss exceeds ``stop_div``
-times the best seen (or is NaN), then restores the model, the optimizer and the torch RNG exactly,
-so a later fit is bit-identical to one without the sweep.
+times the best seen (or is NaN), then restores the model, the optimizer and every random
+generator (actscope.rng) exactly, so a later fit is bit-identical to one without the sweep.
 
-Suggestions are pure functions of (lrs, losses), below the callback. The default is the valley
-rule: fastai compared the rules on many tasks (fastai PR #3377) and found it
-the most reliable; the steepest-slope rule is easily fooled by one spike in a noisy loss.
+Suggestions are pure functions of (lrs, losses) in lr_suggest.py (re-exported here); the
+default is the valley rule.
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +21,14 @@ import numpy as np
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.lr_suggest import (
+    SUGGESTERS,
+    Suggester,
+    smooth_losses,
+    suggest_minimum,
+    suggest_steepest,
+    suggest_valley,
+)
 from actscope.dist import DistEnv, get_rank, get_world_size
 from actscope.errors import UsageError
 from actscope.events import CancelFitException, CancelValidateException
@@ -34,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["LRFinderCallback", "LRFindResult", "lr_find", "SUGGESTERS", "smooth_losses",
            "suggest_valley", "suggest_steepest", "suggest_minimum"]
 
-Suggester = Callable[[np.ndarray, np.ndarray], float]
 
 
 class LRFinderCallback(Callback):
@@ -126,67 +132,6 @@ class LRFinderCallback(Callback):
         if self._stop_at is not None and not final:
             raise CancelFitException()
 
-
-# ---- suggestions: pure functions of (lrs, losses) --------------------------------------------
-def smooth_losses(losses: np.ndarray, beta: float = 0.98) -> np.ndarray:
-    """Debiased exponential moving average of ``losses`` (fastai's smooth_loss)."""
-    out = np.empty(len(losses), dtype=np.float64)
-    avg = 0.0
-    for i, loss in enumerate(np.asarray(losses, dtype=np.float64)):
-        avg = beta * avg + (1 - beta) * loss
-        out[i] = avg / (1 - beta ** (i + 1))
-    return out
-
-
-def _clean(lrs: Any, losses: Any, min_points: int, skip_start: int, skip_end: int,
-           rule: str) -> tuple[np.ndarray, np.ndarray]:
-    """Drop the noisy first/last points, then NaN/inf points; check enough are left."""
-    lrs, losses = np.asarray(lrs, dtype=np.float64), np.asarray(losses, dtype=np.float64)
-    if lrs.ndim != 1 or lrs.shape != losses.shape:
-        raise UsageError(f"{rule}: lrs and losses must be 1-D and the same length, got shapes "
-                         f"{lrs.shape} and {losses.shape}")
-    lrs, losses = lrs[skip_start:len(lrs) - skip_end], losses[skip_start:len(losses) - skip_end]
-    keep = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
-    lrs, losses = lrs[keep], losses[keep]
-    if len(lrs) < min_points:
-        raise UsageError(f"{rule}: only {len(lrs)} usable points (need {min_points}) after "
-                         f"dropping the first {skip_start}, the last {skip_end} and non-finite "
-                         "ones; run a longer sweep (raise num_it or max_lr, or lower min_lr)")
-    return lrs, losses
-
-
-def suggest_valley(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
-    """fastai's valley: the longest descending stretch of the loss, 2/3 of the way down it."""
-    lrs, losses = _clean(lrs, losses, 3, skip_start, skip_end, "suggest_valley")
-    n = len(losses)
-    run = np.ones(n, dtype=np.int64)  # run[i]: longest decreasing subsequence ending at i
-    max_start = max_end = 0
-    for i in range(1, n):
-        higher = losses[:i] > losses[i]
-        if higher.any():
-            run[i] = run[:i][higher].max() + 1
-        if run[max_end] < run[i]:
-            max_end, max_start = i, i - run[i]
-    sections = (max_end - max_start) / 3
-    idx = max_start + int(sections) + int(sections / 2)
-    return float(lrs[min(idx, n - 1)])
-
-
-def suggest_steepest(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
-    """The lr where the (smoothed) loss falls fastest per unit of log(lr)."""
-    lrs, losses = _clean(lrs, losses, 3, skip_start, skip_end, "suggest_steepest")
-    slopes = np.diff(losses) / np.diff(np.log(lrs))
-    return float(lrs[int(np.argmin(slopes))])
-
-
-def suggest_minimum(lrs: Any, losses: Any, skip_start: int = 1, skip_end: int = 1) -> float:
-    """The lr at the lowest loss, divided by 10 (the lesson's rule of thumb)."""
-    lrs, losses = _clean(lrs, losses, 1, skip_start, skip_end, "suggest_minimum")
-    return float(lrs[int(np.argmin(losses))] / 10)
-
-
-SUGGESTERS: dict[str, Suggester] = {
-    "valley": suggest_valley, "steepest": suggest_steepest, "minimum": suggest_minimum}
 
 
 @dataclass
