@@ -48,19 +48,20 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
     cfg = replace(config_from_args(args), sched="constant", epochs=1)
     out = check_out_dir(Path(args.out), args.overwrite)
     _dls, _model, learn = build(cfg, download=args.download, telemetry=False)
-    run = RunFolder.create(out, overwrite=args.overwrite)
-    try:
-        run.write_config({**cfg.to_dict(), "command": "lr-find", "min_lr": args.min_lr,
-                          "max_lr": args.max_lr, "num_it": args.num_it}, seed=cfg.seed)
-        res = lr_find(learn, min_lr=args.min_lr, max_lr=args.max_lr, num_it=args.num_it)
-        run.write_npz("lr_find.npz", lrs=res.lrs, losses=res.losses, raw_losses=res.raw_losses,
-                      suggestion=res.suggestion,
-                      **{f"suggestion_{k}": v for k, v in res.suggestions.items()})
-        save_figure(plot_lr_find(res.lrs, res.losses, res.suggestion), run.file("lr_find.png"))
-    except BaseException:
-        run.abort()
-        raise
-    run.finish()
+    with RunFolder.create(out, overwrite=args.overwrite, kind="lr-find") as run:  # locked
+        try:
+            run.write_config({**cfg.to_dict(), "command": "lr-find", "min_lr": args.min_lr,
+                              "max_lr": args.max_lr, "num_it": args.num_it}, seed=cfg.seed)
+            res = lr_find(learn, min_lr=args.min_lr, max_lr=args.max_lr, num_it=args.num_it)
+            run.write_npz("lr_find.npz", lrs=res.lrs, losses=res.losses,
+                          raw_losses=res.raw_losses, suggestion=res.suggestion,
+                          **{f"suggestion_{k}": v for k, v in res.suggestions.items()})
+            save_figure(plot_lr_find(res.lrs, res.losses, res.suggestion),
+                        run.file("lr_find.png"))
+        except BaseException:
+            run.abort()
+            raise
+        run.finish()
     for name, value in res.suggestions.items():
         print(f"suggestion {name}: {value:.3g}")
     print(f"suggested lr: {res.suggestion:.3g} (valley rule; see docs/cli.md)")
