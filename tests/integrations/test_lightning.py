@@ -173,3 +173,16 @@ def test_exception_removes_the_hooks_and_keeps_the_recording(tmp_path, loaders):
     assert len(cb.result().iters) == 3
     path = cb.report(tmp_path / "partial")
     check_report(path.parent, cb.result().names)
+
+
+@pytest.mark.slow
+def test_ddp_only_global_rank_zero_records_and_writes(tmp_path, loaders):
+    # Two CPU processes (gloo): rank 1 must register no hook and write nothing, rank 0 writes
+    # one report of its own share of each batch into the folder rank 0's log_dir names.
+    cb = ActscopeCallback()
+    t = trainer(tmp_path, [cb], strategy="ddp_spawn", devices=2, max_steps=4)
+    t.fit(LitMNIST(), loaders[0])
+    folder = tmp_path / "lightning_logs" / "version_0" / "actscope"
+    tel = check_report(folder, Telemetry.load(folder / "telemetry.npz").names)
+    assert len(tel.iters) == 4 and tel.meta["scope"] == "rank 0 of 2"
+    assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
