@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.device import to_device
 from actscope.checkpoints import (
     CKPT_SUBDIR,
     Checkpoint,
@@ -56,16 +57,6 @@ def stateful_callbacks(learn: Learner) -> dict[str, Callback]:
     return keyed
 
 
-def _to_device(obj: Any, device: torch.device) -> Any:
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return type(obj)(_to_device(v, device) for v in obj)
-    return obj
-
-
 def _load_callback_states(learn: Learner, states: dict[str, Any], ckpt: Path) -> None:
     # Tensors go where the model is (the file is read on the CPU): running sums on a GPU
     # must not meet CPU tensors in the next batch. NumPy arrays stay on the host.
@@ -74,7 +65,7 @@ def _load_callback_states(learn: Learner, states: dict[str, Any], ckpt: Path) ->
     for key, cb in stateful_callbacks(learn).items():
         if key in states and states[key] is not None:
             try:
-                cb.load_state_dict(_to_device(from_plain(states[key]), device))
+                cb.load_state_dict(to_device(from_plain(states[key]), device, non_blocking=False))
             except (KeyError, TypeError, ValueError, IndexError, RuntimeError) as e:
                 raise CheckpointError(f"the state of {key} in {ckpt} does not fit this callback "
                                       f"({type(e).__name__}: {' '.join(str(e).split())}); resume "
