@@ -161,10 +161,13 @@ class TelemetryAccumulator:
         n = flat.shape[0]
         if n == 0:
             return
-        idx = self._idx.get((n, flat.device))
-        if idx is None:
-            idx = self._idx[(n, flat.device)] = stats.sample_indices(n, self.k, flat.device,
-                                                                     self.seed)
+        idx = hook.idx if getattr(hook, "idx_n", None) == n else None  # no dict on the hot path
+        if idx is None or idx.device != flat.device:
+            idx = self._idx.get((n, flat.device))
+            if idx is None:
+                idx = self._idx[(n, flat.device)] = stats.sample_indices(n, self.k, flat.device,
+                                                                         self.seed)
+            hook.idx, hook.idx_n = idx, n
         self.buf.record(hook, x, flat, idx, n)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:

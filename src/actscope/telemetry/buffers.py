@@ -85,18 +85,22 @@ class RecordBuffers:
         torch.dot(flat, flat, out=row[1])
         self.counts[layer][slot] = n
         if self.acc.want_channels and x.dim() >= 2:
-            dims = getattr(hook, "reduce_dims", None)
-            if dims is None or len(dims) != x.dim() - 1:
+            if getattr(hook, "chan_ndim", None) != x.dim():
                 d = channel_dim(hook.module, x.dim())
-                hook.reduce_dims = dims = tuple(i for i in range(x.dim()) if i != d)
-                hook.n_chan = x.shape[d]
+                hook.chan_ndim, hook.chan_first, hook.n_chan = x.dim(), d == 1, x.shape[d]
             cm = self.cmax[layer]
             if cm is None:
                 self.cmax[layer] = cm = torch.full((self.acc.chunk, hook.n_chan), float("-inf"),
                                                    device=flat.device)
                 self.widths[layer] = hook.n_chan
-            if cm.shape[1] == hook.n_chan:  # a module whose width changes is skipped
-                torch.amax(x, dim=dims, out=cm[slot])
+            c = hook.n_chan
+            if cm.shape[1] == c:  # a module whose width changes is skipped
+                if hook.chan_first:  # (N, C, ...): max over the contiguous inner dims first;
+                    # one amax over dims (0, 2, 3) was 2-10x slower on CPU
+                    per_row = torch.amax(x.reshape(x.shape[0], c, -1), dim=2)
+                    torch.amax(per_row, dim=0, out=cm[slot])
+                else:  # (..., F): a column max over the rows
+                    torch.amax(x.reshape(-1, c), dim=0, out=cm[slot])
         self.wrote = True
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
