@@ -34,3 +34,7 @@ bench: setup
 	$(PY) benchmarks/overhead.py
 	$(PY) benchmarks/telemetry.py
 	$(PY) benchmarks/norms.py
+	$(PY) benchmarks/watch.py
+	$(PY) benchmarks/lightning.py
+	$(PY) benchmarks/transformers.py
+	$(PY) benchmarks/gpu_check.py
