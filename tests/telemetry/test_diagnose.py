@@ -65,6 +65,17 @@ def test_vanishing_groups_layers_and_reports_first_batch():
     assert "vanishing" not in kinds(diagnose(make(std=std)))
 
 
+def test_small_scale_that_grows_with_depth_is_not_vanishing():
+    # A transformer's residual stream: std 0.02 in the first block, growing block by block.
+    std = np.tile(np.array([[0.02], [0.04], [0.08]], np.float32), (1, 100))
+    assert "vanishing" not in kinds(diagnose(make(std=std)))
+    # The same scale shrinking through the depth is vanishing, from the first layer on.
+    shrinking = np.tile(np.array([[0.08], [0.03], [0.01]], np.float32), (1, 100))
+    (f,) = [f for f in diagnose(make(std=shrinking)) if f.kind == "vanishing"]
+    assert f.layer == "0 Sequential, 1 Sequential, 2 Sequential"
+    assert "init_cnn" not in f.suggestion  # no CNN advice for layers that are not conv blocks
+
+
 def test_rise_and_collapse_counts_events():
     x = np.concatenate([np.geomspace(0.1, 5, 20), [0.01] * 5, np.geomspace(0.01, 2, 20), [0.001]])
     events, first = count_rise_and_collapse(x, 10.0, 1e-3)

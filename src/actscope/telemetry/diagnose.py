@@ -6,6 +6,7 @@ Every rule reads the host arrays of a ``Telemetry`` (no torch) and is tuned by `
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
@@ -27,6 +28,8 @@ class Thresholds:
     # Vanishing: std below this within the first ``early_batches`` training iterations.
     vanishing_std: float = 0.1
     early_batches: int = 10
+    # ... and below this fraction of an earlier layer's std (the activations shrink with depth).
+    shrink: float = 0.5
     # Unstable: the std grew by more than ``growth`` from a trough, then fell back by ``growth``
     # from its peak, at least ``min_collapses`` times. (The std, not the mean: a mean that
     # crosses zero would "grow" 10x from 0.001 to 0.01 without anything going wrong.)
@@ -135,25 +138,47 @@ def _dead_channels(t: Telemetry, th: Thresholds) -> list[Finding]:
 
 
 def _vanishing(t: Telemetry, th: Thresholds) -> list[Finding]:
+    """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth.
+
+    The depth test keeps the rule from firing on models that run at a small scale by design: a
+    transformer's residual stream starts near std 0.02 and grows block by block. A layer counts
+    when it is below the threshold and below ``shrink`` times the std of an earlier layer; the
+    first layer counts only when the std does not grow through the depth after it.
+    """
     early = t.iters < th.early_batches
     if not early.any():
         return []
+    std_early = t.std[:, early]  # (L, n)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a layer that never ran
+        typical = np.nanmedian(std_early, axis=1)  # (L,)
+        # per record, the running max of the std over the layers up to each one
+        before = np.fmax.accumulate(np.nan_to_num(std_early, nan=-np.inf), axis=0)
+    grows = len(typical) > 1 and bool(typical[-1] > typical[0])
     hits, firsts, mins = [], [], []
     for i, name in enumerate(t.names):
-        std = t.std[i, early]
-        below = np.nonzero(std < th.vanishing_std)[0]
-        if len(below):
+        std = std_early[i]
+        below = std < th.vanishing_std
+        if i == 0:
+            below &= not grows
+        else:
+            below &= std < th.shrink * before[i - 1]  # shrinking at the same batch
+        where = np.nonzero(below)[0]
+        if len(where):
             hits.append(name)
-            firsts.append(int(t.iters[early][below[0]]))
+            firsts.append(int(t.iters[early][where[0]]))
             mins.append(float(np.nanmin(std)))
     if not hits:
         return []
+    conv = any("conv" in name for name in hits)
     return [Finding(
         layer=", ".join(hits), kind="vanishing",
         message=f"{_label(hits)}: std fell below {th.vanishing_std:g} within the first "
                 f"{th.early_batches} batches (vanishing activations)",
         evidence={"min_std": dict(zip(hits, mins, strict=True))},
-        suggestion="initialisation is too small: use kaiming init (init_cnn) or LSUV (lsuv_init)",
+        suggestion=("initialisation is too small: use kaiming init (init_cnn) or LSUV (lsuv_init)"
+                    if conv else "initialisation is too small for these layers: use kaiming "
+                    "init for ReLU-family layers, or LSUV (lsuv_init)"),
         first_iter=min(firsts))]
 
 
