@@ -70,6 +70,10 @@ class RecordBuffers:
         # One view per (layer, slot), made once: the hook then does no indexing of its own.
         self.sums = torch.full((L, c, 2), float("nan"), device=device)
         self.samples = torch.zeros(L, c, self.acc.k, dtype=torch.float32, device=device)
+        # Per-layer views (L of them, not L * chunk: thousands of kept 0-d views fragmented
+        # glibc's heap, RSS grew ~0.4 MB per short fit): the hook indexes them by slot only.
+        self.layer_samples = list(self.samples.unbind(0))
+        self.layer_sums = [(r[:, 0], r[:, 1]) for r in self.sums.unbind(0)]
 
     def record(self, hook: Hook, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
                n: int) -> None:
@@ -77,31 +81,37 @@ class RecordBuffers:
         if self.samples is None:
             self._alloc(flat.device)
         layer, slot = hook.layer, self.slot
-        torch.index_select(flat, 0, idx, out=self.samples[layer, slot])
-        # Views made per call, not kept per slot: thousands of long-lived 0-d views fragmented
-        # glibc's heap (RSS grew ~0.4 MB per short fit).
-        row = self.sums[layer, slot]
-        torch.sum(flat, 0, out=row[0])
-        torch.dot(flat, flat, out=row[1])
+        torch.index_select(flat, 0, idx, out=self.layer_samples[layer][slot])
+        sums, squares = self.layer_sums[layer]
+        torch.sum(flat, 0, out=sums[slot])
+        torch.dot(flat, flat, out=squares[slot])
         self.counts[layer][slot] = n
-        if self.acc.want_channels and x.dim() >= 2:
-            if getattr(hook, "chan_ndim", None) != x.dim():
-                d = channel_dim(hook.module, x.dim())
-                hook.chan_ndim, hook.chan_first, hook.n_chan = x.dim(), d == 1, x.shape[d]
-            cm = self.cmax[layer]
-            if cm is None:
-                self.cmax[layer] = cm = torch.full((self.acc.chunk, hook.n_chan), float("-inf"),
-                                                   device=flat.device)
-                self.widths[layer] = hook.n_chan
-            c = hook.n_chan
-            if cm.shape[1] == c:  # a module whose width changes is skipped
-                if hook.chan_first:  # (N, C, ...): max over the contiguous inner dims first;
-                    # one amax over dims (0, 2, 3) was 2-10x slower on CPU
-                    per_row = torch.amax(x.reshape(x.shape[0], c, -1), dim=2)
-                    torch.amax(per_row, dim=0, out=cm[slot])
-                else:  # (..., F): a column max over the rows
-                    torch.amax(x.reshape(-1, c), dim=0, out=cm[slot])
+        cm = self.cmax[layer]
+        if cm is None or hook.chan_ndim != x.ndim:
+            cm = self._channel_setup(hook, x)
+        if cm is not None:
+            if hook.chan_first:  # (N, C, ...): the contiguous inner dims first, then the batch;
+                # one amax over dims (0, 2, 3) was 2-10x slower on CPU
+                per_row = torch.amax(x.reshape(x.shape[0], hook.n_chan, -1), dim=2)
+                torch.amax(per_row, dim=0, out=cm[slot])
+            else:  # (..., F): a column max over the rows
+                torch.amax(x.reshape(-1, hook.n_chan), dim=0, out=cm[slot])
         self.wrote = True
+
+    def _channel_setup(self, hook: Hook, x: torch.Tensor) -> torch.Tensor | None:
+        """The layer's (chunk, C) channel-max buffer, made on first use; None: not recorded."""
+        hook.chan_ndim = x.ndim
+        if not self.acc.want_channels or x.ndim < 2:
+            return None
+        d = channel_dim(hook.module, x.ndim)
+        hook.chan_first, hook.n_chan = d == 1, x.shape[d]
+        layer = hook.layer
+        if self.cmax[layer] is None:
+            self.cmax[layer] = torch.full((self.acc.chunk, hook.n_chan), float("-inf"),
+                                          device=x.device)
+            self.widths[layer] = hook.n_chan
+        # a module whose channel count changes between batches is not recorded per channel
+        return self.cmax[layer] if self.cmax[layer].shape[1] == hook.n_chan else None
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""
