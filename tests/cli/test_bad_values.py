@@ -28,7 +28,7 @@ CASES = {
     "lr_inf": (["fit", "--lr", "inf"], "--lr"),
     "act_1e308": (["fit", "--act", "1e308,1e308,1e308"], "--act"),
     "act_one_huge": (["fit", "--act", "0.1,0.4,1e9"], "overflow"),
-    "act_negative_huge": (["fit", "--act", "-1e7,none,6"], "--act"),
+    "act_negative_huge": (["fit", "--act=-1e7,none,6"], "within ±1e+06"),
     "wd_negative": (["fit", "--wd", "-1"], "--wd"),
     "wd_huge": (["fit", "--wd", "1e300"], "--wd"),
     "wd_nan": (["fit", "--wd", "nan"], "--wd"),
