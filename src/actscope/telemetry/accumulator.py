@@ -109,7 +109,7 @@ class TelemetryAccumulator:
         for hooks in (self.hooks, self.grad_hooks):
             for i, h in enumerate(hooks):
                 h.layer = i  # the hook carries its row: no lookup on the hot path
-                h.chan_ndim, h.n_chan, h.chan_first = -1, 0, False  # set on the first forward
+                h.chan_ndim, h.n_chan, h.keep = -1, 0, 1  # set on the first forward
         return list(self.names)
 
     def remove(self) -> None:

@@ -44,24 +44,33 @@ def _per_channel(col: torch.Tensor, width: int) -> torch.Tensor:
     return col.view(width, -1).amax(dim=1)
 
 
+# A layer keeps one column max per recorded batch of the chunk (reduced at the flush) while that
+# costs at most this many bytes; above it (large conv maps) the hook folds into a running max.
+SLOT_COLUMNS_MAX_BYTES = 4 << 20
+
+
 class RecordBuffers:
-    """The current batch, the chunk of recorded batches, the records, the per-channel maxima."""
+    """The chunk of recorded batches, the records, the per-channel maxima."""
 
     def __init__(self, n_layers: int, acc: TelemetryAccumulator) -> None:
         self.L, self.acc = n_layers, acc
-        self.cur: torch.Tensor | None = None  # (L, K + 2): this batch, written by the hooks
-        self.slab: torch.Tensor | None = None  # (L, chunk, K + 2): the chunk's batches
+        self.slab: torch.Tensor | None = None  # (L, chunk, K + 2): samples, sum, sum of squares
         self.gsums: torch.Tensor | None = None
         self.counts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
         self.gcounts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
-        self.ran = [False] * n_layers  # which layers wrote into ``cur`` in this batch
-        # Per channel: the hook writes one batch's column max into col_cur, commit folds it into
-        # col_run (the epoch's); ep_max holds channels folded from an earlier column shape or
-        # restored from a checkpoint.
+        # (samples, sum, sum of squares, column max) out= views per layer and slot, made on
+        # first use and kept: the hot path then makes no view of its own.
+        self.views: list[list[tuple[torch.Tensor, ...] | None]] = [
+            [None] * acc.chunk for _ in range(n_layers)]
+        self.ran = [False] * n_layers  # which layers wrote in this batch
+        # Per channel, per layer: col_slot (chunk, D) one column max per batch of the chunk, or
+        # None when that is too big, then col_cur (D,) is written and folded at once; col_run
+        # (D,) the epoch's column max; ep_max (C,) channels folded from an earlier column shape
+        # or restored from a checkpoint. D = one sample's positions (C*H*W, or F).
+        self.col_slot: list[torch.Tensor | None] = [None] * n_layers
         self.col_cur: list[torch.Tensor | None] = [None] * n_layers
         self.col_run: list[torch.Tensor | None] = [None] * n_layers
-        self.ep_max: list[torch.Tensor | None] = [None] * n_layers  # (C,)
-        self.fold: tuple[list[torch.Tensor], list[torch.Tensor]] = ([], [])
+        self.ep_max: list[torch.Tensor | None] = [None] * n_layers
         self.widths = [0] * n_layers  # channels per layer (0: not seen yet)
         self.ep_seen = False
         self.epochs: list[tuple[int, torch.Tensor]] = []  # (epoch, (L, Cmax) dead flags)
@@ -84,34 +93,31 @@ class RecordBuffers:
         self.step, self.wrote = step, False
         self.ran = [False] * self.L
 
-    def _alloc(self, device: torch.device) -> None:
-        L, k = self.L, self.acc.k
-        self.cur = torch.full((L, k + 2), float("nan"), device=device)
-        self.slab = torch.full((L, self.acc.chunk, k + 2), float("nan"), device=device)
-        # One view per layer and quantity, made once (not per batch: a view costs an op).
-        self.cur_samples = [row[:k] for row in self.cur]
-        self.cur_sum = [row[k] for row in self.cur]
-        self.cur_sq = [row[k + 1] for row in self.cur]
-
     def record(self, hook: Hook, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
                n: int) -> None:
-        """The hot path: samples, sum, sum of squares, column max of one module's output."""
-        if self.cur is None:
-            self._alloc(flat.device)
-        layer = hook.layer
-        torch.index_select(flat, 0, idx, out=self.cur_samples[layer])
-        torch.sum(flat, 0, out=self.cur_sum[layer])
-        torch.dot(flat, flat, out=self.cur_sq[layer])
-        self.counts[layer][self.slot] = n
+        """The hot path: samples, sum, sum of squares, column max of one module's output.
+
+        In the middle of a real forward every op costs 10-40 us on a CPU (the caches are cold
+        after the model's own kernels), so this is as few ops as possible: four, plus the
+        fold of a large column max.
+        """
+        layer, slot = hook.layer, self.slot
         if hook.chan_ndim != x.ndim:
             self._channel_setup(hook, x)
+        views = self.views[layer][slot]
+        if views is None or self.ran[layer] or (hook.n_chan and (
+                views[3] is None or views[3].shape != x.shape[hook.keep:])):
+            views = self._slot_views(hook, x, flat.device)
+        torch.index_select(flat, 0, idx, out=views[0])
+        torch.sum(flat, 0, out=views[1])
+        torch.dot(flat, flat, out=views[2])
         if hook.n_chan:
-            # flat is contiguous in x's logical order, so both views are free
-            rows = flat.view(x.shape[0], -1) if hook.chan_first else flat.view(-1, hook.n_chan)
-            col = self.col_cur[layer]
-            if col is None or col.shape[0] != rows.shape[1] or self.ran[layer]:
-                col = self._columns(layer, rows.shape[1], hook.n_chan, flat.device)
-            torch.amax(rows, dim=0, out=col)  # a column max over contiguous rows: vectorised
+            # over the batch (and sequence) dims: contiguous rows, a vectorised column max
+            torch.amax(x, hook.red_dims, out=views[3])
+            if self.col_slot[layer] is None:
+                run = self.col_run[layer]
+                torch.maximum(run, views[3].view(-1), out=run)
+        self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = True
 
     def _channel_setup(self, hook: Hook, x: torch.Tensor) -> None:
@@ -125,30 +131,62 @@ class RecordBuffers:
             self.widths[layer] = c
         # a module whose channel count changes between batches is not recorded per channel
         if self.widths[layer] == c:
-            hook.chan_first, hook.n_chan = d == 1, c
+            hook.n_chan = c
+            hook.keep = 1 if d == 1 else x.ndim - 1  # the dims of one column max: x.shape[keep:]
+            hook.red_dims = tuple(range(hook.keep))
 
-    def _columns(self, layer: int, n_cols: int, width: int, device: torch.device
-                 ) -> torch.Tensor:
-        """The layer's column-max buffer for ``n_cols`` columns, after folding what it holds.
+    def _slot_views(self, hook: Hook, x: torch.Tensor, device: torch.device
+                    ) -> tuple[torch.Tensor, ...]:
+        """The out= views of this layer's slot, made (and the column buffers sized) as needed.
 
-        Called on first use, when the spatial size changes (the old columns are folded into
-        per-channel ``ep_max``), and when a module runs twice in one batch (the first run is
-        folded into the epoch's so that the second does not overwrite it).
+        Also called when a module runs twice in one batch: its first column max is folded into
+        the epoch's, so the second run does not overwrite it.
         """
-        cur, run = self.col_cur[layer], self.col_run[layer]
-        if cur is not None and run is not None:
-            torch.maximum(run, cur, out=run)
-            if run.shape[0] == n_cols:
-                return cur
-            m = _per_channel(run, width)
+        layer, slot, k = hook.layer, self.slot, self.acc.k
+        if self.slab is None:
+            self.slab = torch.full((self.L, self.acc.chunk, k + 2), float("nan"), device=device)
+        col = None
+        if hook.n_chan:
+            shape = x.shape[hook.keep:]
+            if self.ran[layer]:
+                self._fold_slot(layer, slot)
+            if self.col_run[layer] is None or self.col_run[layer].numel() != shape.numel():
+                self._new_columns(layer, shape.numel(), device)
+            cs = self.col_slot[layer]
+            col = (cs[slot] if cs is not None else self.col_cur[layer]).view(shape)
+        row = self.slab[layer, slot]
+        views = (row[:k], row[k], row[k + 1], col)
+        self.views[layer][slot] = views
+        return views
+
+    def _fold_slot(self, layer: int, slot: int) -> None:
+        cs, run = self.col_slot[layer], self.col_run[layer]
+        if cs is not None and run is not None and cs.shape[1] == run.shape[0]:
+            torch.maximum(run, cs[slot], out=run)
+
+    def _new_columns(self, layer: int, n_cols: int, device: torch.device) -> None:
+        """Column buffers for ``n_cols`` positions; what the old ones held goes to ``ep_max``."""
+        self._fold_columns(layer, self.slot)
+        run = self.col_run[layer]
+        if run is not None:
+            m = _per_channel(run, self.widths[layer])
             prev = self.ep_max[layer]
             self.ep_max[layer] = m if prev is None else torch.maximum(prev.to(m.device), m)
-        self.col_cur[layer] = torch.full((n_cols,), float("-inf"), device=device)
+        chunk = self.acc.chunk
+        per_slot = chunk * n_cols * 4 <= SLOT_COLUMNS_MAX_BYTES
+        self.col_slot[layer] = (torch.full((chunk, n_cols), float("-inf"), device=device)
+                                if per_slot else None)
+        self.col_cur[layer] = None if per_slot else torch.empty(n_cols, device=device)
         self.col_run[layer] = torch.full((n_cols,), float("-inf"), device=device)
-        pairs = [(r, c) for r, c in zip(self.col_run, self.col_cur, strict=True)
-                 if r is not None and c is not None]
-        self.fold = ([r for r, _ in pairs], [c for _, c in pairs])
-        return self.col_cur[layer]
+        self.views[layer] = [None] * chunk  # views of the old buffers are stale now
+
+    def _fold_columns(self, layer: int, n: int) -> None:
+        """Fold the first ``n`` slots' column maxima into the epoch's and clear the slots."""
+        cs, run = self.col_slot[layer], self.col_run[layer]
+        if cs is None or run is None or n == 0:
+            return
+        torch.maximum(run, cs[:n].amax(dim=0), out=run)
+        cs.fill_(float("-inf"))
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""
@@ -163,15 +201,12 @@ class RecordBuffers:
         """The batch is over: keep its slot (if a watched module ran), flush a full chunk."""
         if not self.wrote:
             return
-        assert self.cur is not None and self.slab is not None
+        assert self.slab is not None
         self.wrote = False
         if not all(self.ran):  # a layer that did not run this batch: no values (NaN), not stale
             for layer, ran in enumerate(self.ran):
                 if not ran:
-                    self.cur[layer].fill_(float("nan"))
-        self.slab[:, self.slot].copy_(self.cur)
-        if self.fold[0]:  # stale columns of a layer that did not run are already in the max
-            torch._foreach_maximum_(self.fold[0], self.fold[1])
+                    self.slab[layer, self.slot].fill_(float("nan"))
         self.iters.append(self.step)
         self.slot += 1
         self.ep_seen, self.cached = True, None
@@ -227,8 +262,10 @@ class RecordBuffers:
             buf = _grow(buf, self.n + n)
             buf[:, self.n: self.n + n] = val
             self.bufs[key] = buf
+        for layer in range(self.L):
+            self._fold_columns(layer, n)
         self.n += n
-        self.slot = 0
+        self.slot = 0  # a slot's rows are all rewritten: by the hooks, or NaN by commit
         self.counts = [[None] * acc.chunk for _ in range(self.L)]
         self.gcounts = [[None] * acc.chunk for _ in range(self.L)]
 
@@ -255,6 +292,8 @@ class RecordBuffers:
     # ---- epochs --------------------------------------------------------------------------
     def _channel_max(self) -> list[torch.Tensor | None]:
         """Per layer, the epoch's per-channel max so far ((C,), -inf: never ran), or None."""
+        for layer in range(self.L):
+            self._fold_columns(layer, self.slot)
         out: list[torch.Tensor | None] = []
         for layer, prev in enumerate(self.ep_max):
             run = self.col_run[layer]
@@ -288,7 +327,7 @@ class RecordBuffers:
         if row is not None:
             self.epochs.append((epoch, row))
         self.ep_max = [None] * self.L
-        for col in (*self.col_cur, *self.col_run):  # the next epoch starts from nothing
+        for col in self.col_run:  # the next epoch starts from nothing
             if col is not None:
                 col.fill_(float("-inf"))
         self.ep_seen, self.cached = False, None
@@ -353,8 +392,9 @@ class RecordBuffers:
         self.epochs = [(int(e), r.clone()) for e, r in state.get("epochs", [])]
         saved = state.get("ep_max") or [None] * self.L
         self.ep_max = [m.clone() if m is not None else None for m in saved]
-        self.col_cur, self.col_run = [None] * self.L, [None] * self.L  # remade on next forward
-        self.fold = ([], [])
+        # column buffers and their views are remade on the next forward
+        self.col_slot, self.col_cur, self.col_run = [None] * self.L, [None] * self.L, [None] * self.L
+        self.views = [[None] * self.acc.chunk for _ in range(self.L)]
         self.ep_seen = bool(state.get("ep_seen", False))
         self.widths = list(state.get("widths", self.widths))
         self.slot, self.cached, self.wrote = 0, None, False
