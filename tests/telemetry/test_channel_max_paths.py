@@ -1,0 +1,179 @@
+"""Per-channel deadness on every path of the buffers, against a reference taken from the outputs.
+
+The accumulator keeps one column max per batch of the chunk (small maps) or folds a running max in
+the hook (large maps: forced here with ``SLOT_COLUMNS_MAX_BYTES = 0``); both, across chunk
+boundaries, spatial sizes that change, a module run twice in one batch, a layer that skips a batch
+and a checkpoint in the middle of an epoch, must give exactly the channels whose max over every
+input of the epoch stayed below the threshold.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from actscope.telemetry import buffers
+from actscope.telemetry.accumulator import TelemetryAccumulator
+
+THRESH = 0.05
+
+
+class Net(nn.Module):
+    """A conv block and a (B, T, F) block; ``twice`` runs the conv block twice per forward."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Sequential(nn.Conv2d(2, 6, 3, padding=1), nn.ReLU())
+        self.seq = nn.Sequential(nn.Linear(6, 5), nn.ReLU())
+        self.twice = False
+        with torch.no_grad():  # inputs are <= 0: channel 3 always fires, 4 never, 0-2 and 5
+            conv = self.conv[0]  # only on a batch with a strong pixel
+            conv.weight.copy_(0.3 * torch.rand(conv.weight.shape))
+            conv.bias.copy_(torch.tensor([-0.2, -0.2, -0.3, 2.0, -100.0, 0.0]))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)
+        if self.twice:
+            h = h + self.conv(x.clamp(max=0))  # the strong pixels only in the first run
+        return self.seq(h.flatten(2).transpose(1, 2))  # (N, H*W, 6) -> (N, H*W, 5)
+
+
+def batch(i: int, size: int = 8) -> torch.Tensor:
+    """Mostly negative inputs; now and then one strong pixel, so channels fire rarely."""
+    g = torch.Generator().manual_seed(i)
+    x = -torch.rand(4, 2, size, size, generator=g)
+    if i % 5 == 0:
+        x[i % 4, i % 2, i % size, (2 * i) % size] = 30.0
+    return x
+
+
+def run(net: Net, acc: TelemetryAccumulator, epochs: list[list[int]], sizes=lambda i: 8,
+        skip=lambda i: False, on_batch=None) -> list[list[np.ndarray]]:
+    """Feed the batches; return the reference per-channel max per epoch and layer."""
+    seen: dict[str, list[torch.Tensor]] = {"conv": [], "seq": []}
+
+    def keep(name):
+        def hook(mod, inp, out):
+            rows = out.detach().transpose(0, 1).reshape(out.shape[1], -1) if name == "conv" \
+                else out.detach().reshape(-1, out.shape[-1]).T
+            seen[name].append(rows.amax(1))
+        return hook
+
+    handles = [net.conv.register_forward_hook(keep("conv")),
+               net.seq.register_forward_hook(keep("seq"))]
+    ref = []
+    step = 0
+    for e, ids in enumerate(epochs):
+        seen["conv"].clear(), seen["seq"].clear()
+        for i in ids:
+            acc.begin_batch(step)
+            if skip(i):
+                net.seq(torch.randn(3, 7, 6))  # the conv block does not run in this batch
+            else:
+                net(batch(i, sizes(i)))
+            acc.end_batch()
+            step += 1
+            if on_batch is not None:
+                acc = on_batch(acc, step) or acc
+        acc.end_epoch(e)
+        ref.append([torch.stack(seen[k]).amax(0).numpy() for k in ("conv", "seq")])
+    for h in handles:
+        h.remove()
+    return ref
+
+
+def check(t, ref) -> None:
+    assert t.channel_epochs.tolist() == list(range(len(ref)))
+    assert t.n_channels.tolist() == [6, 5]
+    for e, per_layer in enumerate(ref):
+        for layer, m in enumerate(per_layer):
+            want = (m < THRESH).astype(np.float32)
+            np.testing.assert_array_equal(t.channel_dead[layer, e, : len(m)], want,
+                                          err_msg=f"epoch {e} layer {layer}")
+
+
+@pytest.fixture(params=["per-slot", "folded"])
+def path(request, monkeypatch):
+    if request.param == "folded":
+        monkeypatch.setattr(buffers, "SLOT_COLUMNS_MAX_BYTES", 0)
+    return request.param
+
+
+def accumulator(net: Net, chunk: int = 3) -> TelemetryAccumulator:
+    acc = TelemetryAccumulator(chunk=chunk, dead_threshold=THRESH, sample_size=64)
+    acc.attach(net, [net.conv, net.seq])
+    return acc
+
+
+def test_every_input_counts_across_chunks(path):
+    net = Net()
+    acc = accumulator(net)
+    ref = run(net, acc, [list(range(0, 11)), list(range(11, 18)), [21, 22]])
+    t = acc.result()
+    check(t, ref)
+    dead = t.channel_dead[0]
+    assert dead[:, 3].tolist() == [0, 0, 0] and dead[:, 4].tolist() == [1, 1, 1]
+    assert dead[:, 0].tolist() == [0, 0, 1]  # the last epoch has no strong pixel
+
+
+def test_spatial_size_that_changes_within_an_epoch(path):
+    net = Net()
+    acc = accumulator(net)
+    ref = run(net, acc, [list(range(0, 9)), list(range(9, 16))],
+              sizes=lambda i: 8 if i % 3 else 5)
+    check(acc.result(), ref)
+
+
+def test_a_module_run_twice_in_one_batch_counts_both_runs(path):
+    net = Net()
+    net.twice = True
+    acc = accumulator(net)
+    ref = run(net, acc, [list(range(0, 10))])
+    check(acc.result(), ref)
+
+
+def test_a_layer_that_skips_a_batch_records_nan_not_stale_values(path):
+    net = Net()
+    acc = accumulator(net)
+    ref = run(net, acc, [list(range(0, 7))], skip=lambda i: i == 4)
+    t = acc.result()
+    check(t, ref)
+    assert np.isnan(t.mean[0, 4]) and np.isfinite(t.mean[0, [3, 5]]).all()
+    assert t.hist[0, 4].sum() == 0 and t.hist[0, 3].sum() == 64
+    assert np.isfinite(t.mean[1]).all()
+
+
+def test_a_checkpoint_in_the_middle_of_an_epoch_changes_nothing(path):
+    epochs = [list(range(0, 8)), list(range(8, 13))]
+    net = Net()
+    whole = accumulator(net)
+    run(net, whole, epochs)
+
+    net2 = Net()
+
+    def restart(acc, step):
+        if step in (4, 10):  # mid-chunk, mid-epoch: a fresh accumulator takes over
+            state = acc.state_dict()
+            acc.remove()
+            fresh = accumulator(net2)
+            fresh.load_state_dict(state)
+            return fresh
+        return None
+
+    acc = accumulator(net2)
+    holder = {}
+
+    def on_batch(a, step):
+        new = restart(a, step)
+        holder["acc"] = new or a
+        return new
+
+    ref = run(net2, acc, epochs, on_batch=on_batch)
+    t, u = holder["acc"].result(), whole.result()
+    check(t, ref)
+    np.testing.assert_array_equal(t.channel_dead, u.channel_dead)
+    np.testing.assert_allclose(t.mean, u.mean, rtol=1e-6)
+    np.testing.assert_array_equal(t.hist, u.hist)
