@@ -14,6 +14,7 @@ max is reduced from the column max once per epoch. Everything stays on the devic
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -58,10 +59,9 @@ class RecordBuffers:
         self.gsums: torch.Tensor | None = None
         self.counts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
         self.gcounts: list[list[int | None]] = [[None] * acc.chunk for _ in range(n_layers)]
-        # (samples, sum, sum of squares, column max) out= views per layer and slot, made on
-        # first use and kept: the hot path then makes no view of its own.
-        self.views: list[list[tuple[torch.Tensor, ...] | None]] = [
-            [None] * acc.chunk for _ in range(n_layers)]
+        # Per layer, the out= views of every slot: (samples, sum, sum of squares, column max),
+        # made on first use and kept: the hot path then makes no view of its own.
+        self.views: list[tuple[Sequence[torch.Tensor], ...] | None] = [None] * n_layers
         self.ran = [False] * n_layers  # which layers wrote in this batch
         # Per channel, per layer: col_slot (chunk, D) one column max per batch of the chunk, or
         # None when that is too big, then col_cur (D,) is written and folded at once; col_run
@@ -104,19 +104,22 @@ class RecordBuffers:
         layer, slot = hook.layer, self.slot
         if hook.chan_ndim != x.ndim:
             self._channel_setup(hook, x)
-        views = self.views[layer][slot]
-        if views is None or self.ran[layer] or (hook.n_chan and (
-                views[3] is None or views[3].shape != x.shape[hook.keep:])):
-            views = self._slot_views(hook, x, flat.device)
-        torch.index_select(flat, 0, idx, out=views[0])
-        torch.sum(flat, 0, out=views[1])
-        torch.dot(flat, flat, out=views[2])
+        views = self.views[layer]
+        if views is None or (hook.n_chan and (
+                views[3] is None or views[3][0].shape != x.shape[hook.keep:])):
+            views = self._layer_views(hook, x, flat.device)
+        if self.ran[layer]:  # a second run in this batch: keep the first one's column max
+            self._fold_slot(layer, slot)
+        torch.index_select(flat, 0, idx, out=views[0][slot])
+        torch.sum(flat, 0, out=views[1][slot])
+        torch.dot(flat, flat, out=views[2][slot])
         if hook.n_chan:
+            col = views[3][slot]
             # over the batch (and sequence) dims: contiguous rows, a vectorised column max
-            torch.amax(x, hook.red_dims, out=views[3])
-            if self.col_slot[layer] is None:
-                run = self.col_run[layer]
-                torch.maximum(run, views[3].view(-1), out=run)
+            torch.amax(x, hook.red_dims, out=col)
+            run = self.col_run[layer]
+            if self.col_slot[layer] is None and run is not None:
+                torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = True
 
@@ -135,38 +138,35 @@ class RecordBuffers:
             hook.keep = 1 if d == 1 else x.ndim - 1  # the dims of one column max: x.shape[keep:]
             hook.red_dims = tuple(range(hook.keep))
 
-    def _slot_views(self, hook: Hook, x: torch.Tensor, device: torch.device
-                    ) -> tuple[torch.Tensor, ...]:
-        """The out= views of this layer's slot, made (and the column buffers sized) as needed.
-
-        Also called when a module runs twice in one batch: its first column max is folded into
-        the epoch's, so the second run does not overwrite it.
-        """
-        layer, slot, k = hook.layer, self.slot, self.acc.k
+    def _layer_views(self, hook: Hook, x: torch.Tensor, device: torch.device
+                     ) -> tuple[Sequence[torch.Tensor], ...]:
+        """The out= views of every slot of this layer (made with one ``unbind`` each, in C++),
+        after sizing the column buffers for this output's shape."""
+        layer, k = hook.layer, self.acc.k
         if self.slab is None:
             self.slab = torch.full((self.L, self.acc.chunk, k + 2), float("nan"), device=device)
-        col = None
+        cols: Sequence[torch.Tensor] | None = None
         if hook.n_chan:
             shape = x.shape[hook.keep:]
-            if self.ran[layer]:
-                self._fold_slot(layer, slot)
             if self.col_run[layer] is None or self.col_run[layer].numel() != shape.numel():
                 self._new_columns(layer, shape.numel(), device)
-            cs = self.col_slot[layer]
-            col = (cs[slot] if cs is not None else self.col_cur[layer]).view(shape)
-        row = self.slab[layer, slot]
-        views = (row[:k], row[k], row[k + 1], col)
-        self.views[layer][slot] = views
+            cs, cur = self.col_slot[layer], self.col_cur[layer]
+            cols = (cs.view(-1, *shape).unbind(0) if cs is not None
+                    else [cur.view(shape)] * self.acc.chunk)
+        rows = self.slab[layer]
+        views = (rows[:, :k].unbind(0), rows[:, k].unbind(0), rows[:, k + 1].unbind(0), cols)
+        self.views[layer] = views
         return views
 
     def _fold_slot(self, layer: int, slot: int) -> None:
+        """Fold one slot's column max into the epoch's (before a second run overwrites it)."""
         cs, run = self.col_slot[layer], self.col_run[layer]
         if cs is not None and run is not None and cs.shape[1] == run.shape[0]:
             torch.maximum(run, cs[slot], out=run)
 
     def _new_columns(self, layer: int, n_cols: int, device: torch.device) -> None:
         """Column buffers for ``n_cols`` positions; what the old ones held goes to ``ep_max``."""
-        self._fold_columns(layer, self.slot)
+        self._fold_columns(layer, self.acc.chunk)  # every slot: unwritten ones hold -inf
         run = self.col_run[layer]
         if run is not None:
             m = _per_channel(run, self.widths[layer])
@@ -178,7 +178,7 @@ class RecordBuffers:
                                 if per_slot else None)
         self.col_cur[layer] = None if per_slot else torch.empty(n_cols, device=device)
         self.col_run[layer] = torch.full((n_cols,), float("-inf"), device=device)
-        self.views[layer] = [None] * chunk  # views of the old buffers are stale now
+        self.views[layer] = None  # views of the old buffers are stale now
 
     def _fold_columns(self, layer: int, n: int) -> None:
         """Fold the first ``n`` slots' column maxima into the epoch's and clear the slots."""
@@ -394,7 +394,7 @@ class RecordBuffers:
         self.ep_max = [m.clone() if m is not None else None for m in saved]
         # column buffers and their views are remade on the next forward
         self.col_slot, self.col_cur, self.col_run = [None] * self.L, [None] * self.L, [None] * self.L
-        self.views = [[None] * self.acc.chunk for _ in range(self.L)]
+        self.views = [None] * self.L
         self.ep_seen = bool(state.get("ep_seen", False))
         self.widths = list(state.get("widths", self.widths))
         self.slot, self.cached, self.wrote = 0, None, False
