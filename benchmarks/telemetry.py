@@ -2,17 +2,19 @@
 40 bins, every batch, per-channel dead units) vs none.
 
 The lesson's CNN on MNIST-shaped data (real MNIST via ``mnist_dataloaders`` when it is there, else
-random tensors of the same shape: the cost does not depend on the pixel values). Plain and
-telemetry epochs alternate in one process (and which goes first alternates too), so drift in
-machine load hits both alike. The headline ratio is the median over pairs of (telemetry epoch /
-plain epoch); the ratio of the fastest epochs (other processes only ever add time) is printed
-beside it. ``--clock cpu`` (the default) times the
-process's CPU time rather than the wall clock: on a shared machine (here: 2 cores, load ~12) wall
-times of one epoch varied 4x between runs, CPU time far less; ``--clock wall`` on a quiet machine.
+random tensors of the same shape: the cost does not depend on the pixel values). Two learners
+(plain, telemetry) are built once; their epochs alternate in one process (and which goes first
+alternates too), so drift in machine load hits both alike. Each timed epoch is a whole ``fit(1)``
+(attach, flush, read-back included: at 160 batches that overstates a real MNIST epoch's fixed
+costs ~6x). The headline ratio is the median over 15 pairs of (telemetry epoch / plain epoch),
+with the quartiles; the ratio of the fastest epochs is printed beside it. ``--clock cpu`` (the
+default) times the process's CPU time rather than the wall clock: on a shared machine (2 cores,
+load ~12) wall times of one epoch varied 4x between runs, CPU time far less; the budget is
+measured with ``--clock wall`` on a quiet machine.
 Ends with one line: ``ratio_bs64=<median> ratio_bs512=<median> min_ratio_bs64=<x>
 min_ratio_bs512=<y> clock=<cpu|wall>``.
 
-    python benchmarks/telemetry.py [--batches 150] [--pairs 5] [--threads N]
+    python benchmarks/telemetry.py [--batches 160] [--pairs 15] [--threads N] [--clock wall]
 """
 
 from __future__ import annotations
@@ -63,32 +65,43 @@ def mnist_tensors(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
             "random"
 
 
-def epoch_seconds(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
-                  telemetry: bool, clock: str = "cpu") -> float:
-    """Seconds for one training epoch of ``n_batches`` (validation off)."""
+def learner(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
+            telemetry: bool) -> Learner:
+    """The lesson's CNN on the first ``n_batches`` batches (validation off), warmed up by one
+    epoch (allocator, index caches, the first flush)."""
     torch.manual_seed(0)
-    model = cnn()
     cbs = [ActivationStatsCallback(bins=40, every=1)] if telemetry else []
-    learn = Learner(model, SimpleNamespace(train=Batches(x, y, bs, n_batches), valid=None),
+    learn = Learner(cnn(), SimpleNamespace(train=Batches(x, y, bs, n_batches), valid=None),
                     lr=0.1, cbs=cbs)
-    learn.fit(1)  # warm-up: allocator, index caches, first flush
+    learn.fit(1)
+    return learn
+
+
+def epoch_seconds(learn: Learner, clock: str) -> float:
+    """Seconds for one ``fit(1)``: attach, every batch, the epoch-end flush and the read-back
+    (``after_fit`` calls ``result()``), as in a real fit."""
     timer = time.process_time if clock == "cpu" else time.perf_counter
     start = timer()
-    learn.fit(1)  # includes the epoch-end flush and read-back (after_fit calls result())
-    secs = timer() - start
-    if telemetry:
-        cbs[0].result()  # the read-back happens after the timed epoch, as in a real fit
-    return secs
+    learn.fit(1)
+    return timer() - start
 
 
 def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
           clock: str) -> tuple[float, float]:
-    """(median pair ratio, min(telemetry epoch times) / min(plain epoch times)) over pairs."""
+    """(median pair ratio, min(telemetry epoch times) / min(plain epoch times)) over pairs.
+
+    Two learners live through all pairs (same weights at the start, and they stay equal: the
+    telemetry changes nothing in training). Each pair times one epoch of each, in alternating
+    order. Many short pairs rather than a few long ones: on a VM, epoch times drift by ~10%
+    within seconds, and the median of 15 ratios is far steadier than that of 5.
+    """
+    plain_l = learner(bs, n_batches, x, y, telemetry=False)
+    tel_l = learner(bs, n_batches, x, y, telemetry=True)
     ratios, tels, plains = [], [], []
     for i in range(pairs):
-        first = i % 2 == 0  # alternate which one goes first, too
-        a = epoch_seconds(bs, n_batches, x, y, telemetry=first, clock=clock)
-        b = epoch_seconds(bs, n_batches, x, y, telemetry=not first, clock=clock)
+        first = i % 2 == 0  # alternate which one goes first
+        a = epoch_seconds(tel_l if first else plain_l, clock)
+        b = epoch_seconds(plain_l if first else tel_l, clock)
         tel, plain = (a, b) if first else (b, a)
         ratios.append(tel / plain)
         tels.append(tel)
@@ -96,15 +109,17 @@ def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
         print(f"bs={bs} pair={i} plain={plain:.3f}s telemetry={tel:.3f}s ratio={tel / plain:.3f}",
               flush=True)
     best = min(tels) / min(plains)
+    q1, _, q3 = statistics.quantiles(ratios, n=4)
     print(f"bs={bs} best plain={min(plains):.3f}s best telemetry={min(tels):.3f}s "
-          f"ratio_of_mins={best:.3f} median_pair_ratio={statistics.median(ratios):.3f}")
+          f"ratio_of_mins={best:.3f} median_pair_ratio={statistics.median(ratios):.3f} "
+          f"quartiles={q1:.3f}..{q3:.3f}")
     return statistics.median(ratios), best
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batches", type=int, default=160, help="batches per timed epoch at bs 64")
-    ap.add_argument("--pairs", type=int, default=5)
+    ap.add_argument("--pairs", type=int, default=15)
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="process CPU time (robust on a shared machine) or wall time")

@@ -1,7 +1,8 @@
 """Per-channel deadness on every path of the buffers, against a reference taken from the outputs.
 
 The accumulator keeps one column max per batch of the chunk (small maps) or folds a running max in
-the hook (large maps: forced here with ``SLOT_COLUMNS_MAX_BYTES = 0``); both, across chunk
+the hook (large maps: forced here with ``SLOT_COLUMNS_MAX_BYTES = 0``), and on a CPU skips a layer
+once every channel of it has fired in the epoch (never, as on a GPU: ``never-skip``); all, across chunk
 boundaries, spatial sizes that change, a module run twice in one batch, a layer that skips a batch
 and a checkpoint in the middle of an epoch, must give exactly the channels whose max over every
 input of the epoch stayed below the threshold.
@@ -95,10 +96,12 @@ def check(t, ref) -> None:
                                           err_msg=f"epoch {e} layer {layer}")
 
 
-@pytest.fixture(params=["per-slot", "folded"])
+@pytest.fixture(params=["per-slot", "folded", "never-skip"])
 def path(request, monkeypatch):
     if request.param == "folded":
         monkeypatch.setattr(buffers, "SLOT_COLUMNS_MAX_BYTES", 0)
+    if request.param == "never-skip":  # as on a GPU: the column max runs on every batch
+        monkeypatch.setattr(buffers, "can_read_flags", lambda device: False)
     return request.param
 
 
@@ -177,3 +180,31 @@ def test_a_checkpoint_in_the_middle_of_an_epoch_changes_nothing(path):
     np.testing.assert_array_equal(t.channel_dead, u.channel_dead)
     np.testing.assert_allclose(t.mean, u.mean, rtol=1e-6)
     np.testing.assert_array_equal(t.hist, u.hist)
+
+
+def test_a_layer_whose_channels_all_fired_skips_the_max_until_the_epoch_ends(monkeypatch):
+    calls = {"n": 0}
+    real_amax = torch.amax
+
+    def counting_amax(*args, **kwargs):
+        calls["n"] += 1
+        return real_amax(*args, **kwargs)
+
+    net = nn.Sequential(nn.Linear(4, 6), nn.Tanh())  # Gaussian inputs: every unit fires at once
+    torch.manual_seed(0)
+    acc = TelemetryAccumulator(chunk=4, dead_threshold=THRESH, sample_size=16)
+    acc.attach(net, [net])
+    monkeypatch.setattr(torch, "amax", counting_amax)
+    for epoch in range(2):
+        before = calls["n"]
+        for i in range(20):
+            acc.begin_batch(epoch * 20 + i)
+            net(torch.randn(32, 4))
+            acc.end_batch()
+        assert acc.buf.all_fired == [True]
+        assert calls["n"] - before <= 3, "the column max must stop once all channels fired"
+        acc.end_epoch(epoch)
+        assert acc.buf.all_fired == [False]  # each epoch starts over
+    monkeypatch.setattr(torch, "amax", real_amax)
+    t = acc.result()
+    assert t.channel_epochs.tolist() == [0, 1] and (t.channel_dead[0] == 0).all()

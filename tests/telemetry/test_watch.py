@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import actscope
+from actscope.telemetry import buffers
 from actscope.errors import UsageError
 from actscope.telemetry.record import Telemetry
 from tests.telemetry.test_hook_hygiene import leftover_hooks
@@ -113,7 +114,12 @@ def test_nothing_recorded_and_bad_arguments():
 
 
 def test_no_host_sync_during_recorded_batches(monkeypatch):
-    """Tensor.item/cpu/tolist/numpy/__float__ raise while the watched loop runs (chunk 2)."""
+    """Tensor.item/cpu/tolist/numpy/__float__ raise while the watched loop runs (chunk 2).
+
+    With the policy of a GPU (``can_read_flags`` False): on a CPU the buffers read one flag now
+    and then (the all-channels-fired skip), which costs nothing there and never runs on a GPU.
+    """
+    monkeypatch.setattr(buffers, "can_read_flags", lambda device: False)
     model, data = mlp(), batches(6)
     w = actscope.watch(model, chunk=2, grads=True, mad=True)
 

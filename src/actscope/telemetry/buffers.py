@@ -40,6 +40,11 @@ def _grow(buf: torch.Tensor, need: int) -> torch.Tensor:
     return new
 
 
+def can_read_flags(device: torch.device) -> bool:
+    """Whether reading a device flag costs nothing: on a CPU it does not wait for anything."""
+    return device.type == "cpu"
+
+
 def _per_channel(col: torch.Tensor, width: int) -> torch.Tensor:
     """A column max ``(width * positions,)`` reduced to ``(width,)`` channels."""
     return col.view(width, -1).amax(dim=1)
@@ -72,6 +77,11 @@ class RecordBuffers:
         self.col_run: list[torch.Tensor | None] = [None] * n_layers
         self.ep_max: list[torch.Tensor | None] = [None] * n_layers
         self.widths = [0] * n_layers  # channels per layer (0: not seen yet)
+        # all_fired[l]: every channel of layer l has fired in this epoch, so no later batch can
+        # change its dead-unit record and the hook skips the column max until the epoch ends.
+        # Checked on CPU only (reading the flag on a GPU would be a host sync).
+        self.all_fired = [False] * n_layers
+        self.ep_batches = 0  # recorded batches in this epoch
         self.ep_seen = False
         self.epochs: list[tuple[int, torch.Tensor]] = []  # (epoch, (L, Cmax) dead flags)
         self.slot, self.n, self.step, self.wrote = 0, 0, 0, False
@@ -108,12 +118,13 @@ class RecordBuffers:
         if views is None or (hook.n_chan and (
                 views[3] is None or views[3][0].shape != x.shape[hook.keep:])):
             views = self._layer_views(hook, x, flat.device)
-        if self.ran[layer]:  # a second run in this batch: keep the first one's column max
+        chan = hook.n_chan and not self.all_fired[layer]
+        if chan and self.ran[layer]:  # a second run in this batch: keep the first one's max
             self._fold_slot(layer, slot)
         torch.index_select(flat, 0, idx, out=views[0][slot])
         torch.sum(flat, 0, out=views[1][slot])
         torch.dot(flat, flat, out=views[2][slot])
-        if hook.n_chan:
+        if chan:
             col = views[3][slot]
             # over the batch (and sequence) dims: contiguous rows, a vectorised column max
             torch.amax(x, hook.red_dims, out=col)
@@ -209,11 +220,30 @@ class RecordBuffers:
                     self.slab[layer, self.slot].fill_(float("nan"))
         self.iters.append(self.step)
         self.slot += 1
+        self.ep_batches += 1
         self.ep_seen, self.cached = True, None
         if self.lo is None:
             self._fix_range()
+        if self.ep_batches in (1, 2, 4) or self.ep_batches % 16 == 0:
+            self._check_all_fired()
         if self.slot == self.acc.chunk:
             self.flush()
+
+    def _check_all_fired(self) -> None:
+        """On CPU, mark the layers whose every channel has fired in this epoch (see all_fired)."""
+        if self.slab is None or not can_read_flags(self.slab.device):
+            return
+        thresh = self.acc.dead_threshold
+        for layer, run in enumerate(self.col_run):
+            if run is None or self.all_fired[layer]:
+                continue
+            cs = self.col_slot[layer]
+            col = run if cs is None else torch.maximum(run, cs[: self.slot].amax(dim=0))
+            m = _per_channel(col, self.widths[layer])
+            prev = self.ep_max[layer]
+            if prev is not None and prev.shape == m.shape:
+                m = torch.maximum(m, prev)
+            self.all_fired[layer] = bool((m >= thresh).all())
 
     def _fix_range(self) -> None:
         # From the first recorded batch only: the same range whatever the flush cadence.
@@ -330,6 +360,7 @@ class RecordBuffers:
         for col in self.col_run:  # the next epoch starts from nothing
             if col is not None:
                 col.fill_(float("-inf"))
+        self.all_fired, self.ep_batches = [False] * self.L, 0
         self.ep_seen, self.cached = False, None
 
     # ---- read-back -----------------------------------------------------------------------
@@ -392,6 +423,7 @@ class RecordBuffers:
         self.epochs = [(int(e), r.clone()) for e, r in state.get("epochs", [])]
         saved = state.get("ep_max") or [None] * self.L
         self.ep_max = [m.clone() if m is not None else None for m in saved]
+        self.all_fired, self.ep_batches = [False] * self.L, 0
         # column buffers and their views are remade on the next forward
         self.col_slot, self.col_cur, self.col_run = [None] * self.L, [None] * self.L, [None] * self.L
         self.views = [None] * self.L
