@@ -7,8 +7,9 @@ around each training batch, ``end_epoch(epoch)`` at each epoch's end, and ``resu
 The hot path (a forward hook per watched module, on every recorded training-mode forward) issues
 a fixed handful of device ops, all writing with ``out=`` into preallocated buffers, none reading
 back to the host: the exact sum and sum of squares (``torch.sum`` and ``torch.dot``: on CPU two
-passes beat one ``var_mean``), ``index_select`` of K fixed sample positions, and the per-channel
-max (the dead-unit test). Every ``chunk`` recorded batches a flush turns the chunk into mean/std,
+passes beat one ``var_mean``), ``index_select`` of K fixed sample positions, and a column max over
+the batch dims (the dead-unit test; on a CPU skipped for a layer whose channels have all fired in
+the epoch, see ``buffers``). Every ``chunk`` recorded batches a flush turns the chunk into mean/std,
 histograms, dead share (and optionally mad) for all layers at once, on the device. The histogram
 range of each layer is fixed from its samples of the FIRST recorded batch (``data_hist_range``),
 so it never depends on when a flush happens (checkpoints flush). Nothing reaches the host until
