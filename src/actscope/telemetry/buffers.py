@@ -1,15 +1,15 @@
-"""RecordBuffers: the accumulator's device memory: this batch's values, the chunk, the records.
+"""RecordBuffers: the accumulator's device memory: the chunk of recorded batches, the records.
 
-Per recorded batch the hooks write with ``out=`` into one small ``(L, K + 2)`` tensor for the
-current batch (K samples, the sum, the sum of squares per layer) and into one running column max
-per layer (one sample's worth of positions: ``C*H*W`` for a conv, ``F`` for a Linear or a
-transformer block). ``commit`` copies the current batch into its slot of the chunk and folds the
-column maxima into the epoch's, two device ops for all layers. Every hook op thus writes into a
-view made once per fit: in the middle of a real forward each op costs 20-40 us on a CPU (cold
-caches), so the hot path is as few ops as possible. A flush turns the chunk into records (mean,
-std, histograms with overflow counts, dead share, mad) for all layers at once; the per-channel
-max is reduced from the column max once per epoch. Everything stays on the device until
-``result``.
+Per recorded batch and layer the hooks write with ``out=`` into views of one slot, made once per
+fit (one ``unbind`` per buffer): K samples, the sum and sum of squares (in the ``slab``), and a
+column max over the batch dims (one sample's positions: ``C*H*W`` for a conv, ``F`` for a Linear
+or a transformer block), kept per slot or, for large maps, folded into a running max in the hook.
+In the middle of a real forward every op costs 10-40 us on a CPU (cold caches), so the hot path is
+as few ops as possible and ``commit`` makes none. A flush turns the chunk into records (mean, std,
+histograms with overflow counts, dead share, mad) for all layers at once and folds the column
+maxima into the epoch's; per-channel maxima are reduced from them once per epoch. Everything
+stays on the device until ``result`` (on a CPU, ``commit`` reads one flag now and then: the
+all-channels-fired skip).
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ class RecordBuffers:
             # over the batch (and sequence) dims: contiguous rows, a vectorised column max
             torch.amax(x, hook.red_dims, out=col)
             run = self.col_run[layer]
-            if self.col_slot[layer] is None and run is not None:
+            if self.col_slot[layer] is None:  # a large map: fold now (col is reused per slot)
                 torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = True
@@ -172,7 +172,7 @@ class RecordBuffers:
     def _fold_slot(self, layer: int, slot: int) -> None:
         """Fold one slot's column max into the epoch's (before a second run overwrites it)."""
         cs, run = self.col_slot[layer], self.col_run[layer]
-        if cs is not None and run is not None and cs.shape[1] == run.shape[0]:
+        if cs is not None and run is not None:  # made together, same size (_new_columns)
             torch.maximum(run, cs[slot], out=run)
 
     def _new_columns(self, layer: int, n_cols: int, device: torch.device) -> None:
@@ -233,17 +233,9 @@ class RecordBuffers:
         """On CPU, mark the layers whose every channel has fired in this epoch (see all_fired)."""
         if self.slab is None or not can_read_flags(self.slab.device):
             return
-        thresh = self.acc.dead_threshold
-        for layer, run in enumerate(self.col_run):
-            if run is None or self.all_fired[layer]:
-                continue
-            cs = self.col_slot[layer]
-            col = run if cs is None else torch.maximum(run, cs[: self.slot].amax(dim=0))
-            m = _per_channel(col, self.widths[layer])
-            prev = self.ep_max[layer]
-            if prev is not None and prev.shape == m.shape:
-                m = torch.maximum(m, prev)
-            self.all_fired[layer] = bool((m >= thresh).all())
+        for layer, m in enumerate(self._channel_max()):
+            if m is not None and not self.all_fired[layer]:
+                self.all_fired[layer] = bool((m >= self.acc.dead_threshold).all())
 
     def _fix_range(self) -> None:
         # From the first recorded batch only: the same range whatever the flush cadence.
@@ -425,7 +417,8 @@ class RecordBuffers:
         self.ep_max = [m.clone() if m is not None else None for m in saved]
         self.all_fired, self.ep_batches = [False] * self.L, 0
         # column buffers and their views are remade on the next forward
-        self.col_slot, self.col_cur, self.col_run = [None] * self.L, [None] * self.L, [None] * self.L
+        self.col_slot, self.col_cur = [None] * self.L, [None] * self.L
+        self.col_run = [None] * self.L
         self.views = [None] * self.L
         self.ep_seen = bool(state.get("ep_seen", False))
         self.widths = list(state.get("widths", self.widths))
