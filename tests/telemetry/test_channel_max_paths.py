@@ -2,10 +2,10 @@
 
 The accumulator keeps one column max per batch of the chunk (small maps) or folds a running max in
 the hook (large maps: forced here with ``SLOT_COLUMNS_MAX_BYTES = 0``), and on a CPU skips a layer
-once every channel of it has fired in the epoch (never, as on a GPU: ``never-skip``); all, across chunk
-boundaries, spatial sizes that change, a module run twice in one batch, a layer that skips a batch
-and a checkpoint in the middle of an epoch, must give exactly the channels whose max over every
-input of the epoch stayed below the threshold.
+once every channel of it has fired in the epoch (never, as on a GPU: ``never-skip``). All, across
+chunk boundaries, spatial sizes that change, a module run twice in one batch, a layer that skips a
+batch and a checkpoint in the middle of an epoch, must give exactly the channels whose max over
+every input of the epoch stayed below the threshold.
 """
 
 from __future__ import annotations

@@ -11,8 +11,8 @@ import torch
 from torch import nn
 
 import actscope
-from actscope.telemetry import buffers
 from actscope.errors import UsageError
+from actscope.telemetry import buffers
 from actscope.telemetry.record import Telemetry
 from tests.telemetry.test_hook_hygiene import leftover_hooks
 
