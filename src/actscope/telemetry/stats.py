@@ -140,7 +140,7 @@ def split_histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor, 
     scale = bins / (hi - lo)
     # (x - lo) * bins / (hi - lo) + 1: slot 0 = under, 1..bins = in range, bins + 1 = over,
     # bins + 2 = NaN. Clamped to [0, bins + 1] first, so the cast's truncation is the floor.
-    pos = scratch.get((L, N, K), torch.float32, samples.device)
+    pos = scratch.get((L, N, K), samples.dtype, samples.device)
     torch.addcmul((1 - lo * scale).view(L, 1, 1), samples, scale.view(L, 1, 1), out=pos)
     pos.clamp_(0, bins + 1).nan_to_num_(nan=bins + 2)
     # int32 (half the bytes of int64: the flush is memory-bound on a CPU) unless it overflows
