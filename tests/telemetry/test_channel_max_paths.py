@@ -208,3 +208,71 @@ def test_a_layer_whose_channels_all_fired_skips_the_max_until_the_epoch_ends(mon
     monkeypatch.setattr(torch, "amax", real_amax)
     t = acc.result()
     assert t.channel_epochs.tolist() == [0, 1] and (t.channel_dead[0] == 0).all()
+
+
+def fields(t) -> dict[str, np.ndarray]:
+    return {"mean": t.mean, "std": t.std, "hist": t.hist, "dead": t.dead,
+            "channel_dead": t.channel_dead, "iters": t.iters, "range": t.hist_range}
+
+
+def assert_same(t, u) -> None:
+    for key, val in fields(t).items():
+        np.testing.assert_array_equal(val, fields(u)[key], err_msg=key)
+
+
+def test_a_second_attach_reuses_the_memory_and_records_afresh(path):
+    """Re-attaching (a new fit) takes over the device buffers; records, range and per-channel
+    state start from nothing, exactly as in a fresh accumulator."""
+    epochs = [list(range(0, 8)), list(range(8, 12))]
+    net = Net()
+    acc = accumulator(net)
+    run(net, acc, [list(range(20, 27))])  # a first fit, other data: nothing of it may leak
+    slab = acc.buf.slab
+    acc.attach(net, [net.conv, net.seq])
+    assert acc.buf.slab is slab and acc.n_records == 0
+    ref = run(net, acc, epochs)
+    t = acc.result()
+    check(t, ref)
+    net2 = Net()
+    fresh = accumulator(net2)
+    run(net2, fresh, epochs)
+    assert_same(t, fresh.result())
+
+
+def test_a_second_attach_on_other_modules_remakes_what_does_not_fit(path):
+    """Same number of layers, other shapes and channel counts: the adopted column buffers that do
+    not fit are dropped, the rest is used; the result equals a fresh accumulator's."""
+    net = Net()
+    acc = accumulator(net)
+    run(net, acc, [list(range(0, 5))])
+    other = nn.Sequential(nn.Sequential(nn.Conv2d(2, 3, 3), nn.ReLU()), nn.Flatten(),
+                          nn.Linear(3 * 36, 7))
+
+    def fit(a):
+        torch.manual_seed(1)
+        for i in range(7):
+            a.begin_batch(i)
+            other(torch.randn(4, 2, 8, 8))
+            a.end_batch()
+        a.end_epoch(0)
+        return a.result()
+
+    acc.attach(other, [other[0], other[2]])
+    t = fit(acc)
+    fresh = TelemetryAccumulator(chunk=3, dead_threshold=THRESH, sample_size=64)
+    fresh.attach(other, [other[0], other[2]])
+    u = fit(fresh)
+    assert t.n_channels.tolist() == [3, 7]
+    assert_same(t, u)
+
+
+def test_memory_adopted_from_another_device_is_dropped(monkeypatch):
+    """A slab on another device (the model moved between fits) is remade on the output's."""
+    net = Net()
+    acc = accumulator(net)
+    run(net, acc, [list(range(0, 4))])
+    acc.attach(net, [net.conv, net.seq])
+    acc.buf.slab = acc.buf.slab.to("meta")  # stands for "another device"
+    ref = run(net, acc, [list(range(4, 9))])
+    assert acc.buf.slab.device.type == "cpu"
+    check(acc.result(), ref)

@@ -99,7 +99,7 @@ class TelemetryAccumulator:
             mods = resolve_modules(model, modules)
         self.remove()
         self.names = layer_names(model, mods)
-        self.buf = RecordBuffers(len(mods), self)
+        self.buf = RecordBuffers(len(mods), self, reuse=self.buf)  # records start afresh
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
         if self.want_grads:

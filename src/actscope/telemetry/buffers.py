@@ -58,7 +58,8 @@ SLOT_COLUMNS_MAX_BYTES = 4 << 20
 class RecordBuffers:
     """The chunk of recorded batches, the records, the per-channel maxima."""
 
-    def __init__(self, n_layers: int, acc: TelemetryAccumulator) -> None:
+    def __init__(self, n_layers: int, acc: TelemetryAccumulator,
+                 reuse: RecordBuffers | None = None) -> None:
         self.L, self.acc = n_layers, acc
         self.slab: torch.Tensor | None = None  # (L, chunk, K + 2): samples, sum, sum of squares
         self.gsums: torch.Tensor | None = None
@@ -91,6 +92,46 @@ class RecordBuffers:
         self.hi: torch.Tensor | None = None
         self.cached: Telemetry | None = None
         self.scratch = stats.Scratch()  # the flush's temporaries, kept between flushes
+        self.adopted = [False] * n_layers  # column buffers taken over from an earlier fit
+        if reuse is not None and reuse.L == n_layers and reuse.acc is acc:
+            self._adopt_memory(reuse)
+
+    def _adopt_memory(self, old: RecordBuffers) -> None:
+        """Take over the device memory of the accumulator's previous recording (a new ``fit``).
+
+        Made per fit, the slab, the column buffers and their thousands of ``out=`` views cost
+        ~5 ms (allocation, page faults, ``unbind``): 1% of a short epoch. Only memory moves
+        over: no record, range or per-channel state; the contents need no reset (every slot
+        a flush reads is rewritten, see ``flush``) except the column maxima, refilled here.
+        ``_channel_setup`` drops it all if the model has moved to another device.
+        """
+        self.slab, self.gsums, self.views = old.slab, old.gsums, old.views
+        self.col_slot, self.col_cur, self.col_run = old.col_slot, old.col_cur, old.col_run
+        self.scratch = old.scratch
+        self.adopted = [True] * self.L  # checked against each layer's first output
+        for col in (*self.col_slot, *self.col_run):
+            if col is not None:
+                col.fill_(float("-inf"))
+        if self.gsums is not None:  # a slot without a backward must read as NaN
+            self.gsums.fill_(float("nan"))
+        old.slab, old.gsums, old.views = None, None, [None] * old.L  # no longer the old's
+        old.col_slot, old.col_cur, old.col_run = [None] * old.L, [None] * old.L, [None] * old.L
+
+    def _fit_adopted(self, hook: Hook, x: torch.Tensor) -> None:
+        """Keep a layer's adopted column buffers only if they fit this output's column shape."""
+        layer = hook.layer
+        self.adopted[layer] = False
+        views = self.views[layer]
+        if views is not None and views[3] is not None and (
+                not hook.n_chan or views[3][0].shape != x.shape[hook.keep:]):
+            self.col_slot[layer] = self.col_cur[layer] = self.col_run[layer] = None
+            self.views[layer] = (*views[:3], None)
+
+    def _drop_device_memory(self) -> None:
+        """Forget all device buffers (they are remade on the next forward, on its device)."""
+        self.slab, self.gsums, self.views = None, None, [None] * self.L
+        self.col_slot, self.col_cur = [None] * self.L, [None] * self.L
+        self.col_run, self.adopted = [None] * self.L, [False] * self.L
 
     @property
     def n_records(self) -> int:
@@ -137,17 +178,20 @@ class RecordBuffers:
     def _channel_setup(self, hook: Hook, x: torch.Tensor) -> None:
         """Which dim holds the channels of this output (``hook.n_chan`` 0: not recorded)."""
         hook.chan_ndim, hook.n_chan = x.ndim, 0
-        if not self.acc.want_channels or x.ndim < 2:
-            return
-        d = channel_dim(hook.module, x.ndim)
-        c, layer = x.shape[d], hook.layer
-        if self.widths[layer] == 0:
-            self.widths[layer] = c
-        # a module whose channel count changes between batches is not recorded per channel
-        if self.widths[layer] == c:
-            hook.n_chan = c
-            hook.keep = 1 if d == 1 else x.ndim - 1  # the dims of one column max: x.shape[keep:]
-            hook.red_dims = tuple(range(hook.keep))
+        if self.slab is not None and self.slab.device != x.device and not self.ep_seen:
+            self._drop_device_memory()  # adopted from a fit on another device
+        if self.acc.want_channels and x.ndim >= 2:
+            d = channel_dim(hook.module, x.ndim)
+            c, layer = x.shape[d], hook.layer
+            if self.widths[layer] == 0:
+                self.widths[layer] = c
+            # a module whose channel count changes between batches is not recorded per channel
+            if self.widths[layer] == c:
+                hook.n_chan = c
+                hook.keep = 1 if d == 1 else x.ndim - 1  # one column max's dims: x.shape[keep:]
+                hook.red_dims = tuple(range(hook.keep))
+        if self.adopted[hook.layer]:
+            self._fit_adopted(hook, x)
 
     def _layer_views(self, hook: Hook, x: torch.Tensor, device: torch.device
                      ) -> tuple[Sequence[torch.Tensor], ...]:
@@ -164,8 +208,12 @@ class RecordBuffers:
             cs, cur = self.col_slot[layer], self.col_cur[layer]
             cols = (cs.view(-1, *shape).unbind(0) if cs is not None
                     else [cur.view(shape)] * self.acc.chunk)
-        rows = self.slab[layer]
-        views = (rows[:, :k].unbind(0), rows[:, k].unbind(0), rows[:, k + 1].unbind(0), cols)
+        old = self.views[layer]
+        if old is not None:  # the slot views of the slab stay valid: only the columns changed
+            views = (*old[:3], cols)
+        else:
+            rows = self.slab[layer]
+            views = (rows[:, :k].unbind(0), rows[:, k].unbind(0), rows[:, k + 1].unbind(0), cols)
         self.views[layer] = views
         return views
 
@@ -189,7 +237,8 @@ class RecordBuffers:
                                 if per_slot else None)
         self.col_cur[layer] = None if per_slot else torch.empty(n_cols, device=device)
         self.col_run[layer] = torch.full((n_cols,), float("-inf"), device=device)
-        self.views[layer] = None  # views of the old buffers are stale now
+        views = self.views[layer]  # the old columns' views are stale now, the slab's are not
+        self.views[layer] = None if views is None else (*views[:3], None)
 
     def _fold_columns(self, layer: int, n: int) -> None:
         """Fold the first ``n`` slots' column maxima into the epoch's and clear the slots."""
@@ -231,7 +280,7 @@ class RecordBuffers:
 
     def _check_all_fired(self) -> None:
         """On CPU, mark the layers whose every channel has fired in this epoch (see all_fired)."""
-        if self.slab is None or not can_read_flags(self.slab.device):
+        if self.slab is None or not can_read_flags(self.slab.device) or all(self.all_fired):
             return
         for layer, m in enumerate(self._channel_max()):
             if m is not None and not self.all_fired[layer]:
