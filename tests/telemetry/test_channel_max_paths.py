@@ -276,3 +276,25 @@ def test_memory_adopted_from_another_device_is_dropped(monkeypatch):
     ref = run(net, acc, [list(range(4, 9))])
     assert acc.buf.slab.device.type == "cpu"
     check(acc.result(), ref)
+
+
+def test_a_layer_that_does_not_run_after_a_second_attach(path):
+    """A layer that ran in the first fit but not in the second holds adopted column buffers and
+    no channel count: it reads as "never ran" (NaN), like a fresh accumulator's, not a crash."""
+    def seq_only(a):
+        torch.manual_seed(2)
+        for i in range(7):  # only the (B, T, F) block runs
+            a.begin_batch(i)
+            net.seq(torch.randn(3, 7, 6))
+            a.end_batch()
+        a.end_epoch(0)
+        return a.result()
+
+    net = Net()
+    acc = accumulator(net)
+    run(net, acc, [list(range(0, 5))])
+    acc.attach(net, [net.conv, net.seq])
+    t = seq_only(acc)
+    u = seq_only(accumulator(net))
+    assert np.isnan(t.channel_dead[0]).all() and not np.isnan(t.channel_dead[1, 0, :5]).any()
+    assert_same(t, u)

@@ -368,7 +368,9 @@ class RecordBuffers:
         out: list[torch.Tensor | None] = []
         for layer, prev in enumerate(self.ep_max):
             run = self.col_run[layer]
-            m = None if run is None else _per_channel(run, self.widths[layer])
+            # width 0: the layer has not run since the attach (its buffers may be adopted ones)
+            m = None if run is None or not self.widths[layer] else _per_channel(
+                run, self.widths[layer])
             if prev is not None:
                 m = prev if m is None else torch.maximum(prev.to(m.device), m)
             out.append(m)
