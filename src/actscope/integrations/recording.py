@@ -21,6 +21,7 @@ from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
+from actscope.telemetry.report_folder import write_report_folder
 
 __all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules", "write_report_folder"]
 
@@ -44,20 +45,6 @@ def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
         if len(kids) != 1 or _n_params(kids[0]) != _n_params(inner):
             return default_modules(inner)
         inner = kids[0]
-
-
-def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
-    """telemetry.npz, findings.json, plots/ and report.html in ``out_dir``; report.html's path."""
-    from actscope.telemetry.plots import save_run_plots  # matplotlib: only when a report is made
-    from actscope.telemetry.publish import publish_telemetry
-    from actscope.telemetry.report import write_report
-
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"report folder {out_dir} is a file: pass out_dir= a folder path")
-    publish_telemetry(out_dir, telemetry)
-    save_run_plots(out_dir)
-    return write_report(out_dir)
 
 
 class StepRecorder:

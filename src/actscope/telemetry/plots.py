@@ -217,10 +217,12 @@ def run_figures(view: RunView) -> dict[str, Callable[[], Figure]]:
     return out
 
 
-def save_run_plots(run_dir: str | Path) -> list[Path]:
-    """Every plot the run folder's files allow, as ``plots/*.png``; returns the written paths."""
+def save_run_plots(run_dir: str | Path, view: RunView | None = None) -> list[Path]:
+    """Every plot the run folder's files allow (or ``view``'s, if given: then no file is read),
+    as ``plots/*.png``; returns the written paths."""
     run_dir = Path(run_dir)
-    has_files = run_dir.is_dir() and any((run_dir / f).is_file() for f in RUN_FILES)
-    view = read_run(run_dir) if has_files or not run_dir.is_dir() else RunView(run_dir)
+    if view is None:
+        has_files = run_dir.is_dir() and any((run_dir / f).is_file() for f in RUN_FILES)
+        view = read_run(run_dir) if has_files or not run_dir.is_dir() else RunView(run_dir)
     out = run_dir / "plots"
     return [save_figure(draw(), out / name) for name, draw in run_figures(view).items()]

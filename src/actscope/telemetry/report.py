@@ -17,9 +17,10 @@ from actscope.telemetry.plots_base import figure_png
 from actscope.telemetry.report_html import esc, figure, page, table
 from actscope.telemetry.run_view import RunView, read_run
 
-__all__ = ["write_report", "render_report"]
+__all__ = ["write_report", "render_report", "render_view", "plot_names", "REPORT_TITLE"]
 
 _PNG = b"\x89PNG\r\n\x1a\n"
+REPORT_TITLE = "actscope report: "  # every report's <title> starts so: how a report is recognised
 # Each plot, the file it is drawn from, and its caption.
 _PLOTS = {
     "metrics.png": ("metrics.csv", "Accuracy and loss per epoch (validation solid, training "
@@ -39,6 +40,11 @@ _PLOTS = {
     "lr_find.png": ("lr_find.npz", "LR finder: loss against learning rate, with the suggestion "
                                    "marked."),
 }
+
+
+def plot_names() -> tuple[str, ...]:
+    """The file names a report's plots get in plots/."""
+    return tuple(_PLOTS)
 
 
 def _png(view: RunView, name: str, draw) -> bytes:
@@ -119,7 +125,11 @@ def _config(view: RunView) -> str:
 
 def render_report(run_dir: str | Path) -> str:
     """The report's HTML text for ``run_dir``; writes nothing (see ``write_report``)."""
-    view = read_run(run_dir)
+    return render_view(read_run(run_dir))
+
+
+def render_view(view: RunView) -> str:
+    """The report's HTML text for what ``view`` holds (no file is read but saved plots)."""
     findings, n = _findings(view)
     banner = ('<p class="warn">This run did not finish (RUNNING marker present): the report '
               "shows what was saved so far.</p>") if view.running else ""
@@ -130,13 +140,16 @@ def render_report(run_dir: str | Path) -> str:
             + (f"<h2>Training</h2>{training}" if training else "")
             + f"<h2>Activations</h2>{_activations(view)}{_lr_find(view)}"
             f"<h2>Configuration</h2>{_config(view)}")
-    return page(f"actscope report: {view.name}", body, f" data-findings='{n}'")
+    return page(f"{REPORT_TITLE}{view.name}", body, f" data-findings='{n}'")
 
 
-def write_report(run_dir: str | Path) -> Path:
-    """Write ``run_dir/report.html`` atomically (temp file + fsync + rename); returns its path."""
+def write_report(run_dir: str | Path, view: RunView | None = None) -> Path:
+    """Write ``run_dir/report.html`` atomically (temp file + fsync + rename); returns its path.
+
+    ``view``: render what it holds instead of reading the folder's run files.
+    """
     run_dir = Path(run_dir)
-    text = render_report(run_dir)
+    text = render_report(run_dir) if view is None else render_view(view)
     path = run_dir / "report.html"
     with atomic_write(path) as f:
         f.write(text)

@@ -129,13 +129,9 @@ class Watch:
         out = Path(out_dir)
         if not self.enabled:
             return out
-        from actscope.telemetry.plots import save_run_plots
-        from actscope.telemetry.publish import publish_telemetry
-        from actscope.telemetry.report import write_report
+        from actscope.telemetry.report_folder import write_report_folder
 
-        publish_telemetry(out, self.result())
-        save_run_plots(out)
-        write_report(out)
+        write_report_folder(out, self.result())
         return out
 
     # ---- tear-down and checkpoints -------------------------------------------------------

@@ -1,0 +1,103 @@
+"""write_report_folder: a recording's report in a folder that actscope does not own.
+
+``actscope.watch().report`` and the Lightning and Hugging Face callbacks write telemetry.npz,
+findings.json, plots/*.png and report.html into a folder the user or the trainer picked: a
+Lightning log dir (hparams.yaml, a CSVLogger's metrics.csv), a Hugging Face ``output_dir`` (the
+model's config.json, checkpoints), or any folder. So the report is drawn from the recording alone,
+never from other files there (a trainer's metrics.csv or config.json is not actscope's), and it
+never replaces a file actscope did not write: every target that exists is checked first, and one
+that is not actscope's stops the call before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from actscope.errors import UsageError
+from actscope.telemetry.publish import FINDINGS_FILE, TELEMETRY_FILE, publish_telemetry
+from actscope.telemetry.record import Telemetry, TelemetryFileError
+
+__all__ = ["write_report_folder", "check_report_folder"]
+
+REPORT_FILE = "report.html"
+
+
+def _is_actscope_telemetry(path: Path) -> bool:
+    try:
+        Telemetry.load(path)
+    except TelemetryFileError:
+        return False
+    return True
+
+
+def _is_actscope_findings(path: Path) -> bool:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return False
+    return isinstance(data, list) and all(isinstance(x, str) for x in data)
+
+
+def _is_actscope_report(path: Path) -> bool:
+    from actscope.telemetry.report import REPORT_TITLE
+
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    return head.startswith(b"<!DOCTYPE html>") and f"<title>{REPORT_TITLE}".encode() in head
+
+
+def check_report_folder(out_dir: str | Path) -> None:
+    """Raise ``UsageError`` unless writing a report into ``out_dir`` replaces only actscope files.
+
+    A target that exists must be actscope's own (a valid telemetry.npz, a findings list, a report
+    page); plots/<name>.png files are replaced only in a folder that already holds actscope's
+    telemetry.npz or report.html (an earlier report), since a PNG does not say who drew it.
+    """
+    from actscope.telemetry.report import plot_names
+
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"report folder {out} is a file: pass a folder path")
+    if not out.exists():
+        return
+    checks = ((TELEMETRY_FILE, _is_actscope_telemetry), (FINDINGS_FILE, _is_actscope_findings),
+              (REPORT_FILE, _is_actscope_report))
+    owned = False
+    for name, is_ours in checks:
+        path = out / name
+        if path.exists():
+            if not path.is_file() or not is_ours(path):
+                raise UsageError(_refusal(path))
+            owned = owned or name != FINDINGS_FILE
+    for name in plot_names():
+        path = out / "plots" / name
+        if path.exists() and not (owned and path.is_file()):
+            raise UsageError(_refusal(path))
+
+
+def _refusal(path: Path) -> str:
+    return (f"{path} exists and was not written by actscope, and the report would replace it; "
+            "pass a new or empty folder (or one an earlier actscope report wrote), or move the "
+            "file away")
+
+
+def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
+    """telemetry.npz, findings.json, plots/ and report.html in ``out_dir``; report.html's path.
+
+    Checks the folder first (``check_report_folder``): nothing is written if it would replace a
+    file that is not actscope's. Each file is written atomically.
+    """
+    from actscope.telemetry.plots import save_run_plots  # matplotlib: only when a report is made
+    from actscope.telemetry.report import write_report
+    from actscope.telemetry.run_view import RunView
+
+    out = Path(out_dir)
+    check_report_folder(out)
+    findings = publish_telemetry(out, telemetry)
+    view = RunView(path=out, telemetry=telemetry, findings=findings)
+    save_run_plots(out, view)
+    return write_report(out, view)
