@@ -179,9 +179,22 @@ def test_exception_removes_the_hooks_and_keeps_the_recording(tmp_path, loaders):
 def test_ddp_only_global_rank_zero_records_and_writes(tmp_path, loaders):
     # Two CPU processes (gloo): rank 1 must register no hook and write nothing, rank 0 writes
     # one report of its own share of each batch into the folder rank 0's log_dir names.
-    cb = ActscopeCallback()
-    t = trainer(tmp_path, [cb], strategy="ddp_spawn", devices=2, max_steps=4)
-    t.fit(LitMNIST(), loaders[0])
+    from torch.multiprocessing.spawn import ProcessExitedException
+
+    for attempt in range(2):
+        # One retry, for one known failure only: a spawned gloo worker that aborts at teardown
+        # ("terminate called without an active exception", SIGABRT; ~1 run in 10 on the 2-core
+        # CI machine, inside torch/Lightning, after training). Any other failure fails the test.
+        root = tmp_path / f"try{attempt}"
+        cb = ActscopeCallback()
+        t = trainer(root, [cb], strategy="ddp_spawn", devices=2, max_steps=4)
+        try:
+            t.fit(LitMNIST(), loaders[0])
+            break
+        except ProcessExitedException as e:
+            if e.signal_name != "SIGABRT" or attempt == 1:
+                raise
+    tmp_path = root
     folder = tmp_path / "lightning_logs" / "version_0" / "actscope"
     tel = check_report(folder, Telemetry.load(folder / "telemetry.npz").names)
     assert len(tel.iters) == 4 and tel.meta["scope"] == "rank 0 of 2"
