@@ -17,9 +17,11 @@ from actscope.telemetry.plots_base import figure_png
 from actscope.telemetry.report_html import esc, figure, page, table
 from actscope.telemetry.run_view import RunView, read_run
 
-__all__ = ["write_report", "render_report", "render_view", "plot_names", "REPORT_TITLE"]
+__all__ = ["write_report", "render_report", "render_view", "plot_names", "REPORT_FILE",
+           "REPORT_TITLE"]
 
 _PNG = b"\x89PNG\r\n\x1a\n"
+REPORT_FILE = "report.html"
 REPORT_TITLE = "actscope report: "  # every report's <title> starts so: how a report is recognised
 # Each plot, the file it is drawn from, and its caption.
 _PLOTS = {
@@ -82,7 +84,7 @@ def _findings(view: RunView) -> tuple[str, int]:
 
 def _metrics(view: RunView) -> str:
     if view.metrics is None:
-        return "<p>No metrics.csv in this run folder.</p>"
+        return "<p>No metrics.csv is part of this report.</p>"
     if not view.metrics:
         return "<p>metrics.csv has no epochs yet.</p>"
     rows = [[r[h] for h in view.metrics_header] for r in view.metrics]
@@ -118,7 +120,7 @@ def _lr_find(view: RunView) -> str:
 
 def _config(view: RunView) -> str:
     if view.config is None:
-        return "<p>No config.json in this run folder.</p>"
+        return "<p>No config.json is part of this report.</p>"
     rows = [[k, v] for k, v in view.settings.items()]
     return table(["setting", "value"], rows) if rows else "<p>config.json is empty.</p>"
 
@@ -150,7 +152,7 @@ def write_report(run_dir: str | Path, view: RunView | None = None) -> Path:
     """
     run_dir = Path(run_dir)
     text = render_report(run_dir) if view is None else render_view(view)
-    path = run_dir / "report.html"
+    path = run_dir / REPORT_FILE
     with atomic_write(path) as f:
         f.write(text)
     return path

@@ -20,8 +20,6 @@ from actscope.telemetry.record import Telemetry, TelemetryFileError
 
 __all__ = ["write_report_folder", "check_report_folder"]
 
-REPORT_FILE = "report.html"
-
 
 def _is_actscope_telemetry(path: Path) -> bool:
     try:
@@ -40,7 +38,7 @@ def _is_actscope_findings(path: Path) -> bool:
 
 
 def _is_actscope_report(path: Path) -> bool:
-    from actscope.telemetry.report import REPORT_TITLE
+    from actscope.telemetry.report import REPORT_TITLE  # matplotlib: only when a report is made
 
     try:
         with open(path, "rb") as f:
@@ -57,7 +55,7 @@ def check_report_folder(out_dir: str | Path) -> None:
     page); plots/<name>.png files are replaced only in a folder that already holds actscope's
     telemetry.npz or report.html (an earlier report), since a PNG does not say who drew it.
     """
-    from actscope.telemetry.report import plot_names
+    from actscope.telemetry.report import REPORT_FILE, plot_names
 
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
