@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 import actscope
+from actscope.errors import UsageError
 from actscope.nn.cnn import cnn
 from actscope.telemetry.modules import default_modules, layer_names, pick_tensor, spread
 
@@ -132,3 +133,37 @@ def test_half_and_bfloat16_outputs():
         t = w.result()
         assert t.mean[0, 0] == pytest.approx(out0.float().mean().item(), rel=1e-3, abs=1e-3)
         assert np.isfinite(t.std).all()
+
+
+@pytest.mark.parametrize("spec, says", [
+    (3, "modules= got 3 (int), not modules"),
+    (2.5, "modules= got 2.5 (float), not modules"),
+    (b"0", "(bytes), not modules"),
+    ([3], "must name nn.Module objects, got int"),
+    ("[", "not a valid regular expression"),
+    (lambda model: 5, "(model) returned 5 (int), not modules"),
+    (lambda model: [], "found no modules to watch"),
+])
+def test_a_bad_modules_spec_is_a_usage_error_naming_the_accepted_forms(spec, says):
+    model = TinyTransformer()
+    with pytest.raises(UsageError) as err:
+        actscope.watch(model, modules=spec)
+    assert says in str(err.value)
+    if "not a valid" not in says:
+        assert "a list of the model's modules, a module type" in str(err.value)
+    assert not any(m._forward_hooks for m in model.modules())  # nothing was attached
+
+
+def test_containers_stand_for_their_members_and_repeats_are_watched_once():
+    model = TinyTransformer()
+    b = model.blocks
+    specs = (b, {"first": b[0], "rest": b[1]}, [b[0], b[0], b[1]], [nn.ModuleList([b[0], b[1]])])
+    for spec in specs:
+        w = actscope.watch(model, modules=spec)
+        try:
+            model.train()(torch.randint(0, 20, (2, 5)))
+            w.step()
+            assert len(w.result().names) == (3 if spec is b else 2), spec
+            assert sum(len(m._forward_hooks) for m in model.modules()) == len(w.result().names)
+        finally:
+            w.remove()

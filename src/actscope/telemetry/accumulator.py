@@ -33,6 +33,7 @@ from actscope.telemetry.modules import (
     ModuleSpec,
     OutputSpec,
     check_output_spec,
+    explicit_modules,
     layer_names,
     pick_tensor,
     resolve_modules,
@@ -94,7 +95,7 @@ class TelemetryAccumulator:
         if model is None:
             if modules is None or callable(modules) or isinstance(modules, (str, type)):
                 raise UsageError("attach(None, modules) needs an explicit list of modules")
-            mods = list(modules)
+            mods = explicit_modules(modules)
         else:
             mods = resolve_modules(model, modules)
         self.remove()

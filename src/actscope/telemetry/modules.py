@@ -16,7 +16,8 @@ list, a module type (or tuple of types), a regex over qualified names, or ``mode
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -28,7 +29,7 @@ from actscope.telemetry.hooks import child_blocks, modules_by_name
 
 __all__ = ["ModuleSpec", "OutputSpec", "default_modules", "resolve_modules", "describe_module",
            "layer_names", "pick_tensor", "channel_dim", "check_output_spec", "spread",
-           "MAX_MODULES"]
+           "MAX_MODULES", "check_module_list", "explicit_modules"]
 
 MAX_MODULES = 32
 ModuleSpec = (Sequence[nn.Module] | type | tuple[type, ...] | str
@@ -79,32 +80,84 @@ def default_modules(model: nn.Module, max_modules: int = MAX_MODULES) -> list[nn
     return []
 
 
+ACCEPTED_FORMS = ("pass modules= as a list of the model's modules, a module type (or tuple of "
+                  "types), a regex over qualified names such as 'layers\\.\\d+', or a function "
+                  "model -> list of modules")
+
+
+def _expand_containers(mods: list[Any]) -> list[Any]:
+    """ModuleList/ModuleDict members in place of the container: a container has no forward of
+    its own, so a hook on it would never fire."""
+    out: list[Any] = []
+    for m in mods:
+        if isinstance(m, (nn.ModuleList, nn.ModuleDict)):
+            out.extend(m.values() if isinstance(m, nn.ModuleDict) else m)
+        else:
+            out.append(m)
+    return out
+
+
+def _as_list(spec: Any, what: str) -> list[Any]:
+    if isinstance(spec, Mapping):
+        return list(spec.values())
+    if isinstance(spec, (str, bytes)) or not isinstance(spec, Iterable):
+        raise UsageError(f"{what} {spec!r:.60} ({type(spec).__name__}), not modules; "
+                         f"{ACCEPTED_FORMS}")
+    return list(spec)
+
+
+def _by_pattern(root: nn.Module, pattern: str) -> list[nn.Module]:
+    try:
+        return modules_by_name(root, pattern)
+    except re.error as e:
+        raise UsageError(f"modules={pattern!r} is not a valid regular expression ({e}); "
+                         "e.g. modules=r'layers\\.\\d+' or modules='0|2|4'") from None
+
+
 def resolve_modules(model: nn.Module, spec: ModuleSpec = None,
                     max_modules: int = MAX_MODULES) -> list[nn.Module]:
-    """The modules named by ``spec`` (see ``ModuleSpec``); raises ``UsageError`` if none."""
+    """The modules named by ``spec`` (see ``ModuleSpec``); raises ``UsageError`` if none or if
+    ``spec`` has no accepted form.
+
+    A ``ModuleList``/``ModuleDict`` stands for its members, a dict for its values; a module
+    named twice is watched once. A listed module need not be registered in ``model`` (one kept
+    in a plain Python list still runs); one that never runs records nothing.
+    """
     root = unwrap_model(model)
     if spec is None:
         mods = default_modules(root, max_modules)
     elif isinstance(spec, str):
-        mods = modules_by_name(root, spec)
+        mods = _by_pattern(root, spec)
     elif isinstance(spec, type) or (isinstance(spec, tuple) and spec
                                     and all(isinstance(t, type) for t in spec)):
         types = spec if isinstance(spec, tuple) else (spec,)
         mods = [m for m in root.modules() if isinstance(m, types)]
-    elif callable(spec) and not isinstance(spec, nn.Module):
-        mods = list(spec(root))
     elif isinstance(spec, nn.Module):
         mods = [spec]
+    elif callable(spec):
+        mods = _as_list(spec(root), f"modules={getattr(spec, '__name__', 'fn')}(model) returned")
     else:
-        mods = list(spec)
+        mods = _as_list(spec, "modules= got")
+    mods = check_module_list(_expand_containers(mods), spec)
+    return mods
+
+
+def explicit_modules(spec: Any) -> list[nn.Module]:
+    """An explicit collection of modules (no model to search), checked like ``resolve_modules``."""
+    return check_module_list(_expand_containers(_as_list(spec, "modules= got")), spec)
+
+
+def check_module_list(mods: Sequence[Any], spec: Any) -> list[nn.Module]:
+    """``mods`` without repeats; ``UsageError`` if empty or if an item is not an ``nn.Module``."""
     bad = [type(m).__name__ for m in mods if not isinstance(m, nn.Module)]
     if bad:
-        raise UsageError(f"modules= must name nn.Module objects, got {bad[:3]}; pass a list of "
-                         "modules, a type, a name pattern or a function model -> modules")
-    if not mods:
-        raise UsageError(f"telemetry found no modules to watch (modules={spec!r}); pass "
-                         "modules=[...], a type, a name pattern or a function model -> modules")
-    return mods
+        raise UsageError(f"modules= must name nn.Module objects, got {', '.join(bad[:3])}; "
+                         f"{ACCEPTED_FORMS}")
+    unique = list({id(m): m for m in mods}.values())  # dict keeps the first-seen order
+    if not unique:
+        raise UsageError(f"telemetry found no modules to watch (modules={spec!r:.80}); "
+                         f"{ACCEPTED_FORMS}")
+    return unique
 
 
 def describe_module(module: nn.Module) -> str:
