@@ -282,8 +282,12 @@ class RecordBuffers:
         """On CPU, mark the layers whose every channel has fired in this epoch (see all_fired)."""
         if self.slab is None or not can_read_flags(self.slab.device) or all(self.all_fired):
             return
-        for layer, m in enumerate(self._channel_max()):
-            if m is not None and not self.all_fired[layer]:
+        for layer in range(self.L):
+            if self.all_fired[layer]:  # settled for this epoch: nothing to fold or compare
+                continue
+            self._fold_columns(layer, self.slot)
+            m = self._layer_channel_max(layer)
+            if m is not None:
                 self.all_fired[layer] = bool((m >= self.acc.dead_threshold).all())
 
     def _fix_range(self) -> None:
@@ -365,16 +369,17 @@ class RecordBuffers:
         """Per layer, the epoch's per-channel max so far ((C,), -inf: never ran), or None."""
         for layer in range(self.L):
             self._fold_columns(layer, self.slot)
-        out: list[torch.Tensor | None] = []
-        for layer, prev in enumerate(self.ep_max):
-            run = self.col_run[layer]
-            # width 0: the layer has not run since the attach (its buffers may be adopted ones)
-            m = None if run is None or not self.widths[layer] else _per_channel(
-                run, self.widths[layer])
-            if prev is not None:
-                m = prev if m is None else torch.maximum(prev.to(m.device), m)
-            out.append(m)
-        return out
+        return [self._layer_channel_max(layer) for layer in range(self.L)]
+
+    def _layer_channel_max(self, layer: int) -> torch.Tensor | None:
+        """One layer's per-channel max so far in the epoch (its slots already folded), or None."""
+        prev, run = self.ep_max[layer], self.col_run[layer]
+        # width 0: the layer has not run since the attach (its buffers may be adopted ones)
+        m = None if run is None or not self.widths[layer] else _per_channel(
+            run, self.widths[layer])
+        if prev is not None:
+            m = prev if m is None else torch.maximum(prev.to(m.device), m)
+        return m
 
     def _dead_rows(self) -> torch.Tensor | None:
         """(L, Cmax) of this epoch so far: 1 never fired, 0 fired, NaN padding/not run."""
