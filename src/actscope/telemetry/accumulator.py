@@ -18,8 +18,9 @@ so it never depends on when a flush happens (checkpoints flush). Nothing reaches
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -41,6 +42,20 @@ from actscope.telemetry.modules import (
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["TelemetryAccumulator"]
+
+
+def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
+    """Run ``method`` outside inference mode: a buffer made inside ``torch.inference_mode()``
+    is an inference tensor, and every later in-place update of it (outside) would fail."""
+
+    @functools.wraps(method)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if not torch.is_inference_mode_enabled():
+            return method(*args, **kwargs)
+        with torch.inference_mode(False):
+            return method(*args, **kwargs)
+
+    return wrapper
 
 
 class TelemetryAccumulator:
@@ -87,6 +102,11 @@ class TelemetryAccumulator:
         self.buf: RecordBuffers | None = None
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
+        # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
+        # the layers in the order of their first recorded forward.
+        self.skips: dict[int, str] = {}
+        self.forward_order: list[int] = []
+        self._warned_skips = False
 
     # ---- set-up and tear-down ------------------------------------------------------------
     def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None
@@ -112,6 +132,8 @@ class TelemetryAccumulator:
             for i, h in enumerate(hooks):
                 h.layer = i  # the hook carries its row: no lookup on the hot path
                 h.chan_ndim, h.n_chan, h.keep = -1, 0, 1  # set on the first forward
+                h.ordered = False
+        self.skips, self.forward_order, self._warned_skips = {}, [], False
         return list(self.names)
 
     def remove(self) -> None:
@@ -133,17 +155,47 @@ class TelemetryAccumulator:
             self.buf.begin(step)
         return self.recording
 
+    @_normal_tensors
     def end_batch(self) -> None:
         """Commit the current batch (if any watched module ran in it); flushes a full chunk."""
         if self.recording and self.buf is not None:
             self.buf.commit()
         self.recording = False
 
+    @_normal_tensors
     def end_epoch(self, epoch: int) -> None:
         """Close epoch ``epoch``'s per-channel record (device only; read back by ``result``)."""
         self.end_batch()
         if self.buf is not None:
             self.buf.end_epoch(epoch)
+
+    @property
+    def batch_written(self) -> bool:
+        """Whether a watched module recorded something in the current (uncommitted) batch."""
+        return self.recording and self.buf is not None and self.buf.wrote
+
+    def why_nothing(self) -> str:
+        """Why nothing was recorded, in words a user can act on."""
+        if self.skips:
+            layer, why = next(iter(self.skips.items()))
+            return (f"layer {self.names[layer]} {why}; pick the tensor to record with "
+                    "output=<index or key>, or watch other modules with modules=...")
+        return ("no watched module ran a forward in training mode (call model.train() and run "
+                "the model inside the watch)")
+
+    def _skip(self, hook: Hook, out: Any) -> None:
+        """Note why this output is not recorded (the rare path: once per layer)."""
+        if hook.layer in self.skips:
+            return
+        if isinstance(out, torch.Tensor):
+            why = f"returned an empty tensor of shape {tuple(out.shape)}"
+        elif self.output is not None:
+            keys = list(out.keys()) if isinstance(out, dict) else None
+            why = (f"returned {type(out).__name__} with no tensor at output={self.output!r}"
+                   + (f" (keys: {', '.join(map(str, keys[:8]))})" if keys else ""))
+        else:
+            why = f"returned {type(out).__name__}, which holds no tensor"
+        self.skips[hook.layer] = why
 
     @property
     def n_records(self) -> int:
@@ -154,8 +206,11 @@ class TelemetryAccumulator:
     def _forward(self, hook: Hook, module: nn.Module, inputs: Any, out: Any) -> None:
         if not self.recording or (self.training_only and not module.training):
             return
+        if torch.is_inference_mode_enabled():  # no autograd, so not a training step
+            return
         t = out if isinstance(out, torch.Tensor) else pick_tensor(out, self.output)
         if t is None:
+            self._skip(hook, out)
             return
         x = t.detach()
         if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
@@ -163,7 +218,11 @@ class TelemetryAccumulator:
         flat = x.reshape(-1)
         n = flat.shape[0]
         if n == 0:
+            self._skip(hook, t)
             return
+        if not hook.ordered:  # once per layer: the forward order, for the diagnosis
+            hook.ordered = True
+            self.forward_order.append(hook.layer)
         idx = hook.idx if getattr(hook, "idx_n", None) == n else None  # no dict on the hot path
         if idx is None or idx.device != flat.device:
             idx = self._idx.get((n, flat.device))
@@ -176,15 +235,25 @@ class TelemetryAccumulator:
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:
             return
+        if self.training_only and not module.training:  # an eval-mode backward (saliency, ...)
+            return
         g = grad_out[0].detach().reshape(-1).float()
         self.buf.record_grad(hook.layer, g)
 
     # ---- read-back and checkpoints -------------------------------------------------------
+    @_normal_tensors
     def result(self) -> Telemetry:
         """Flush and read the telemetry back to the host (one sync); cached until new records."""
         if self.buf is None or self.buf.n_records == 0:
             raise RuntimeError("no telemetry recorded yet: no watched module ran in a recorded "
                                "training-mode batch")
+        never = [i for i in self.skips if not self.buf.ever_ran(i)]
+        if never and not self._warned_skips:
+            self._warned_skips = True
+            warnings.warn("telemetry: " + "; ".join(f"layer {self.names[i]} {self.skips[i]}"
+                                                    for i in never[:3])
+                          + ": no statistics for it; pick the tensor with output=<index or key>",
+                          stacklevel=3)
         return self.buf.result(self.names, self.meta())
 
     def meta(self) -> dict[str, Any]:
@@ -198,9 +267,11 @@ class TelemetryAccumulator:
                 "sampled": ["hist", "dead", "mad"],
                 "bytes_per_record_per_layer": self.bytes_per_record(),
                 "hist_range_rule": "fixed" if self.hist_range else "first recorded batch",
+                "forward_order": list(self.forward_order),
                 # under DDP only rank 0 saves its recording, over its B/W rows of each batch
                 "scope": f"rank {get_rank()} of {world}" if world > 1 else "single process"}
 
+    @_normal_tensors
     def state_dict(self) -> dict[str, Any]:
         """Everything recorded so far (flushes; one read-back), for an exact resume."""
         state = {"names": list(self.names)}
@@ -208,6 +279,7 @@ class TelemetryAccumulator:
             state.update(self.buf.state_dict())
         return state
 
+    @_normal_tensors
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore ``state_dict()``'s records (idempotent); recording then continues after them."""
         if list(state["names"]) != list(self.names):

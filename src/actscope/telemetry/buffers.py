@@ -84,9 +84,14 @@ class RecordBuffers:
         self.all_fired = [False] * n_layers
         self.ep_batches = 0  # recorded batches in this epoch
         self.ep_seen = False
+        self.next_epoch = 0  # the label of the epoch being recorded (one past the last closed)
+        self.ever = [False] * n_layers  # which layers have recorded at least once
         self.epochs: list[tuple[int, torch.Tensor]] = []  # (epoch, (L, Cmax) dead flags)
         self.slot, self.n, self.step, self.wrote = 0, 0, 0, False
         self.iters: list[int] = []
+        # Host-side, no device op: record index -> which layers ran, for records where not all
+        # did (a layer skipped by stochastic depth, a branch not taken, a module in eval mode).
+        self.partial: dict[int, list[bool]] = {}
         self.bufs: dict[str, torch.Tensor] = {}
         self.lo: torch.Tensor | None = None
         self.hi: torch.Tensor | None = None
@@ -133,6 +138,10 @@ class RecordBuffers:
         self.col_slot, self.col_cur = [None] * self.L, [None] * self.L
         self.col_run, self.adopted = [None] * self.L, [False] * self.L
 
+    def ever_ran(self, layer: int) -> bool:
+        """Whether ``layer`` recorded at least once since the attach (or the restored state)."""
+        return self.ever[layer]
+
     @property
     def n_records(self) -> int:
         """Committed records (flushed or still in the chunk)."""
@@ -173,7 +182,7 @@ class RecordBuffers:
             if self.col_slot[layer] is None:  # a large map: fold now (col is reused per slot)
                 torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
-        self.ran[layer] = self.wrote = True
+        self.ran[layer] = self.wrote = self.ever[layer] = True
 
     def _channel_setup(self, hook: Hook, x: torch.Tensor) -> None:
         """Which dim holds the channels of this output (``hook.n_chan`` 0: not recorded)."""
@@ -267,6 +276,7 @@ class RecordBuffers:
             for layer, ran in enumerate(self.ran):
                 if not ran:
                     self.slab[layer, self.slot].fill_(float("nan"))
+            self.partial[len(self.iters)] = list(self.ran)
         self.iters.append(self.step)
         self.slot += 1
         self.ep_batches += 1
@@ -399,6 +409,7 @@ class RecordBuffers:
     def end_epoch(self, epoch: int) -> None:
         """Close the epoch's per-channel record (if anything was recorded in it)."""
         self.flush()
+        self.next_epoch = epoch + 1
         if not self.ep_seen:
             return
         row = self._dead_rows()
@@ -425,7 +436,7 @@ class RecordBuffers:
         if self.ep_seen:  # the open epoch so far (a cancelled fit, a loop without end_epoch)
             row = self._dead_rows()
             if row is not None:
-                epochs.append((epochs[-1][0] + 1 if epochs else 0, row))
+                epochs.append((max(self.next_epoch, epochs[-1][0] + 1 if epochs else 0), row))
         ch: dict[str, Any] = {}
         if epochs:
             width = max(r.shape[1] for _, r in epochs)
@@ -443,8 +454,18 @@ class RecordBuffers:
             grad_mean=None if grads is None else grads[..., 1],
             grad_std=None if grads is None else np.sqrt(np.maximum(grads[..., 0], 0)),
             hist_under=host.get("hist_under"), hist_over=host.get("hist_over"),
-            meta=meta, **ch)
+            meta=meta, ran=self._ran_array(n), **ch)
         return self.cached
+
+    def _ran_array(self, n: int) -> np.ndarray | None:
+        """(L, n) uint8 of which layers ran per record; None when all ran in every record."""
+        rows = {j: r for j, r in self.partial.items() if j < n}
+        if not rows:
+            return None
+        ran = np.ones((self.L, n), dtype=np.uint8)
+        for j, r in rows.items():
+            ran[:, j] = r
+        return ran
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -456,7 +477,9 @@ class RecordBuffers:
             "bufs": {k: v[:, :n].cpu() for k, v in self.bufs.items()},
             "epochs": [(e, r.cpu()) for e, r in self.epochs],
             "ep_max": [m.cpu() if m is not None else None for m in self._channel_max()],
-            "ep_seen": self.ep_seen, "widths": list(self.widths)}
+            "ep_seen": self.ep_seen, "widths": list(self.widths),
+            "next_epoch": self.next_epoch, "ever": list(self.ever),
+            "partial": {j: list(r) for j, r in self.partial.items() if j < n}}
         if self.lo is not None:
             state["range"] = torch.stack([self.lo, self.hi]).cpu()
         return state
@@ -465,6 +488,8 @@ class RecordBuffers:
         """Restore ``state_dict()``; recording then continues after the restored records."""
         self.iters = list(state["iters"])
         self.n = len(self.iters)
+        self.partial = {int(j): [bool(v) for v in r]
+                        for j, r in state.get("partial", {}).items()}
         self.bufs = {k: v.clone() for k, v in state["bufs"].items()}
         self.lo, self.hi = ((state["range"][0], state["range"][1]) if "range" in state
                             else (None, None))
@@ -477,6 +502,8 @@ class RecordBuffers:
         self.col_run = [None] * self.L
         self.views = [None] * self.L
         self.ep_seen = bool(state.get("ep_seen", False))
+        self.next_epoch = int(state.get("next_epoch", self.epochs[-1][0] + 1 if self.epochs else 0))
+        self.ever = [bool(v) for v in state.get("ever", [True] * self.L)]
         self.widths = list(state.get("widths", self.widths))
         self.slot, self.cached, self.wrote = 0, None, False
         self.counts = [[None] * self.acc.chunk for _ in range(self.L)]

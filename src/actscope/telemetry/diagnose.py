@@ -198,11 +198,15 @@ def _unstable(t: Telemetry, th: Thresholds) -> list[Finding]:
 
 
 def _non_finite(t: Telemetry) -> list[Finding]:
-    bad = ~(np.isfinite(t.mean) & np.isfinite(t.std))  # (L, N)
+    # A layer that did not run in a batch has NaN statistics there too: no value, not a NaN.
+    bad = ~(np.isfinite(t.mean) & np.isfinite(t.std)) & t.ran_mask()  # (L, N)
     if not bad.any():
         return []
     rec = int(np.nonzero(bad.any(axis=0))[0][0])
-    layer = int(np.nonzero(bad[:, rec])[0][0])  # the first in forward order: where it started
+    # the first in forward order (recorded in meta; else the watch order): where it started
+    order = [i for i in t.meta.get("forward_order", []) if 0 <= i < len(t.names)]
+    order += [i for i in range(len(t.names)) if i not in order]
+    layer = next(i for i in order if bad[i, rec])
     it = int(t.iters[rec])
     name = t.names[layer]
     return [Finding(
@@ -226,7 +230,8 @@ def diagnose(telemetry: Telemetry, thresholds: Thresholds | None = None) -> list
         if rec == 0:
             return first
         t = replace(t, iters=t.iters[:rec], mean=t.mean[:, :rec], std=t.std[:, :rec],
-                    dead=t.dead[:, :rec], hist=t.hist[:, :rec])
+                    dead=t.dead[:, :rec], hist=t.hist[:, :rec],
+                    ran=None if t.ran is None else t.ran[:, :rec])
     return [*first, *_unstable(t, th), *_vanishing(t, th), *_dead(t, th),
             *_dead_channels(t, th)]
 

@@ -16,12 +16,49 @@ from typing import Any
 
 from torch import nn
 
-__all__ = ["Hook", "Hooks", "modules_by_type", "modules_by_name", "child_blocks"]
+__all__ = ["Hook", "Hooks", "WeakCall", "modules_by_type", "modules_by_name", "child_blocks"]
 
 HookFn = Callable[..., Any]
 _KINDS = ("forward", "backward")
 # (id(module), kind, fn) -> live Hook; guards against registering one function twice on a module.
 _LIVE: dict[tuple[int, str, int, int], weakref.ref] = {}
+
+
+class WeakCall:
+    """What a module holds for one of actscope's hooks: ``getattr(obj, attr)(*args)`` through a
+    weak reference, so the module does not keep ``obj`` alive (gc can then remove the hook).
+
+    A copy of the module (``copy.deepcopy``, or pickling the whole model, as ``torch.save(model)``
+    does) gets a ``DetachedCall`` instead: the copy (an EMA or teacher model, say) is not watched,
+    and the model stays picklable.
+    """
+
+    __slots__ = ("ref", "attr")
+
+    def __init__(self, obj: Any, attr: str) -> None:
+        self.ref, self.attr = weakref.ref(obj), attr
+
+    def __call__(self, *args: Any) -> None:
+        obj = self.ref()
+        if obj is not None:
+            getattr(obj, self.attr)(*args)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> DetachedCall:
+        return DetachedCall()
+
+    def __reduce__(self) -> tuple[type, tuple[()]]:
+        return (DetachedCall, ())
+
+
+class DetachedCall:
+    """A copied module's leftover of an actscope hook: records nothing, removes itself when
+    first called (a copy carries no actscope hook once it has run)."""
+
+    def __call__(self, module: nn.Module, *args: Any) -> None:
+        for hooks in (module._forward_hooks, module._forward_pre_hooks, module._backward_hooks):
+            for key, fn in list(hooks.items()):
+                if fn is self:
+                    del hooks[key]
 
 
 class Hook:
@@ -44,20 +81,16 @@ class Hook:
             self.removed, self._handle, self.duplicate = True, None, True
             return
         self.duplicate = False
-        # A weak self-reference in the closure: the module must not keep the Hook alive, or gc
-        # could never remove it.
-        ref = weakref.ref(self)
-
-        def call(mod: nn.Module, a: Any, b: Any) -> None:
-            hook = ref()
-            if hook is not None:
-                hook.fn(hook, mod, a, b)
-
+        # Weak: the module must not keep the Hook alive, or gc could never remove it.
+        call = WeakCall(self, "_dispatch")
         if kind == "forward":
             self._handle = module.register_forward_hook(call)
         else:
             self._handle = module.register_full_backward_hook(call)
-        _LIVE[self._key] = ref
+        _LIVE[self._key] = call.ref
+
+    def _dispatch(self, mod: nn.Module, a: Any, b: Any) -> None:
+        self.fn(self, mod, a, b)
 
     def remove(self) -> None:
         """Remove the hook; safe to call more than once."""

@@ -21,9 +21,10 @@ from actscope.errors import ActscopeError
 __all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError"]
 
 # Per-record arrays: their first two dimensions are (layers L, records N).
-_PER_RECORD = ("mean", "std", "dead", "mad", "grad_mean", "grad_std", "hist_under", "hist_over")
+_PER_RECORD = ("mean", "std", "dead", "mad", "grad_mean", "grad_std", "hist_under", "hist_over",
+               "ran")
 _OPTIONAL = ("mad", "grad_mean", "grad_std", "hist_under", "hist_over", "channel_dead",
-             "channel_epochs", "n_channels")
+             "channel_epochs", "n_channels", "ran")
 _ARRAYS = ("iters", "mean", "std", "hist", "hist_range", "dead", *_OPTIONAL)
 _REQUIRED = ("names", "iters", "mean", "std", "hist", "hist_range", "dead")
 
@@ -46,7 +47,9 @@ class Telemetry:
     ``hist_under``/``hist_over`` count the samples below ``lo`` / at or above ``hi`` of
     ``hist_range``. ``channel_dead[l, e, c]`` is 1.0 when channel ``c`` of layer ``l`` never
     fired (max < ``meta["dead_threshold"]``) in epoch ``channel_epochs[e]``, 0.0 when it did, NaN
-    past the layer's ``n_channels[l]``.
+    past the layer's ``n_channels[l]``. ``ran[l, j]`` is 0 where layer ``l`` did not run in the
+    batch of record ``j`` (its statistics are NaN there: no value, not a non-finite one); absent
+    when every layer ran in every recorded batch.
     """
 
     names: list[str]
@@ -65,6 +68,13 @@ class Telemetry:
     channel_dead: np.ndarray | None = None  # (L, E, Cmax) float32: 1 dead, 0 fired, NaN padding
     channel_epochs: np.ndarray | None = None  # (E,) int64
     n_channels: np.ndarray | None = None  # (L,) int64
+    ran: np.ndarray | None = None  # (L, N) uint8: 0 where the layer did not run in that batch
+
+    def ran_mask(self) -> np.ndarray:
+        """(L, N) bool: True where the layer ran in the record's batch."""
+        if self.ran is None:
+            return np.ones(self.mean.shape, dtype=bool)
+        return self.ran.astype(bool)
 
     @property
     def n_layers(self) -> int:

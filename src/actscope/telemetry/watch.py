@@ -11,30 +11,56 @@ It is the accumulator of ``ActivationStatsCallback`` (same cost, no host sync pe
 counts as a batch:
 - with ``w.step()``: everything between two ``step()`` calls is one batch (if the model runs
   several times in it, as with gradient accumulation, the last training-mode forward is kept);
-- without ``step()``: each training-mode forward of the root model starts a new batch (found by
-  a forward pre-hook on the model). Calling ``step()`` once switches to the first rule.
-Only forwards in training mode (``module.training``) are recorded, so a validation pass inside
-the loop (``model.eval()``) does not enter the statistics. Without ``end_epoch()`` the whole run is
-epoch 0 of the per-channel record. Hooks are removed on leaving ``with`` (also on an error), on
-``remove()``, and when the ``Watch`` is garbage-collected. Under DDP it hooks the unwrapped
-module and records on rank 0 only; on other ranks it is inert and ``report`` writes nothing.
+- without ``step()``: each forward of the root model in training mode, or with autograd on (a
+  model fine-tuned with parts in eval mode), starts a new batch (found by a forward pre-hook on
+  the model). A loop that never calls the model itself (only ``model.encoder(x)`` and
+  ``model.head(z)``, say) cannot be split into batches this way: it records one batch and warns;
+  call ``step()`` there. Calling ``step()`` once switches to the first rule.
+Only forwards of modules in training mode (``module.training``) are recorded, so a validation
+pass inside the loop (``model.eval()``) does not enter the statistics; neither do forwards under
+``torch.inference_mode()``. ``result()`` / ``state_dict()`` in the middle of a loop close the
+batch so far; the ``step()`` that follows them does not count a second one. Without
+``end_epoch()`` the whole run is epoch 0 of the per-channel record. Hooks are removed on leaving
+``with`` (also on an error), on ``remove()``, and when the ``Watch`` is garbage-collected; a copy
+of the model (``copy.deepcopy``, ``torch.save(model)``) carries none. Under DDP it hooks the
+unwrapped module and records on rank 0 only; on other ranks it is inert and ``report`` writes
+nothing.
 """
 
 from __future__ import annotations
 
-import weakref
+import difflib
+import inspect
+import warnings
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch import nn
 
 from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import ModuleSpec
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["Watch", "watch"]
+
+
+# The accumulator settings watch() passes on (``every`` and ``training_only`` are its own).
+_SETTINGS = tuple(p for p in inspect.signature(TelemetryAccumulator.__init__).parameters
+                  if p not in ("self", "every", "training_only"))
+
+
+def check_settings(settings: dict[str, Any]) -> None:
+    """``UsageError`` naming an unknown telemetry setting (and the closest known one)."""
+    for key in settings:
+        if key not in _SETTINGS:
+            close = difflib.get_close_matches(key, (*_SETTINGS, "modules", "every"), n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise UsageError(f"unknown telemetry setting {key}=; {hint}known: modules, every, "
+                             f"{', '.join(_SETTINGS)}")
 
 
 def watch(model: nn.Module, modules: ModuleSpec = None, every: int = 1,
@@ -51,24 +77,22 @@ class Watch:
                  **settings: Any) -> None:
         if not isinstance(model, nn.Module):
             raise UsageError(f"watch() needs an nn.Module, got {type(model).__name__}")
+        check_settings(settings)
         self.model = unwrap_model(model)
         self.acc = TelemetryAccumulator(every=every, training_only=True, **settings)
         self.enabled = get_rank() == 0  # rank 0 only, as ActivationStatsCallback under DDP
         self.steps = 0  # batches completed: the step index of the current batch
         self.epoch = 0  # the epoch being recorded
         self.explicit = False  # True once step() was called
-        self._forwarded = False  # a training-mode forward ran in the current batch
+        self._forwarded = False  # a forward that counts as a batch ran in the current batch
+        self._peeked = False  # result()/state_dict() closed the batch that step() would close
+        self._root_forwards = 0
+        self._removed = False
         self._pre = None
         if self.enabled:
             self.acc.attach(self.model, modules)
-            ref = weakref.ref(self)  # the model must not keep the Watch alive
-
-            def pre_hook(module: nn.Module, args: Any) -> None:
-                w = ref()
-                if w is not None and module.training:
-                    w._on_forward()
-
-            self._pre = self.model.register_forward_pre_hook(pre_hook)
+            # weak: the model must not keep the Watch alive; a copy of the model is not watched
+            self._pre = self.model.register_forward_pre_hook(WeakCall(self, "_pre_forward"))
             self.acc.begin_batch(0)
 
     @property
@@ -77,10 +101,15 @@ class Watch:
         return list(self.acc.names)
 
     # ---- the loop ------------------------------------------------------------------------
-    def _on_forward(self) -> None:
-        if self._forwarded and not self.explicit:
+    def _pre_forward(self, module: nn.Module, args: Any) -> None:
+        if torch.is_inference_mode_enabled():  # no autograd: not a training step
+            return
+        self._root_forwards += 1
+        self._peeked = False
+        counts = module.training or torch.is_grad_enabled()
+        if not self.explicit and self._forwarded:
             self._advance()  # the previous forward was a batch of its own
-        self._forwarded = True
+        self._forwarded = self._forwarded or counts
 
     def _advance(self) -> None:
         self.acc.end_batch()
@@ -91,8 +120,13 @@ class Watch:
     def step(self) -> None:
         """Mark the end of one training batch (optional; see the module docstring)."""
         self.explicit = True
-        if self.enabled:
-            self._advance()
+        if not self.enabled:
+            return
+        if self._peeked and not self._forwarded and not self.acc.batch_written:
+            self._peeked = False  # result()/state_dict() already closed this batch
+            return
+        self._peeked = False
+        self._advance()
 
     def end_epoch(self, epoch: int | None = None) -> None:
         """Close the epoch's per-channel dead-unit record (``epoch``: default 0, 1, 2, ...)."""
@@ -104,9 +138,21 @@ class Watch:
         self.epoch = e + 1
         self.acc.begin_batch(self.steps)
 
-    def _close_batch(self) -> None:
-        if self._forwarded:
+    def _close_batch(self) -> bool:
+        """End the current batch if anything ran in it; whether it did."""
+        if self._forwarded or self.acc.batch_written:
+            if not self.explicit and self._root_forwards == 0:
+                warnings.warn("watch(): the watched modules ran but the model itself was never "
+                              "called, so batches cannot be told apart and they are recorded as "
+                              "one; call w.step() after each training batch", stacklevel=3)
             self._advance()
+            return True
+        return False
+
+    def _peek_close(self) -> None:
+        """Close the batch for a read in the middle of a loop (see the module docstring)."""
+        if self._close_batch():
+            self._peeked = True
 
     # ---- results -------------------------------------------------------------------------
     def result(self) -> Telemetry:
@@ -114,11 +160,9 @@ class Watch:
         if not self.enabled:
             raise UsageError(f"watch() records on rank 0 only; this is rank {get_rank()}: call "
                              "result() where actscope.dist.is_main_process() is True")
-        self._close_batch()
+        self._peek_close()
         if self.acc.n_records == 0:
-            raise UsageError("watch() recorded nothing: no watched module ran a forward in "
-                             "training mode (call model.train() and run the model inside the "
-                             "watch)")
+            raise UsageError(f"watch() recorded nothing: {self.acc.why_nothing()}")
         return self.acc.result()
 
     def report(self, out_dir: str | Path) -> Path:
@@ -139,12 +183,17 @@ class Watch:
         """End the current batch and remove every hook (idempotent); results stay readable."""
         if self.enabled and self.acc.attached:
             self._close_batch()
+        self._removed = True
         self.acc.remove()
         if self._pre is not None:
             self._pre.remove()
             self._pre = None
 
     def __enter__(self) -> Watch:
+        if self._removed:
+            raise UsageError("this watch was removed (its with-block ended or remove() was "
+                             "called) and records nothing more; start a new one: "
+                             "with actscope.watch(model) as w: ...")
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -162,7 +211,7 @@ class Watch:
     def state_dict(self) -> dict[str, Any]:
         """The recording so far and the loop's position, for an exact resume."""
         if self.enabled:
-            self._close_batch()
+            self._peek_close()
         return {"acc": self.acc.state_dict() if self.enabled else None,
                 "steps": self.steps, "epoch": self.epoch, "explicit": self.explicit}
 
@@ -172,7 +221,7 @@ class Watch:
         self.explicit = bool(state.get("explicit", False))
         if self.enabled and state.get("acc") is not None:
             self.acc.load_state_dict(state["acc"])
-            self._forwarded = False
+            self._forwarded = self._peeked = False
             self.acc.begin_batch(self.steps)
 
     def __repr__(self) -> str:
