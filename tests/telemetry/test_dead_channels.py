@@ -82,3 +82,32 @@ def test_a_channel_that_fires_once_in_an_epoch_is_alive():
     w.remove()
     t = w.result()
     np.testing.assert_array_equal(t.channel_dead[0], [[1, 1, 0], [1, 1, 1]])
+
+
+def test_channels_of_an_element_wise_module_on_image_maps_are_dim_1():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.act = nn.ReLU()
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.abs()
+            x[:, :8] = -x[:, :8]  # channels 0-7 never fire
+            return self.act(x)
+
+    m = Net()
+    with actscope.watch(m, modules=[m.act]) as w:
+        for _ in range(3):
+            m(torch.randn(4, 16, 5, 5))
+    t = w.result()
+    assert t.n_channels.tolist() == [16]
+    assert t.channel_dead[0, 0].tolist() == [1.0] * 8 + [0.0] * 8
+
+
+def test_channel_dim_rules():
+    from actscope.telemetry.modules import channel_dim
+
+    assert channel_dim(nn.BatchNorm2d(3), 4) == 1 and channel_dim(nn.MaxPool1d(2), 3) == 1
+    assert channel_dim(nn.Sequential(nn.Linear(3, 3), nn.GELU()), 4) == 3  # (N, H, W, C)
+    assert channel_dim(nn.GELU(), 3) == 2 and channel_dim(nn.GELU(), 2) == 1
+    assert channel_dim(nn.GELU(), 1) is None

@@ -103,3 +103,35 @@ def test_the_cli_report_command_reads_a_watch_folder(watched, tmp_path: Path) ->
     (tmp_path / "report.html").unlink()
     assert main(["report", str(tmp_path)]) == 0
     assert "actscope report: " in (tmp_path / "report.html").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("setup, says", [
+    (lambda d: (d / "plots").write_text("my notes"), "plots exists and was not written"),
+    (lambda d: (d / "findings.json").write_text('["my own notes"]'),
+     "findings.json exists and was not written"),
+])
+def test_a_user_file_where_the_report_writes_stops_it_before_anything_is_written(
+        watched, tmp_path, setup, says):
+    folder = tmp_path / "out"
+    folder.mkdir()
+    setup(folder)
+    before = snapshot(folder)
+    with pytest.raises(UsageError, match=says):
+        watched.report(folder)
+    assert snapshot(folder) == before and sorted(p.name for p in folder.iterdir()) == \
+        sorted(before)
+
+
+def test_a_parent_that_is_a_file_is_a_usage_error(watched, tmp_path):
+    (tmp_path / "notes").write_text("x")
+    with pytest.raises(UsageError, match="is a file; pass a path under a folder"):
+        watched.report(tmp_path / "notes" / "run")
+
+
+def test_a_plot_the_report_does_not_draw_is_left_alone(watched, tmp_path):
+    folder = tmp_path / "out"
+    (folder / "plots").mkdir(parents=True)
+    (folder / "plots" / "metrics.png").write_bytes(b"mine")  # watch() draws no metrics plot
+    watched.report(folder)
+    assert (folder / "plots" / "metrics.png").read_bytes() == b"mine"
+    assert (folder / "report.html").is_file()

@@ -25,6 +25,7 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
+from actscope.nn.affine import AffineNorm
 from actscope.telemetry.hooks import child_blocks, modules_by_name
 
 __all__ = ["ModuleSpec", "OutputSpec", "default_modules", "resolve_modules", "describe_module",
@@ -175,16 +176,31 @@ def layer_names(model: nn.Module | None, modules: Sequence[nn.Module]) -> list[s
     return [f"{qual.get(id(m)) or i} {describe_module(m)}" for i, m in enumerate(modules)]
 
 
-def channel_dim(module: nn.Module, ndim: int) -> int | None:
-    """The channel dim of ``module``'s output: 1 for a conv's (N, C, ...), else the last dim.
+# Modules whose output keeps torch's channels-first layout (N, C, ...).
+_CHANNELS_FIRST = (nn.modules.conv._ConvNd, nn.modules.batchnorm._NormBase, nn.GroupNorm,
+                   nn.modules.pooling._MaxPoolNd, nn.modules.pooling._AvgPoolNd,
+                   nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd,
+                   nn.Dropout2d, nn.Dropout3d, AffineNorm)
 
-    A (N, T, F) transformer or (N, F) Linear output has its features last; a (N, C, H, W) conv
-    output its channels at dim 1. ``None`` for a 0-d or 1-d output (no batch of channels).
+
+def channel_dim(module: nn.Module, ndim: int) -> int | None:
+    """The channel dim of ``module``'s output (``None`` for a 0-d or 1-d output).
+
+    Dim 1 for a module with a conv, a channels-first norm (BatchNorm, InstanceNorm, GroupNorm) or
+    pooling in it: (N, C, ...). The last dim for one with a Linear (a (N, T, F) transformer block,
+    a (N, H, W, C) Swin block) and for any other 3-d output (sequences). Dim 1 for any other
+    output of 4 or more dims: an element-wise module (ReLU, GeneralRelu) on an image map.
     """
     if ndim < 2:
         return None
-    has_conv = any(isinstance(m, nn.modules.conv._ConvNd) for m in module.modules())
-    return 1 if has_conv else ndim - 1
+    if ndim == 2:
+        return 1
+    mods = list(module.modules())
+    if any(isinstance(m, _CHANNELS_FIRST) for m in mods):
+        return 1
+    if ndim == 3 or any(isinstance(m, nn.Linear) for m in mods):
+        return ndim - 1
+    return 1
 
 
 def pick_tensor(out: Any, output: OutputSpec = None) -> torch.Tensor | None:

@@ -12,6 +12,8 @@ that is not actscope's stops the call before anything is written.
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterable
 from pathlib import Path
 
 from actscope.errors import UsageError
@@ -48,18 +50,37 @@ def _is_actscope_report(path: Path) -> bool:
     return head.startswith(b"<!DOCTYPE html>") and f"<title>{REPORT_TITLE}".encode() in head
 
 
-def check_report_folder(out_dir: str | Path) -> None:
+def _check_writable(out: Path) -> None:
+    """``UsageError`` if ``out`` cannot be made or written (a file in the way, no permission)."""
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"report folder {out} is a file: pass a folder path")
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UsageError(f"report folder {out} cannot be made: {existing} is a file; pass a path "
+                         "under a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UsageError(f"report folder {out}: {existing} is not writable; pass a folder you "
+                         "can write to")
+    plots = out / "plots"
+    if plots.exists() and not plots.is_dir():
+        raise UsageError(_refusal(plots))
+
+
+def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None) -> None:
     """Raise ``UsageError`` unless writing a report into ``out_dir`` replaces only actscope files.
 
-    A target that exists must be actscope's own (a valid telemetry.npz, a findings list, a report
-    page); plots/<name>.png files are replaced only in a folder that already holds actscope's
-    telemetry.npz or report.html (an earlier report), since a PNG does not say who drew it.
+    A target that exists must be actscope's own (a valid telemetry.npz, a report page); a
+    findings.json (a list of strings, which anyone could write) and plots/<name>.png files (a PNG
+    does not say who drew it) are replaced only in a folder that already holds actscope's
+    telemetry.npz or report.html (an earlier report). ``plots``: the plot files the report will
+    write (default: every plot a report can have).
     """
     from actscope.telemetry.report import REPORT_FILE, plot_names
 
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"report folder {out} is a file: pass a folder path")
+    _check_writable(out)
     if not out.exists():
         return
     checks = ((TELEMETRY_FILE, _is_actscope_telemetry), (FINDINGS_FILE, _is_actscope_findings),
@@ -71,7 +92,10 @@ def check_report_folder(out_dir: str | Path) -> None:
             if not path.is_file() or not is_ours(path):
                 raise UsageError(_refusal(path))
             owned = owned or name != FINDINGS_FILE
-    for name in plot_names():
+    findings = out / FINDINGS_FILE
+    if findings.exists() and not owned:
+        raise UsageError(_refusal(findings))
+    for name in plot_names() if plots is None else plots:
         path = out / "plots" / name
         if path.exists() and not (owned and path.is_file()):
             raise UsageError(_refusal(path))
@@ -89,12 +113,12 @@ def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
     Checks the folder first (``check_report_folder``): nothing is written if it would replace a
     file that is not actscope's. Each file is written atomically.
     """
-    from actscope.telemetry.plots import save_run_plots  # matplotlib: only when a report is made
+    from actscope.telemetry.plots import run_figures, save_run_plots  # matplotlib: on use only
     from actscope.telemetry.report import write_report
     from actscope.telemetry.run_view import RunView
 
     out = Path(out_dir)
-    check_report_folder(out)
+    check_report_folder(out, plots=run_figures(RunView(path=out, telemetry=telemetry)))
     findings = publish_telemetry(out, telemetry)
     view = RunView(path=out, telemetry=telemetry, findings=findings)
     save_run_plots(out, view)
