@@ -167,3 +167,12 @@ def test_containers_stand_for_their_members_and_repeats_are_watched_once():
             assert sum(len(m._forward_hooks) for m in model.modules()) == len(w.result().names)
         finally:
             w.remove()
+
+
+def test_names_say_which_module_is_the_model_and_which_is_not_in_it():
+    from actscope.telemetry.modules import layer_names
+
+    m = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    names = layer_names(m, [m[2], nn.Linear(2, 2), m])
+    assert names[0].startswith("2 ") and names[1].startswith("outside.1 ")
+    assert names[2].startswith("model ")

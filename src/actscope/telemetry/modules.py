@@ -170,10 +170,18 @@ def describe_module(module: nn.Module) -> str:
 
 
 def layer_names(model: nn.Module | None, modules: Sequence[nn.Module]) -> list[str]:
-    """``"<qualified name> <what it is>"`` per module: ``"3 conv 32→64"``, ``"h.3 GPT2Block"``."""
+    """``"<qualified name> <what it is>"`` per module: ``"3 conv 32→64"``, ``"h.3 GPT2Block"``;
+    the model itself is ``"model"``, a module outside it ``"outside.<position in the list>"``."""
     root = unwrap_model(model) if model is not None else None
     qual = {id(m): n for n, m in root.named_modules()} if root is not None else {}
-    return [f"{qual.get(id(m)) or i} {describe_module(m)}" for i, m in enumerate(modules)]
+
+    def name(i: int, m: nn.Module) -> str:
+        q = qual.get(id(m))
+        if q is None:  # not a submodule of the model (or no model given): its place in the list
+            return f"{i}" if root is None else f"outside.{i}"
+        return q or "model"  # the root's qualified name is ""
+
+    return [f"{name(i, m)} {describe_module(m)}" for i, m in enumerate(modules)]
 
 
 # Modules whose output keeps torch's channels-first layout (N, C, ...).
