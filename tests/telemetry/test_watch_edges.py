@@ -253,3 +253,10 @@ def test_the_open_epoch_is_labelled_by_the_watch_epoch():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert w.result().channel_epochs.tolist() == [2]
+
+
+def test_the_trainer_callbacks_name_an_unknown_setting_too():
+    from actscope.integrations.recording import StepRecorder
+
+    with pytest.raises(UsageError, match=r"did you mean dead_threshold=\?"):
+        StepRecorder("ActscopeCallback", dead_treshold=0.1)

@@ -18,7 +18,7 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
-from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.report_folder import write_report_folder
@@ -57,6 +57,7 @@ class StepRecorder:
                              "every=1 to record every optimizer step")
         self.owner, self.modules = owner, modules
         # Built now, so a bad setting fails when the callback is made, not at fit start.
+        check_settings(accumulator_kwargs, exclude=("every",))
         self.acc = TelemetryAccumulator(every=every, **accumulator_kwargs)
         self._pending: dict[str, Any] | None = None
         self._open = False
@@ -107,8 +108,9 @@ class StepRecorder:
 
     def result(self) -> Telemetry:
         if self.acc.n_records == 0:
+            why = f" ({self.acc.why_nothing()})" if self.acc.skips else ""
             raise UsageError(f"{self.owner} has recorded nothing: it records training steps "
-                             "during the trainer's fit/train, on the main process only")
+                             f"during the trainer's fit/train, on the main process only{why}")
         return self.acc.result()
 
     def report(self, out_dir: str | Path) -> Path:

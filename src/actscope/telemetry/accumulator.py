@@ -18,7 +18,9 @@ so it never depends on when a flush happens (checkpoints flush). Nothing reaches
 
 from __future__ import annotations
 
+import difflib
 import functools
+import inspect
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -41,7 +43,7 @@ from actscope.telemetry.modules import (
 )
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["TelemetryAccumulator"]
+__all__ = ["TelemetryAccumulator", "check_settings"]
 
 
 def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -56,6 +58,19 @@ def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
             return method(*args, **kwargs)
 
     return wrapper
+
+
+def check_settings(settings: dict[str, Any], exclude: Sequence[str] = ()) -> None:
+    """``UsageError`` naming a key of ``settings`` that is not an accumulator setting (and the
+    closest one that is); ``exclude``: settings the caller sets itself."""
+    known = [p for p in inspect.signature(TelemetryAccumulator.__init__).parameters
+             if p != "self" and p not in exclude]
+    for key in settings:
+        if key not in known:
+            close = difflib.get_close_matches(key, (*known, "modules", "every"), n=1)
+            hint = f"did you mean {close[0]}=? " if close else ""
+            raise UsageError(f"unknown telemetry setting {key}=; {hint}known: modules, every, "
+                             f"{', '.join(known)}")
 
 
 class TelemetryAccumulator:

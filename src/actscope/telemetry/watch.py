@@ -29,8 +29,6 @@ nothing.
 
 from __future__ import annotations
 
-import difflib
-import inspect
 import warnings
 from pathlib import Path
 from typing import Any
@@ -40,27 +38,12 @@ from torch import nn
 
 from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
-from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import ModuleSpec
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["Watch", "watch"]
-
-
-# The accumulator settings watch() passes on (``every`` and ``training_only`` are its own).
-_SETTINGS = tuple(p for p in inspect.signature(TelemetryAccumulator.__init__).parameters
-                  if p not in ("self", "every", "training_only"))
-
-
-def check_settings(settings: dict[str, Any]) -> None:
-    """``UsageError`` naming an unknown telemetry setting (and the closest known one)."""
-    for key in settings:
-        if key not in _SETTINGS:
-            close = difflib.get_close_matches(key, (*_SETTINGS, "modules", "every"), n=1)
-            hint = f"did you mean {close[0]}=? " if close else ""
-            raise UsageError(f"unknown telemetry setting {key}=; {hint}known: modules, every, "
-                             f"{', '.join(_SETTINGS)}")
 
 
 def watch(model: nn.Module, modules: ModuleSpec = None, every: int = 1,
@@ -77,7 +60,7 @@ class Watch:
                  **settings: Any) -> None:
         if not isinstance(model, nn.Module):
             raise UsageError(f"watch() needs an nn.Module, got {type(model).__name__}")
-        check_settings(settings)
+        check_settings(settings, exclude=("every", "training_only"))
         self.model = unwrap_model(model)
         self.acc = TelemetryAccumulator(every=every, training_only=True, **settings)
         self.enabled = get_rank() == 0  # rank 0 only, as ActivationStatsCallback under DDP
