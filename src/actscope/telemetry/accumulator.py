@@ -289,7 +289,8 @@ class TelemetryAccumulator:
     @_normal_tensors
     def state_dict(self) -> dict[str, Any]:
         """Everything recorded so far (flushes; one read-back), for an exact resume."""
-        state = {"names": list(self.names)}
+        state: dict[str, Any] = {"names": list(self.names),
+                                 "forward_order": list(self.forward_order)}
         if self.buf is not None:
             state.update(self.buf.state_dict())
         return state
@@ -303,6 +304,11 @@ class TelemetryAccumulator:
         if self.buf is None:
             raise UsageError("attach(model) before load_state_dict: the state names modules")
         self.buf.load_state_dict(state)
+        # the saved order first, then any layer this process has seen run since the attach
+        saved = [int(i) for i in state.get("forward_order", [])]
+        self.forward_order = saved + [i for i in self.forward_order if i not in saved]
+        for h in self.hooks:
+            h.ordered = h.layer in self.forward_order
 
     def bytes_per_record(self) -> int:
         """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
