@@ -6,10 +6,18 @@ import argparse
 import sys
 
 from actscope.runs import RunFolder
-from actscope.telemetry.plots import save_run_plots
+from actscope.runs.lock import RunLock
+from actscope.telemetry.plots import run_figures, save_run_plots
 from actscope.telemetry.report import write_report
+from actscope.telemetry.report_folder import check_report_folder
+from actscope.telemetry.run_view import read_run
 
 __all__ = ["add_report_parser", "cmd_report"]
+
+_STATE_NOTES = {
+    "interrupted": "is an interrupted run (RUNNING marker, no live writer): the report shows what "
+                   "was saved so far; `actscope fit --resume` continues it",
+}
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -21,11 +29,18 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    """Rebuild plots/ and report.html; warn about an incomplete run."""
+    """Rebuild plots/ and report.html under the folder's lock; refuse a folder a live process
+    writes and any target that is not actscope's; say what state the run is in."""
     run = RunFolder.open(args.run_dir)
-    if not run.complete:
-        print(f"actscope: warning: {run.path} is an incomplete run (RUNNING marker present)",
-              file=sys.stderr)
-    save_run_plots(run.path)
-    print(f"report: {write_report(run.path)}")
+    state = run.state  # before our own lock, which would read as a live writer
+    # Held while reading and writing: a live fit refuses us (LockedError), and no fit can
+    # start in the folder while its report is rebuilt.
+    with RunLock(run.path).acquire():
+        note = _STATE_NOTES.get(state)
+        if note:
+            print(f"actscope: warning: {run.path} {note}", file=sys.stderr)
+        view = read_run(run.path)  # a damaged file is refused here, naming it
+        check_report_folder(run.path, plots=run_figures(view), owned=run.marker is not None)
+        save_run_plots(run.path, view)
+        print(f"report: {write_report(run.path, view)}")
     return 0

@@ -68,14 +68,16 @@ def _check_writable(out: Path) -> None:
         raise UsageError(_refusal(plots))
 
 
-def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None) -> None:
+def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None,
+                        owned: bool = False) -> None:
     """Raise ``UsageError`` unless writing a report into ``out_dir`` replaces only actscope files.
 
     A target that exists must be actscope's own (a valid telemetry.npz, a report page); a
     findings.json (a list of strings, which anyone could write) and plots/<name>.png files (a PNG
     does not say who drew it) are replaced only in a folder that already holds actscope's
     telemetry.npz or report.html (an earlier report). ``plots``: the plot files the report will
-    write (default: every plot a report can have).
+    write (default: every plot a report can have). ``owned``: the folder is known to be actscope's
+    (a run folder with its marker), so its plots may be replaced.
     """
     from actscope.telemetry.report import REPORT_FILE, plot_names
 
@@ -85,7 +87,6 @@ def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None)
         return
     checks = ((TELEMETRY_FILE, _is_actscope_telemetry), (FINDINGS_FILE, _is_actscope_findings),
               (REPORT_FILE, _is_actscope_report))
-    owned = False
     for name, is_ours in checks:
         path = out / name
         if path.exists():
@@ -97,7 +98,8 @@ def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None)
         raise UsageError(_refusal(findings))
     for name in plot_names() if plots is None else plots:
         path = out / "plots" / name
-        if path.exists() and not (owned and path.is_file()):
+        if (path.exists() or path.is_symlink()) and not (owned and path.is_file()
+                                                          and not path.is_symlink()):
             raise UsageError(_refusal(path))
 
 
