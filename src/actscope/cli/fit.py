@@ -14,6 +14,7 @@ from actscope.cli.flags import (
     config_from_args,
     given_settings,
     lr_flag,
+    momentum_flag,
     positive_int_flag,
 )
 from actscope.config import OPTIMIZERS, SCHEDULES, FitConfig
@@ -21,7 +22,7 @@ from actscope.dist import DistEnv
 from actscope.distributed_launch import launch, strip_nproc
 from actscope.errors import UsageError
 from actscope.recipe import build, check_nproc, check_out_dir
-from actscope.recipe.resume import resume_config
+from actscope.recipe.resume import check_recorded_epochs, parse_recorded_settings, resume_config
 from actscope.results import save_fit_results
 from actscope.runs import LockedError, RunFolder, new_run_name
 
@@ -51,7 +52,7 @@ def add_fit_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     o.add_argument("--sched", choices=SCHEDULES, help=f"lr schedule (default: {d.sched})")
     o.add_argument("--opt", choices=OPTIMIZERS,
                    help=f"optimizer; adam/adamw use --momentum as beta1 (default: {d.opt})")
-    o.add_argument("--momentum", type=arg(_float, "--momentum"), metavar="M",
+    o.add_argument("--momentum", type=momentum_flag("--momentum"), metavar="M",
                    help=f"in [0, 1); 0 is plain SGD, the lesson's optimizer. one-cycle cycles "
                         f"it 0.95 -> 0.85 -> 0.95 scaled by M/0.9 (default: {d.momentum})")
     o.add_argument("--wd", type=arg(_float, "--wd"), metavar="X",
@@ -95,11 +96,12 @@ def fit_config(args: argparse.Namespace, env: DistEnv | None) -> FitConfig:
     run = RunFolder.open(args.resume)
     if run.locked_by_other():  # checked again, under the lock, by open_for_resume
         raise LockedError(f"cannot resume {run.path}: another live process is writing it")
-    saved = run.read_config(FitConfig.from_dict)["config"]
+    saved = run.read_config(parse_recorded_settings)["config"]
     given = given_settings(args)
     if env is not None:  # a rank of a resumed run: the launcher stripped the recorded --nproc
         given.setdefault("nproc", env.world_size)
     cfg = resume_config(saved, given)
+    check_recorded_epochs(run.path, cfg)
     cfg.out = str(run.path)
     return cfg
 

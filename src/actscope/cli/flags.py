@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 from collections.abc import Callable
 from dataclasses import fields
 from typing import Any
@@ -22,9 +23,17 @@ from actscope.config import (
     parse_nfs,
     positive_int,
 )
+from actscope.recipe.checks import check_seed
+from actscope.recipe.paths import check_path
 
-__all__ = ["arg", "positive_int_flag", "lr_flag", "add_model_data_flags", "config_from_args",
-           "given_settings"]
+__all__ = ["arg", "positive_int_flag", "lr_flag", "seed_flag", "momentum_flag", "threads_flag",
+           "max_threads", "add_model_data_flags", "config_from_args", "given_settings",
+           "check_path_args", "PATH_ARGS"]
+
+# The path arguments of every command (argparse dest -> how the error line names it).
+PATH_ARGS = {"data": "--data", "out": "--out", "resume": "--resume", "run_dir": "RUN_DIR",
+             "runs": "RUN"}
+
 
 def arg(parse: Callable[[str], Any], what: str) -> Callable[[str], Any]:
     """Wrap a parser so argparse reports its ValueError text as the error line."""
@@ -43,6 +52,62 @@ def positive_int_flag(what: str) -> Callable[[str], int]:
         digits = text.strip().lstrip("+")
         return positive_int(int(digits) if digits.isdigit() else text, what)
     return arg(parse, what)
+
+
+def _int(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"expected an integer, got {text!r}") from None
+
+
+def seed_flag(what: str = "--seed") -> Callable[[str], int]:
+    """An argparse type for a seed: an integer in [0, 2**32 - 1], numpy's range."""
+    return arg(lambda text: check_seed(_int(text), what), what)
+
+
+def _momentum(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"expected a number, got {text!r}") from None
+    if not math.isfinite(value) or not 0 <= value < 1:  # 1 never forgets a gradient
+        raise ValueError(f"expected a number in [0, 1) (0 is plain SGD), got {text!r}")
+    return value
+
+
+def momentum_flag(what: str = "--momentum") -> Callable[[str], float]:
+    """An argparse type for a momentum: finite, in [0, 1) (the same message at both ends)."""
+    return arg(_momentum, what)
+
+
+def max_threads() -> int:
+    """The most CPU threads a thread flag accepts: 4 per core (more only thrash, or crash)."""
+    return 4 * (os.cpu_count() or 1)
+
+
+def threads_flag(what: str = "--threads") -> Callable[[str], int]:
+    """An argparse type for a thread count: 1 .. max_threads()."""
+    def parse(text: str) -> int:
+        value = _int(text)
+        if not 1 <= value <= max_threads():
+            raise ValueError(f"expected 1 to {max_threads()} (4 per CPU core of this machine), "
+                             f"got {text!r}")
+        return value
+    return arg(parse, what)
+
+
+def check_path_args(args: argparse.Namespace) -> None:
+    """Every path argument the command was given can name a file (``recipe.paths.check_path``).
+
+    Run before the command does anything, so a too-long name or a link loop in ``--out``,
+    ``--data``, ``--resume``, ``report RUN_DIR`` or ``compare RUN`` is one line, not an OSError.
+    """
+    for dest, flag in PATH_ARGS.items():
+        value = getattr(args, dest, None)
+        for path in value if isinstance(value, list) else [value]:
+            if isinstance(path, str) and path:
+                check_path(path, flag)
 
 
 def _lr(text: str) -> float:
@@ -89,7 +154,8 @@ def add_model_data_flags(p: argparse.ArgumentParser) -> None:
                    help="kaiming (init_cnn), lsuv (kaiming, then layer-sequential unit variance "
                         f"on the first batch) or torch's default (default: {d.init})")
     r = p.add_argument_group("run")
-    r.add_argument("--seed", type=int, help=f"seeds torch, numpy and random (default: {d.seed})")
+    r.add_argument("--seed", type=seed_flag("--seed"), metavar="N",
+                   help=f"seeds torch, numpy and random; 0 to 2**32-1 (default: {d.seed})")
     r.add_argument("--device", metavar="D", help="cpu, cuda, cuda:1, mps (default: cuda if "
                    "available, else cpu)")
     r.add_argument("--no-progress", dest="progress", action="store_false", default=None,

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import torch
 
-from actscope.cli.flags import positive_int_flag
+from actscope.cli.flags import positive_int_flag, threads_flag
 from actscope.experiments.norms import EXPERIMENTS, check_names, markdown_table, run_norms
+from actscope.recipe.checks import MAX_SEED
 
 __all__ = ["add_norms_parser", "run_norms_command"]
 
@@ -25,13 +26,14 @@ def _names(text: str) -> list[str]:
 
 
 def _seeds(text: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``; each in [0, MAX_SEED], numpy's seed range."""
     try:
         seeds = [int(s) for s in text.split(",") if s.strip()]
     except ValueError:
         seeds = []
-    if not seeds or any(s < 0 for s in seeds):
-        raise argparse.ArgumentTypeError(f"--seeds takes non-negative integers separated by "
-                                         f"commas, e.g. 0,1,2; got {text!r}")
+    if not seeds or any(not 0 <= s <= MAX_SEED for s in seeds):
+        raise argparse.ArgumentTypeError(f"--seeds takes integers in [0, {MAX_SEED}] separated "
+                                         f"by commas, e.g. 0,1,2; got {text!r}")
     return seeds
 
 
@@ -52,9 +54,10 @@ def add_norms_parser(subparsers: argparse._SubParsersAction) -> argparse.Argumen
                         "in under a minute")
     p.add_argument("--data", default=None, help="folder with the four MNIST IDX files")
     p.add_argument("--out", default="runs/norms", help="output folder (default runs/norms)")
-    p.add_argument("--threads", type=positive_int_flag("--threads"), default=None,
-                   help="torch CPU threads; 1 is much faster on a busy machine, where extra "
-                        "threads spin waiting for cores (default: torch's choice)")
+    p.add_argument("--threads", type=threads_flag("--threads"), default=None,
+                   help="torch CPU threads, at most 4 per CPU core; 1 is much faster on a busy "
+                        "machine, where extra threads spin waiting for cores (default: torch's "
+                        "choice)")
     p.set_defaults(func=run_norms_command)
     return p
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from actscope.cli import compare, fit, lr_find, norms, report
+from actscope.cli.flags import check_path_args
 from actscope.errors import ActscopeError
 
 __all__ = ["main", "build_parser", "PROG"]
@@ -49,6 +50,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(e.code or 0)
     args.argv = list(sys.argv[1:] if argv is None else argv)  # fit --nproc passes it on
     try:
+        check_path_args(args)  # a too-long name or a link loop: one line, before any work
         return int(args.func(args) or 0)
     except ActscopeError as e:
         message = " ".join(str(e).split())  # exactly one line

@@ -8,10 +8,16 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from actscope.errors import ActscopeError
 from actscope.nn.cnn import conv_blocks
 from actscope.nn.layers import GeneralRelu
 
-__all__ = ["init_cnn", "lsuv_init"]
+__all__ = ["InitError", "init_cnn", "lsuv_init"]
+
+
+class InitError(ActscopeError, ValueError):
+    """An initialisation that cannot be done on this model or batch (the message says why)."""
+
 
 _CONVS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
 _WEIGHTED = (*_CONVS, nn.Linear)
@@ -73,8 +79,8 @@ def _scale_target(block: nn.Module) -> nn.Module:
     """
     conv = _first(block, _WEIGHTED)
     if conv is None:
-        raise ValueError(f"lsuv_init: module {type(block).__name__} has no conv or linear "
-                         f"layer to rescale; pass blocks such as conv_blocks(model)")
+        raise InitError(f"lsuv_init: module {type(block).__name__} has no conv or linear "
+                        f"layer to rescale; pass blocks such as conv_blocks(model)")
     after_conv = False
     for m in block.modules():
         if m is conv:
@@ -98,9 +104,19 @@ def _measure(model: nn.Module, xb: torch.Tensor, stats: dict[str, float],
     model(xb)
     mean, std = stats["mean"], stats["std"]
     if not (math.isfinite(mean) and math.isfinite(std)):
-        raise ValueError(f"lsuv_init: a block's output has mean {mean}, std {std}; check the "
-                         f"batch for NaN/inf and that the model runs on it")
+        raise InitError(f"lsuv_init: a block's output has mean {mean}, std {std}; check the "
+                        f"batch for NaN/inf and that the model runs on it, or use init_cnn "
+                        f"(--init kaiming)")
     return mean, std
+
+
+def _constant_output(index: int) -> InitError:
+    """The error for a block whose output is one value on the whole batch (std 0)."""
+    return InitError(f"lsuv_init: block {index}'s output is constant (std 0) on this batch, so "
+                     "LSUV cannot scale it to unit variance (an activation such as GeneralRelu "
+                     "with maxv below its floor, e.g. --act 0,0,-1, outputs one value); use "
+                     "init_cnn (--init kaiming), an activation whose output varies (--act), or "
+                     "a larger, more varied batch")
 
 
 @torch.no_grad()
@@ -117,8 +133,8 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] |
     """
     blocks = list(conv_blocks(model) if modules is None else modules)
     if not blocks:
-        raise ValueError("lsuv_init: the model has no conv blocks; pass the blocks to initialise "
-                         "with modules=[...]")
+        raise InitError("lsuv_init: the model has no conv blocks; pass the blocks to initialise "
+                        "with modules=[...]")
     buffers = {name: b.clone() for name, b in model.named_buffers()}
     results: list[tuple[float, float]] = []
     try:
@@ -138,9 +154,7 @@ def lsuv_init(model: nn.Module, xb: torch.Tensor, modules: Sequence[nn.Module] |
                     if abs(mean) <= tol and abs(std - 1) <= tol:
                         break
                     if std == 0:
-                        raise ValueError("lsuv_init: a block's output is constant (std 0) on "
-                                         "this batch, so it cannot be rescaled; use a larger or "
-                                         "more varied batch, or init_cnn first")
+                        raise _constant_output(len(results))
                     target.weight.div_(std)
                     if target.bias is not None:
                         target.bias.div_(std)

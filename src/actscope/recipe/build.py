@@ -25,8 +25,17 @@ from actscope.data.loaders import DataLoaders
 from actscope.dist import DistEnv
 from actscope.errors import UsageError
 from actscope.learner import Learner
-from actscope.recipe.checks import check_device, check_dry_forward, check_nproc, check_schedule
+from actscope.recipe.checks import (
+    check_batch_norm,
+    check_device,
+    check_dry_forward,
+    check_nproc,
+    check_schedule,
+    check_seed,
+    check_settings,
+)
 from actscope.recipe.memory import check_memory
+from actscope.recipe.paths import check_data_path
 from actscope.schedules import one_cycle, sched_lin, sched_no
 
 __all__ = ["build", "seed_everything", "make_dataloaders", "make_model", "make_schedule",
@@ -39,11 +48,12 @@ ONE_CYCLE_MOMS, MOMS_CENTRE = (0.95, 0.85, 0.95), 0.9
 
 
 def seed_everything(seed: int) -> None:
-    """Seed python's random, numpy and torch (all devices)."""
+    """Seed python's random, numpy and torch (all devices); UsageError outside [0, 2**32 - 1]."""
     import random
 
     import numpy as np
 
+    check_seed(seed, "seed")
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -146,11 +156,15 @@ def make_learner(cfg: FitConfig, dls: Any, model: nn.Module,
 def build(cfg: FitConfig, download: bool = False,
           telemetry: bool | None = None) -> tuple[DataLoaders, nn.Module, Learner]:
     """Check ``cfg`` and build the run: ``(dls, model, learner)``; UsageError/DataError first."""
+    check_settings(vars(cfg))
     cfg.validate()
+    check_batch_norm(cfg)
     check_device(cfg.device)
     check_nproc(cfg.nproc)
     check_schedule(make_schedule(cfg), cfg)
     seed_everything(cfg.seed)
+    if cfg.dataset == "mnist":
+        check_data_path(cfg.data)  # a too-long name or a link loop: one line, not an OSError
     locate_data(cfg, download)
     dls = make_dataloaders(cfg)
     xb, _ = next(iter(dls.train))

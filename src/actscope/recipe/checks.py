@@ -5,9 +5,11 @@ Each raises ``UsageError`` with one line: what is wrong, the value, and how to f
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from collections.abc import Callable, Mapping
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -16,13 +18,61 @@ from torch import nn
 
 from actscope.config import FitConfig
 from actscope.errors import UsageError
+from actscope.recipe.paths import check_path
 
 __all__ = ["check_device", "check_nproc", "check_schedule", "check_dry_forward",
-           "check_out_dir", "PSEUDO_FILESYSTEMS"]
+           "check_out_dir", "check_seed", "check_settings", "check_batch_norm",
+           "PSEUDO_FILESYSTEMS", "MAX_SEED", "BATCH_NORMS"]
 
 # Kernel views, not storage: writing a run there fails or, worse, pokes the kernel.
 PSEUDO_FILESYSTEMS = (Path("/proc"), Path("/sys"), Path("/dev"))
 FLOAT32_MAX = float(torch.finfo(torch.float32).max)
+MAX_SEED = 2**32 - 1  # numpy's legacy seeding (np.random.seed) takes 0 .. 2**32 - 1
+# Norms that normalise over the batch in training: a batch of one image has nothing to average
+# over at the last block's 1x1 output, so training (and the memory estimate) would fail.
+BATCH_NORMS = ("batch", "torch_batch")
+# FitConfig's on/off settings: a JSON string "false" would be taken as true.
+BOOL_SETTINGS = tuple(f.name for f in fields(FitConfig) if isinstance(f.default, bool))
+
+
+def check_seed(seed: Any, flag: str = "--seed") -> int:
+    """``seed`` if it is an int in [0, MAX_SEED] (what numpy, torch and random all take)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise UsageError(f"{flag} must be an integer in [0, {MAX_SEED}] (numpy's seed range), "
+                         f"got {seed!r}")
+    return seed
+
+
+def _check_momentum(momentum: Any) -> None:
+    """A finite number outside [0, 1): the one message for both ends (1 never forgets)."""
+    if (isinstance(momentum, (int, float)) and not isinstance(momentum, bool)
+            and math.isfinite(momentum) and not 0 <= momentum < 1):
+        raise UsageError(f"--momentum must be in [0, 1) (0 is plain SGD), got {momentum!r}")
+
+
+def check_settings(values: Mapping[str, Any]) -> None:
+    """The rules ``FitConfig.validate`` leaves out, on a settings mapping (or ``vars(cfg)``).
+
+    The seed's upper end, the on/off settings being real booleans (config.json's ``"false"``
+    must not mean true) and one message for --momentum at either end of [0, 1). Missing or
+    mistyped values otherwise are left to ``FitConfig.validate``.
+    """
+    for name in BOOL_SETTINGS:
+        value = values.get(name)
+        if name in values and not isinstance(value, bool):
+            raise UsageError(f"setting {name!r} must be true or false, got {value!r}")
+    seed = values.get("seed")
+    if isinstance(seed, int) and not isinstance(seed, bool):
+        check_seed(seed)
+    _check_momentum(values.get("momentum"))
+
+
+def check_batch_norm(cfg: FitConfig) -> None:
+    """Batch norm needs a batch of at least 2 in training; refuse ``--bs 1`` with it, one line."""
+    if cfg.norm in BATCH_NORMS and cfg.bs < 2:
+        raise UsageError(f"--norm {cfg.norm} needs a batch of at least 2 images (batch norm "
+                         f"averages over the batch), got --bs {cfg.bs}; use --bs 2 or more, or "
+                         "--norm running_batch (made for tiny batches) or --norm group")
 
 
 def check_device(device: str | None) -> None:
@@ -103,7 +153,7 @@ def check_out_dir(path: str | Path, overwrite: bool = False, *, new: bool = True
     text = str(path)
     if not text.strip():
         raise UsageError(f"{flag} is empty; name a folder, e.g. {flag} runs/x")
-    path = Path(path)
+    path = check_path(path, flag)  # too long a name, a link loop: before resolve() trips on it
     resolved = path.resolve()
     cwd = Path.cwd().resolve()
     if new and (resolved == cwd or resolved in cwd.parents):

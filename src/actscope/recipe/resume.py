@@ -11,13 +11,16 @@ flag with its recorded value is allowed. Only ``--data`` (where the same files a
 
 from __future__ import annotations
 
+import os
 from dataclasses import replace
 from typing import Any
 
+from actscope.checkpoints import find_latest_checkpoint, verify_checkpoint
 from actscope.config import RESUMABLE, FitConfig, flag_of
 from actscope.errors import UsageError
+from actscope.recipe.checks import check_settings
 
-__all__ = ["resume_config"]
+__all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs"]
 
 
 def _show(value: Any) -> str:
@@ -45,3 +48,33 @@ def resume_config(saved: FitConfig, given: dict[str, Any]) -> FitConfig:
                              f"run exactly, so only --data, --device and --no-progress may "
                              f"change; drop {flag}, or start a new run with --out")
     return replace(saved, **{k: v for k, v in given.items() if k in RESUMABLE}).validate()
+
+
+def parse_recorded_settings(values: dict[str, Any]) -> FitConfig:
+    """config.json's ``settings`` as a FitConfig, checked as strictly as flags are.
+
+    On top of ``FitConfig.from_dict``: on/off settings must be JSON booleans (``"false"`` is not
+    false) and the seed must fit numpy's range. For ``RunFolder.read_config``, which reports any
+    error here as a damaged config.json.
+    """
+    if isinstance(values, dict):
+        check_settings(values)
+    return FitConfig.from_dict(values)
+
+
+def check_recorded_epochs(run_dir: str | os.PathLike[str], cfg: FitConfig) -> None:
+    """Refuse a resume whose config.json epochs differ from its newest checkpoint's n_epochs.
+
+    The checkpoint records the epoch count it was trained towards; a different one means
+    config.json was edited, and the one-cycle schedule would no longer match the steps taken.
+    A run without a checkpoint starts over from its config.json, so there is nothing to compare.
+    """
+    ckpt = find_latest_checkpoint(run_dir)
+    if ckpt is None:
+        return
+    recorded = verify_checkpoint(ckpt)["n_epochs"]  # CheckpointError if damaged, as on resume
+    if recorded != cfg.epochs:
+        raise UsageError(f"cannot resume {run_dir}: config.json says epochs={cfg.epochs} but its "
+                         f"checkpoint {ckpt.name} was trained for {recorded} epochs; config.json "
+                         f"was edited after the run started (the schedule would not match): "
+                         f"restore epochs={recorded} in it, or start a new run with --out")

@@ -20,7 +20,8 @@ from actscope.experiments.norms.model import experiment_schedule, lesson_cnn
 from actscope.experiments.norms.results import write_results
 from actscope.experiments.norms.table import EXPERIMENTS, NormExperiment, check_names
 from actscope.learner import Learner
-from actscope.recipe.checks import check_out_dir
+from actscope.recipe.checks import check_out_dir, check_seed
+from actscope.recipe.paths import check_data_path
 
 __all__ = ["run_norms", "run_one", "is_diverged", "QUICK_TRAIN", "QUICK_VALID", "QUICK_MAX_BS",
            "QUICK_STEPS", "DIVERGED_LOSS"]
@@ -81,9 +82,12 @@ def run_norms(out_dir: str | Path, names: Iterable[str] | None = None,
     seeds = list(seeds)
     if not seeds:
         raise UsageError("seeds is empty; pass at least one, e.g. seeds=(0,)")
+    for seed in seeds:
+        check_seed(seed, "seeds")
     if epochs is not None:
         positive_int(epochs, "epochs")
     out = check_out_dir(out_dir, new=False)  # a file or unwritable place: before the data
+    check_data_path(data_dir)  # a too-long name or a link loop: one line, not an OSError
     splits = _splits(data_dir, quick)  # DataError (with where to put the files) before any output
     out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
