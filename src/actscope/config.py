@@ -108,8 +108,11 @@ class FitConfig:
             raise UsageError(f"--seed must be an integer >= 0, got {self.seed!r}")
         _finite(self.lr, "--lr", 0, MAX_LR, low_open=True)
         _finite(self.wd, "--wd", 0, MAX_LR)
-        if _finite(self.momentum, "--momentum", 0, 1) == 1:  # 1 never forgets a gradient
-            raise UsageError(f"--momentum must be in [0, 1), got {self.momentum!r}")
+        m = self.momentum  # 1 never forgets a gradient
+        if (isinstance(m, bool) or not isinstance(m, (int, float)) or not math.isfinite(m)
+                or not 0 <= m < 1):
+            raise UsageError(f"--momentum must be a finite number in [0, 1) (0 is plain SGD), "
+                             f"got {m!r}")
         if (not isinstance(self.nfs, tuple) or not self.nfs
                 or any(isinstance(n, bool) or not isinstance(n, int) or n <= 0
                        for n in self.nfs)):
