@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -177,3 +179,134 @@ def test_marker_records_kind_version_and_finish(tmp_path):
     run.finish()
     assert run.marker["finished"] and run.marker["created"] <= run.marker["finished"]
     run.release()
+
+
+# ---- entries of the wrong kind in a killed run: refused before training, nothing lost -------
+DIGITS = ["--dataset", "digits", "--limit", "512", "--bs", "32", "--epochs", "1", "--nfs", "4,8",
+          "--no-progress", "--seed", "3", "--checkpoint-every", "1", "--keep", "100"]
+
+
+@pytest.fixture(scope="module")
+def digits_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished digits run with a checkpoint after each of its 16 steps (made in-process)."""
+    from actscope.cli import main
+
+    out = tmp_path_factory.mktemp("digits") / "done"
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["fit", *DIGITS, "--out", str(out)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    return out
+
+
+def killed_copy(done: Path, dest: Path) -> Path:
+    """``done`` as a SIGKILL after its third checkpoint leaves it: marker, config.json,
+    RUNNING, checkpoints ckpt-000000..2 (so a resume trains and saves ckpt-000003 onwards)."""
+    dest.mkdir()
+    for name in (".actscope-run", ".lock", "config.json"):
+        shutil.copy(done / name, dest / name)
+    for seq in range(3):
+        shutil.copytree(done / "checkpoints" / f"ckpt-{seq:06d}",
+                        dest / "checkpoints" / f"ckpt-{seq:06d}")
+    (dest / "RUNNING").touch()
+    return dest
+
+
+def _replace_with_file(entry: Path) -> None:
+    shutil.rmtree(entry)
+    entry.write_text("the user's notes")
+
+
+def _replace_with_folder(entry: Path) -> None:
+    entry.unlink()
+    entry.mkdir()
+    (entry / "notes.txt").write_text("mine")
+
+
+def _replace_with_dangling_link(entry: Path) -> None:
+    entry.unlink()
+    entry.symlink_to(entry.parent.parent / "outside.txt")  # touch() would create it
+
+
+WRONG_KIND = {  # entry, damage, what the one line says
+    "newer ckpt-000009 is a file": ("checkpoints/ckpt-000009", lambda p: p.write_text("mine"),
+                                    r"checkpoints/ckpt-000009 is a file, not a checkpoint"),
+    "ckpt-000009 a dangling link": ("checkpoints/ckpt-000009",
+                                    lambda p: p.symlink_to(p.parent / "nowhere"),
+                                    r"ckpt-000009 is a broken symbolic link"),
+    "checkpoints is a file": ("checkpoints", _replace_with_file,
+                              r"run/checkpoints is a file, not actscope's folder of checkpoints"),
+    "marker is a folder": (".actscope-run", _replace_with_folder,
+                           r"run/\.actscope-run is a folder, not actscope's marker file"),
+    "RUNNING is a dangling link": ("RUNNING", _replace_with_dangling_link,
+                                   r"run/RUNNING is a broken symbolic link"),
+}
+
+
+def _tree(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root``: bytes of files, None for folders, ``-> target`` for links."""
+    return {str(p.relative_to(root)): b"-> " + str(p.readlink()).encode() if p.is_symlink()
+            else None if p.is_dir() else p.read_bytes() for p in sorted(root.rglob("*"))}
+
+
+@pytest.mark.parametrize("entry, damage, match", WRONG_KIND.values(), ids=WRONG_KIND.keys())
+def test_resume_refuses_an_entry_of_the_wrong_kind_up_front(digits_run: Path, tmp_path: Path,
+                                                            entry: str, damage, match: str,
+                                                            capsys) -> None:
+    from actscope.cli import main
+
+    run = killed_copy(digits_run, tmp_path / "run")
+    damage(run / entry)
+    before = _tree(tmp_path)
+    assert main(["fit", "--resume", str(run), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.search(match, err) and "nothing was changed" in err, err
+    assert _tree(tmp_path) == before  # nothing trained, saved, deleted or created outside
+
+
+def test_after_moving_the_stray_file_the_run_resumes(digits_run: Path, tmp_path: Path) -> None:
+    from actscope.cli import main
+
+    run = killed_copy(digits_run, tmp_path / "run")
+    (run / "checkpoints" / "ckpt-000009").write_text("mine")
+    assert main(["fit", "--resume", str(run), "--no-progress"]) == 2
+    (run / "checkpoints" / "ckpt-000009").rename(tmp_path / "moved")  # as the message says
+    assert main(["fit", "--resume", str(run), "--no-progress"]) == 0
+    assert RunFolder.open(run).state == "complete"
+    assert (tmp_path / "moved").read_text() == "mine"
+
+
+@pytest.mark.parametrize("damage", ["ckpt-000009 file", "checkpoints file"])
+def test_checkpoint_callback_refuses_a_wrong_kind_before_training(tmp_path: Path,
+                                                                  damage: str) -> None:
+    from actscope.callbacks.checkpoint import CheckpointCallback
+    from actscope.checkpoints import CheckpointError
+    from tests.callbacks.test_checkpoint import KillAt, make_learner
+
+    with pytest.raises(KeyboardInterrupt):  # "killed" after 3 checkpoints
+        make_learner(cbs=[CheckpointCallback(tmp_path, every_n_batches=1), KillAt(3)]).fit(2)
+    root = tmp_path / "checkpoints"
+    if damage == "checkpoints file":
+        shutil.rmtree(root)
+        root.write_text("mine")
+    else:
+        (root / "ckpt-000009").write_text("mine")
+    before = _tree(tmp_path)
+    learn = make_learner(cbs=[CheckpointCallback(tmp_path, every_n_batches=1)])
+    with pytest.raises(CheckpointError, match="nothing was changed") as err:
+        learn.fit(2, resume=tmp_path)
+    assert "\n" not in str(err.value) and learn.train_iter == 0  # refused before any step
+    assert _tree(tmp_path) == before
+
+
+def test_save_checkpoint_never_replaces_a_file_of_that_name(tmp_path: Path) -> None:
+    from actscope.checkpoints import CheckpointError, save_checkpoint
+
+    (tmp_path / "ckpt-000009").write_text("mine")
+    position = {"epoch": 0, "iter": 1, "train_iter": 1, "n_epochs": 1}
+    with pytest.raises(CheckpointError, match=r"ckpt-000009: that name is a file"):
+        save_checkpoint(tmp_path, 9, {"w": torch.zeros(2)}, {"rng": {}}, position)
+    assert (tmp_path / "ckpt-000009").read_text() == "mine"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt-000009"]  # no temp folder left

@@ -19,6 +19,7 @@ import json
 import os
 import re
 import shutil
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from actscope.safe_load import CheckpointError, load_safetensors_into, safe_torc
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "verify_checkpoint",
            "read_checkpoint", "list_checkpoints", "latest_checkpoint", "find_latest_checkpoint",
            "remove_stale_checkpoint_temps", "prune_checkpoints", "checkpoint_seq", "meta_checksum",
-           "CKPT_SUBDIR"]
+           "check_checkpoint_folder", "describe_entry", "CKPT_SUBDIR"]
 
 FORMAT = 2  # 2: meta.json carries its own checksum; 1 (v0.1) is still read, without it
 CKPT_SUBDIR = "checkpoints"
@@ -98,8 +99,47 @@ def latest_checkpoint(path: str | os.PathLike) -> Path:
                           f"{path / CKPT_SUBDIR}/ckpt-*/); was the run started with checkpoints?")
 
 
+def describe_entry(path: Path) -> str:
+    """What ``path`` is, for a message: "a file", "a folder", "a symbolic link to a file"..."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return "missing"
+    if stat.S_ISLNK(mode):
+        target = "a folder" if path.is_dir() else "a file" if path.exists() else None
+        return f"a symbolic link to {target}" if target else "a broken symbolic link"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    return "a file" if stat.S_ISREG(mode) else "a special file (FIFO, socket or device)"
+
+
+def check_checkpoint_folder(root: Path) -> None:
+    """CheckpointError unless ``root`` can take checkpoints: absent or a folder, and every entry
+    named ``ckpt-<seq>`` in it a folder (a file there would break a save mid-training).
+
+    Called before a run trains (resume, a CheckpointCallback's ``before_fit``); it changes
+    nothing, so the user's entry is kept and the message says what to move.
+    """
+    if not os.path.lexists(root):
+        return
+    if not root.is_dir():
+        raise CheckpointError(f"{root} is {describe_entry(root)}, not actscope's folder of "
+                              "checkpoints: move it out of the run folder, then run again "
+                              "(nothing was changed)")
+    for entry in sorted(root.iterdir()):
+        if _NAME.match(entry.name) and not entry.is_dir():
+            raise CheckpointError(f"{entry} is {describe_entry(entry)}, not a checkpoint (those "
+                                  f"are folders): move it out of {root}, then run again "
+                                  "(nothing was changed)")
+
+
 def remove_stale_checkpoint_temps(root: Path) -> list[Path]:
-    """Delete ``.tmp-ckpt-*`` folders a killed save or prune left in ``root``; return them."""
+    """Delete ``.tmp-ckpt-*`` folders a killed save or prune left in ``root``; return them.
+
+    A writer calls it before it trains: ``check_checkpoint_folder(root)`` runs first, so a
+    ``root`` that cannot take checkpoints is refused (CheckpointError) with nothing deleted.
+    """
+    check_checkpoint_folder(root)
     stale = sorted(root.glob(".tmp-ckpt-*")) if root.is_dir() else []
     for p in stale:
         shutil.rmtree(p, ignore_errors=True)
@@ -132,6 +172,17 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _check_save_target(root: Path, final: Path) -> None:
+    """CheckpointError, deleting nothing, when ``root`` is not a folder or ``final`` exists as
+    anything but a real folder of checkpoint files (a user's file, a symlink)."""
+    if os.path.lexists(root) and not root.is_dir():
+        check_checkpoint_folder(root)  # raises, naming root
+    if os.path.lexists(final) and (final.is_symlink() or not final.is_dir()):
+        raise CheckpointError(f"cannot save checkpoint {final}: that name is "
+                              f"{describe_entry(final)}, not a checkpoint folder; move it out of "
+                              f"{root} (it was not touched), then resume the run")
+
+
 def meta_checksum(meta: dict[str, Any]) -> str:
     """SHA-256 of meta.json's content without its own ``checksum`` field."""
     body = {k: v for k, v in meta.items() if k != "checksum"}
@@ -146,8 +197,9 @@ def save_checkpoint(root: Path, seq: int, weights: dict[str, torch.Tensor],
     scalars (``safe_load.to_plain``); ``position``: epoch, iter, train_iter, n_epochs (ints),
     plus anything JSON-able (lr, stopped).
     """
-    root.mkdir(parents=True, exist_ok=True)
     final = root / f"ckpt-{seq:06d}"
+    _check_save_target(root, final)
+    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
     if tmp.exists():
         shutil.rmtree(tmp)
@@ -162,7 +214,7 @@ def save_checkpoint(root: Path, seq: int, weights: dict[str, torch.Tensor],
     meta["checksum"] = meta_checksum(meta)
     _write_synced(tmp / META_FILE, json.dumps(meta, indent=1).encode())
     _fsync_dir(tmp)
-    if final.exists():  # the same seq written twice (a resumed save): replace it
+    if final.is_dir():  # the same seq written twice (a resumed save): replace it
         shutil.rmtree(final)
     os.rename(tmp, final)
     _fsync_dir(root)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import shutil
+import stat
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,6 +15,8 @@ from typing import Any
 from actscope.atomic import atomic_write, remove_stale_temps
 from actscope.checkpoints import (
     CKPT_SUBDIR,
+    check_checkpoint_folder,
+    describe_entry,
     find_latest_checkpoint,
     list_checkpoints,
     remove_stale_checkpoint_temps,
@@ -39,6 +43,27 @@ def new_run_name(dataset: str, root: str | Path = "runs", when: float | None = N
 
 def _now() -> str:
     return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def _is_regular_file(path: Path) -> bool:
+    """True for a regular file itself (not a symlink, folder or special file)."""
+    try:
+        return stat.S_ISREG(os.lstat(path).st_mode)
+    except OSError:
+        return False
+
+
+def _check_entry_kinds(path: Path) -> None:
+    """Before a resume changes anything: RunFolderError when the marker or ``RUNNING`` exists
+    but is not a regular file, or ``checkpoints/`` cannot take checkpoints (CheckpointError),
+    each found now rather than mid-training or at the end."""
+    for name, role in ((MARKER, "marker file"), (RUNNING, "RUNNING marker file")):
+        entry = path / name
+        if os.path.lexists(entry) and not _is_regular_file(entry):
+            raise RunFolderError(f"cannot resume {path}: {entry} is {describe_entry(entry)}, not "
+                                 f"actscope's {role}; move it out of the run folder, then "
+                                 "resume again (nothing was changed)")
+    check_checkpoint_folder(path / CKPT_SUBDIR)
 
 
 def _is_empty(path: Path) -> bool:
@@ -124,7 +149,8 @@ class RunFolder(RunContents):
 
         ``run.checkpoint`` is its newest checkpoint, or None: killed before the first one, so
         the run starts over from config.json. A v0.1 run (no marker, but config.json and
-        checkpoints or ``RUNNING``) is adopted: it gets its marker.
+        checkpoints or ``RUNNING``) is adopted: it gets its marker. A marker, ``RUNNING`` or
+        ``checkpoints/ckpt-*`` of the wrong kind (a folder, a file, a symlink) is refused first.
         """
         if not str(path).strip():  # Path("") would be the current folder
             raise RunFolderError(f"cannot resume: no run folder given ({str(path)!r}); pass the "
@@ -144,6 +170,7 @@ class RunFolder(RunContents):
                 raise RunFolderError(f"cannot resume {path}: it has no config.json, so nothing "
                                      "says what to run; start a new run instead")
             run.read_config()  # validated now: exit 2 before any data is loaded
+            _check_entry_kinds(path)  # a wrong kind of entry: refused before anything changes
             remove_stale_temps(path)
             remove_stale_checkpoint_temps(path / CKPT_SUBDIR)
             marker = run.marker or {"kind": "fit", "created": None, "adopted": _now()}

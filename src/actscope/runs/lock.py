@@ -5,12 +5,18 @@ once instead of waiting. The kernel drops the lock when the holding process exit
 (SIGKILL and the OOM killer included), so a killed run never leaves a stale lock; the ``.lock``
 file itself stays and means nothing on its own. The lock is per open file: two ``RunLock``
 objects on one folder conflict even inside one process.
+
+The ``.lock`` is opened without following a symlink and must be a regular file with no other
+name: anything else there (a symlink, a folder, a hard link to another file, a FIFO) is refused
+with ``RunFolderError`` before a byte is written, so the pid never lands in a user's file.
 """
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
+import stat
 import time
 from pathlib import Path
 
@@ -19,6 +25,9 @@ from actscope.runs.files import RunFolderError
 __all__ = ["RunLock", "LockedError", "LOCK_FILE", "is_locked"]
 
 LOCK_FILE = ".lock"
+# O_NOFOLLOW: a symlinked .lock fails (ELOOP) instead of opening its target; O_NONBLOCK: a FIFO
+# there cannot hang the open (its kind is refused right after).
+_OPEN = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK
 
 
 class LockedError(RunFolderError):
@@ -38,17 +47,19 @@ class RunLock:
         return self._fd is not None
 
     def acquire(self) -> RunLock:
-        """Take the lock now; LockedError if another process (or RunLock) holds it."""
+        """Take the lock now; LockedError if another process (or RunLock) holds it,
+        RunFolderError if ``.lock`` is not a plain file of its own (a symlink, a folder...)."""
         if self._fd is not None:
             return self
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
+        fd = _open_lock_file(self.path)
         try:
             _flock_exclusive(fd)
         except BlockingIOError:
+            holder = _holder(fd)
             os.close(fd)
             raise LockedError(f"{self.path.parent} is being written by another live process "
-                              f"({_holder(self.path)}); wait for it to finish, stop it, or "
-                              "choose another folder") from None
+                              f"({holder}); wait for it to finish, stop it, or choose another "
+                              "folder") from None
         except BaseException:
             os.close(fd)
             raise
@@ -74,6 +85,45 @@ class RunLock:
         self.release()
 
 
+def _open_lock_file(path: Path) -> int:
+    """Open (or create) ``path`` read-write as a lock file, never through a symlink.
+
+    RunFolderError, naming it, unless it is a regular file with a single name: nothing outside
+    the folder can be reached and nothing of the user's is written.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN, 0o666)
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO, errno.EOPNOTSUPP):
+            raise _not_a_lock_file(path) from None
+        raise RunFolderError(f"cannot open the lock file {path}: {e.strerror or e}; check the "
+                             "folder's permissions or choose another folder") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
+        os.close(fd)
+        raise _not_a_lock_file(path)
+    return fd
+
+
+def _not_a_lock_file(path: Path) -> RunFolderError:
+    """The refusal of a ``.lock`` that is not a plain file of the folder's own."""
+    try:
+        info = os.lstat(path)
+    except OSError:
+        info = None
+    if info is not None and stat.S_ISLNK(info.st_mode):
+        what, fix = "a symbolic link", f"remove the link itself (rm {path}; its target is kept)"
+    elif info is not None and stat.S_ISDIR(info.st_mode):
+        what, fix = "a folder", "move that folder away"
+    elif info is not None and stat.S_ISREG(info.st_mode):
+        what, fix = "a hard link to another file", (f"remove this name (rm {path}; the file "
+                                                    "keeps its other name)")
+    else:
+        what, fix = "a special file (FIFO, socket or device)", f"remove it (rm {path})"
+    return RunFolderError(f"{path} is {what}, not actscope's lock file: refusing to use it, "
+                          f"nothing was changed; {fix}, then run again")
+
+
 def _flock_exclusive(fd: int, tries: int = 5) -> None:
     """LOCK_EX without waiting on a writer; a few short retries ride out an ``is_locked`` probe
     (it holds a shared lock for microseconds) instead of refusing a writer because of it."""
@@ -91,7 +141,7 @@ def is_locked(folder: str | Path) -> bool:
     """True when a live process holds ``folder``'s lock (probes without creating the file)."""
     path = Path(folder) / LOCK_FILE
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_RDONLY | _OPEN)
     except OSError:
         return False
     try:
@@ -103,9 +153,10 @@ def is_locked(folder: str | Path) -> bool:
     return False
 
 
-def _holder(path: Path) -> str:
+def _holder(fd: int) -> str:
+    """The holder's pid as written in the lock file open at ``fd`` (read, never followed)."""
     try:
-        pid = path.read_text().strip()
+        pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
     except OSError:
         pid = ""
     if not pid.isdigit():
