@@ -73,3 +73,21 @@ def test_a_folder_a_live_process_writes_is_refused(digits_run, tmp_path, capsys)
     one_error_line(capsys.readouterr().err, "is being written by another live process")
     assert not (run / "report.html").exists()
     assert main(["report", str(run)]) == 0 and (run / "report.html").is_file()
+
+
+@pytest.mark.parametrize("make, says", [
+    (lambda tmp: str((tmp / "afile").write_text("x") and tmp / "afile"), "is a file, not a run"),
+    (lambda tmp: "", "no run folder given"),
+])
+def test_report_of_a_file_or_of_nothing_says_so(tmp_path, capsys, make, says):
+    assert main(["report", make(tmp_path)]) == 2
+    one_error_line(capsys.readouterr().err, says)
+
+
+def test_resume_of_an_lr_find_folder_says_what_it_is(tmp_path, capsys):
+    out = tmp_path / "lrf"
+    assert main(["lr-find", "--dataset", "digits", "--limit", "300", "--bs", "32", "--num-it",
+                 "8", "--no-progress", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["fit", "--resume", str(out)]) == 2
+    one_error_line(capsys.readouterr().err, "it is an actscope lr-find folder")

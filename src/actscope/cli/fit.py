@@ -96,6 +96,7 @@ def fit_config(args: argparse.Namespace, env: DistEnv | None) -> FitConfig:
     run = RunFolder.open(args.resume)
     if run.locked_by_other():  # checked again, under the lock, by open_for_resume
         raise LockedError(f"cannot resume {run.path}: another live process is writing it")
+    run.check_resumable_kind()
     saved = run.read_config(parse_recorded_settings)["config"]
     given = given_settings(args)
     if env is not None:  # a rank of a resumed run: the launcher stripped the recorded --nproc

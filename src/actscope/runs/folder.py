@@ -166,6 +166,7 @@ class RunFolder(RunContents):
                                  f"{MARKER} marker)")
         run = cls(path, RunLock(path).acquire())
         try:
+            run.check_resumable_kind()
             if not (path / "config.json").is_file():
                 raise RunFolderError(f"cannot resume {path}: it has no config.json, so nothing "
                                      "says what to run; start a new run instead")
@@ -185,7 +186,12 @@ class RunFolder(RunContents):
     @classmethod
     def open(cls, path: str | Path) -> RunFolder:
         """An existing run folder to read (``actscope report``); no lock is taken."""
+        if not str(path).strip():  # Path("") would be the current folder
+            raise RunFolderError(f"no run folder given ({str(path)!r}); pass a run folder")
         path = Path(path)
+        if path.exists() and not path.is_dir():
+            raise RunFolderError(f"{path} is a file, not a run folder; pass the folder that "
+                                 "`actscope fit` wrote")
         if not path.is_dir():
             raise RunFolderError(f"run folder {path} does not exist")
         if not (path / MARKER).is_file() and not any((path / f).is_file()
@@ -193,6 +199,14 @@ class RunFolder(RunContents):
             raise RunFolderError(f"{path} is not an actscope run folder (no {MARKER} marker and "
                                  f"none of {', '.join(_LEGACY_FILES)})")
         return cls(path)
+
+    def check_resumable_kind(self) -> None:
+        """RunFolderError unless the marker says a training run (or there is none: v0.1)."""
+        kind = (self.marker or {}).get("kind", "fit")
+        if kind != "fit":  # an lr-find folder has a config.json too, but nothing to resume
+            raise RunFolderError(f"cannot resume {self.path}: it is an actscope {kind} folder, "
+                                 f"not a training run; only `actscope fit` runs resume (run "
+                                 f"`actscope {kind}` again instead)")
 
     # ---- lifecycle -------------------------------------------------------------------------
     def _start(self, kind: str) -> None:

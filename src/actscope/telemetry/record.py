@@ -98,6 +98,9 @@ class Telemetry:
             raise TelemetryFileMissingError(
                 f"no telemetry file at {path}; record one with ActivationStatsCallback or "
                 "actscope.watch() and Telemetry.save")
+        if not zipfile.is_zipfile(path):  # np.load would read it as a pickle and say so
+            raise TelemetryFileError(f"{path} is damaged or not an .npz file (not a zip archive); "
+                                     "re-record the telemetry")
         try:
             with np.load(path, allow_pickle=False) as z:
                 files = set(z.files)
