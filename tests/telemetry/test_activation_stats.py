@@ -80,7 +80,7 @@ def test_custom_modules_and_filter():
     assert net_cb.result().names == ["4 Linear"]
     with pytest.raises(ValueError, match="no modules to watch"):
         fit(ActivationStatsCallback(modules=lambda m: []))
-    with pytest.raises(ValueError, match="bins >= 2"):
+    with pytest.raises(ValueError, match="bins must be an int >= 2"):
         ActivationStatsCallback(bins=1)
 
 

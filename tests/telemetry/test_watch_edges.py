@@ -260,3 +260,28 @@ def test_the_trainer_callbacks_name_an_unknown_setting_too():
 
     with pytest.raises(UsageError, match=r"did you mean dead_threshold=\?"):
         StepRecorder("ActscopeCallback", dead_treshold=0.1)
+
+
+@pytest.mark.parametrize("kwargs, says", [
+    ({"bins": 10.5}, "bins must be an int >= 2, got 10.5"),
+    ({"bins": "40"}, "bins must be an int >= 2, got '40'"),
+    ({"sample_size": 2.5}, "sample_size must be an int >= 1"),
+    ({"chunk": True}, "chunk must be an int >= 1"),
+    ({"dead_bins": 1.5}, "dead_bins must be an int >= 1"),
+    ({"dead_threshold": "x"}, "dead_threshold must be a finite number > 0"),
+    ({"dead_threshold": float("nan")}, "dead_threshold must be a finite number > 0"),
+    ({"hist_range": 5}, "hist_range must be (lo, hi)"),
+    ({"hist_range": (0,)}, "hist_range must be (lo, hi)"),
+    ({"hist_range": (1, 0)}, "hist_range must be (lo, hi)"),
+    ({"every": 0}, "every must be an int >= 1"),
+])
+def test_a_setting_of_the_wrong_type_fails_when_made_not_mid_training(kwargs, says):
+    from actscope.integrations.recording import StepRecorder
+
+    with pytest.raises(UsageError) as err:
+        StepRecorder("ActscopeCallback", **kwargs)
+    assert says in str(err.value)
+    m = mlp()
+    with pytest.raises(UsageError):
+        actscope.watch(m, **kwargs)
+    assert hooks_on(m) == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import math
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -73,6 +74,35 @@ def check_settings(settings: dict[str, Any], exclude: Sequence[str] = ()) -> Non
                              f"{', '.join(known)}")
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+            and math.isfinite(value))
+
+
+def _is_range(value: Any) -> bool:
+    return (isinstance(value, (tuple, list)) and len(value) == 2
+            and all(_is_number(v) for v in value) and value[0] < value[1])
+
+
+def _check_numbers(every: Any, bins: Any, sample_size: Any, chunk: Any, dead_bins: Any,
+                   dead_threshold: Any, seed: Any) -> None:
+    """``UsageError`` naming the first setting of the wrong type or out of range."""
+    ints = {"every": (every, 1), "bins": (bins, 2), "sample_size": (sample_size, 1),
+            "chunk": (chunk, 1), "seed": (seed, 0)}
+    if dead_bins is not None:
+        ints["dead_bins"] = (dead_bins, 1)
+    for name, (value, low) in ints.items():
+        if not _is_int(value) or value < low:
+            raise UsageError(f"{name} must be an int >= {low}, got {value!r:.40}")
+    if not _is_number(dead_threshold) or not dead_threshold > 0:
+        raise UsageError(f"dead_threshold must be a finite number > 0, got {dead_threshold!r:.40}"
+                         "; e.g. 0.05")
+
+
 class TelemetryAccumulator:
     """Device-side activation statistics of the watched modules, independent of any trainer.
 
@@ -97,14 +127,12 @@ class TelemetryAccumulator:
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
                  output: OutputSpec = None, training_only: bool = True) -> None:
-        if (every < 1 or bins < 2 or sample_size < 1 or chunk < 1 or not dead_threshold > 0
-                or (dead_bins is not None and dead_bins < 1)):
-            raise UsageError("need every >= 1, bins >= 2, sample_size >= 1, chunk >= 1, "
-                             f"dead_threshold > 0, dead_bins >= 1; got every={every}, "
-                             f"bins={bins}, sample_size={sample_size}, chunk={chunk}, "
-                             f"dead_threshold={dead_threshold}, dead_bins={dead_bins}")
-        if hist_range is not None and not hist_range[0] < hist_range[1]:
-            raise UsageError(f"hist_range must be (lo, hi) with lo < hi, got {hist_range}")
+        _check_numbers(every=every, bins=bins, sample_size=sample_size, chunk=chunk,
+                       dead_bins=dead_bins, dead_threshold=dead_threshold, seed=seed)
+        if hist_range is not None and not _is_range(hist_range):
+            raise UsageError(f"hist_range must be (lo, hi): two finite numbers with lo < hi, got "
+                             f"{hist_range!r:.60}; e.g. hist_range=(0, 10), or None to take it "
+                             "from the data")
         check_output_spec(output)
         self.every, self.bins, self.hist_range = every, bins, hist_range
         self.dead_threshold, self.dead_bins = dead_threshold, dead_bins
