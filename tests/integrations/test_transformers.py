@@ -116,3 +116,37 @@ def test_with_block_removes_the_hooks_when_train_raises(tmp_path):
                              callbacks=[cb, Boom()]).train()
     assert leftover_hooks(model) == []
     assert len(cb.result().iters) == 2
+
+
+def test_resume_reads_the_recording_of_the_checkpoint_resumed_wherever_it_lies(tmp_path):
+    """A checkpoint outside output_dir (or another run's folder as output_dir) is found by its
+    own path; a recording that is not the checkpoint's is not spliced in."""
+    runs = {}
+    for name, lr in (("A", 1e-3), ("B", 5e-2)):
+        cb = ActscopeCallback(report=False)
+        args = train_args(tmp_path / name, save_strategy="steps", save_steps=3, learning_rate=lr,
+                          logging_strategy="steps", logging_steps=1)
+        transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
+                             callbacks=[cb]).train()
+        runs[name] = cb.result()
+    ckpt_b = str(tmp_path / "B" / "checkpoint-3")
+    for out in ("C", "A"):  # a fresh folder; run A's folder, which has its own checkpoint-3
+        cb = ActscopeCallback(report=False)
+        args = train_args(tmp_path / out, learning_rate=5e-2, logging_strategy="steps",
+                          logging_steps=1)
+        transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
+                             callbacks=[cb]).train(resume_from_checkpoint=ckpt_b)
+        t = cb.result()
+        assert list(t.iters) == list(range(6)), out
+        torch.testing.assert_close(t.mean[:, :3], runs["B"].mean[:, :3])
+
+    # run A's recording put into B's checkpoint: its trainer state is not B's, so it is not used
+    (tmp_path / "B" / "checkpoint-3" / STATE_FILE).write_bytes(
+        (tmp_path / "A" / "checkpoint-3" / STATE_FILE).read_bytes())
+    cb = ActscopeCallback(report=False)
+    args = train_args(tmp_path / "D", learning_rate=5e-2, logging_strategy="steps",
+                      logging_steps=1)
+    with pytest.warns(UserWarning, match="another trainer state"):
+        transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
+                             callbacks=[cb]).train(resume_from_checkpoint=ckpt_b)
+    assert list(cb.result().iters) == [3, 4, 5]

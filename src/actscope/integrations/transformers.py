@@ -13,14 +13,20 @@ tensor of a tuple output). The Trainer's conventions:
   a step's record describes its last micro-batch; evaluation runs in eval mode, not recorded;
 - only the world's main process watches and writes;
 - the recording is saved into each ``checkpoint-N`` folder (``actscope_telemetry.pt``, tensors only)
-  and picked up again by ``trainer.train(resume_from_checkpoint=...)``;
+  and picked up again by ``trainer.train(resume_from_checkpoint=...)``, from the checkpoint that
+  is resumed (wherever it lies), and only if it was saved with that checkpoint's trainer state
+  (else the recording starts afresh, with a warning);
 - the hooks come off at the end of training. The Trainer has no exception event: if ``train()``
   raises, call ``callback.remove()``, or hold the callback in a ``with`` block.
 """
 
 from __future__ import annotations
 
+import inspect
+import json
 import math
+import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +44,33 @@ from transformers import TrainerCallback  # noqa: E402  (after the check that na
 __all__ = ["ActscopeCallback", "STATE_FILE"]
 
 STATE_FILE = "actscope_telemetry.pt"  # in each checkpoint-N folder
+
+
+def _trainer_mark(state: Any) -> str:
+    """What ties a saved recording to its checkpoint: the step and the trainer's last log entry
+    (both in the checkpoint's trainer_state.json, written just before ``on_save``)."""
+    return json.dumps([state.global_step, state.log_history[-1:]], sort_keys=True, default=str)
+
+
+def _resumed_checkpoint(args: Any, state: Any) -> Path:
+    """The checkpoint folder ``train()`` resumes from.
+
+    The Trainer does not pass it to callbacks, so it is read from the ``resume_from_checkpoint``
+    argument of the Trainer's training loop on the call stack (a checkpoint may lie outside
+    ``output_dir``); else ``<output_dir>/checkpoint-<step>``, where ``resume_from_checkpoint=True``
+    finds it. ``_trainer_mark`` then checks that what is found belongs to the checkpoint.
+    """
+    frame = inspect.currentframe()
+    try:
+        while frame is not None:
+            value = frame.f_locals.get("resume_from_checkpoint") if frame.f_code.co_name in (
+                "_inner_training_loop", "train") else None
+            if isinstance(value, (str, os.PathLike)):
+                return Path(value)
+            frame = frame.f_back
+    finally:
+        del frame
+    return Path(args.output_dir) / f"checkpoint-{state.global_step}"
 
 
 class ActscopeCallback(TrainerCallback):
@@ -71,12 +104,22 @@ class ActscopeCallback(TrainerCallback):
             raise UsageError("ActscopeCallback got no model from the Trainer at train begin; "
                              "pass the model to transformers.Trainer(model=...)")
         if state.global_step > 0:  # resumed: continue the checkpoint's recording, if it has one
-            saved = Path(args.output_dir) / f"checkpoint-{state.global_step}" / STATE_FILE
-            if saved.is_file():
-                # Tensors and plain containers only: never unpickles code.
-                self.recorder.load_state_dict(
-                    torch.load(saved, map_location="cpu", weights_only=True), str(saved))
+            self._load_recording(_resumed_checkpoint(args, state) / STATE_FILE, state)
         self.recorder.attach(model)
+
+    def _load_recording(self, saved: Path, state: Any) -> None:
+        """Continue the recording saved with the resumed checkpoint, if it belongs to it."""
+        if not saved.is_file():
+            return
+        # Tensors and plain containers only: never unpickles code.
+        data = torch.load(saved, map_location="cpu", weights_only=True)
+        mark = data.pop("trainer", None) if isinstance(data, dict) else None
+        if mark is not None and mark != _trainer_mark(state):
+            warnings.warn(f"{saved} was saved with another trainer state than the checkpoint "
+                          f"resumed at step {state.global_step} (another run's?): not used; the "
+                          "recording starts afresh", stacklevel=2)
+            return
+        self.recorder.load_state_dict(data, str(saved))
 
     def on_step_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # Called before the first micro-batch of each optimizer step.
@@ -93,7 +136,8 @@ class ActscopeCallback(TrainerCallback):
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         if state.is_world_process_zero and self.recorder.attached and folder.is_dir():
-            torch.save(self.recorder.state_dict(), folder / STATE_FILE)
+            torch.save({**self.recorder.state_dict(), "trainer": _trainer_mark(state)},
+                       folder / STATE_FILE)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.recorder.remove()
