@@ -9,6 +9,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 pl = pytest.importorskip("lightning.pytorch", reason="make test installs actscope[lightning]")
 
+from actscope.errors import UsageError  # noqa: E402
 from actscope.integrations.lightning import ActscopeCallback  # noqa: E402
 from actscope.telemetry.record import Telemetry  # noqa: E402
 from tests.integrations.common import check_report, leftover_hooks  # noqa: E402
@@ -199,3 +200,14 @@ def test_ddp_only_global_rank_zero_records_and_writes(tmp_path, loaders):
     tel = check_report(folder, Telemetry.load(folder / "telemetry.npz").names)
     assert len(tel.iters) == 4 and tel.meta["scope"] == "rank 0 of 2"
     assert sorted(p.name for p in (tmp_path / "lightning_logs").iterdir()) == ["version_0"]
+
+
+def test_a_users_file_in_the_report_folder_stops_the_fit_before_training(tmp_path, loaders):
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "report.html").write_text("<html>mine</html>")
+    model, cb = LitMNIST(), ActscopeCallback(out_dir=folder)
+    with pytest.raises(UsageError, match="report.html exists and was not written by actscope"):
+        trainer(tmp_path, [cb]).fit(model, *loaders)
+    assert model.global_step == 0 and leftover_hooks(model) == []
+    assert (folder / "report.html").read_text() == "<html>mine</html>"

@@ -11,6 +11,7 @@ import torch
 transformers = pytest.importorskip("transformers", reason="make test installs "
                                    "actscope[transformers]")
 
+from actscope.errors import UsageError  # noqa: E402
 from actscope.integrations.transformers import STATE_FILE, ActscopeCallback  # noqa: E402
 from tests.integrations.common import check_report, leftover_hooks  # noqa: E402
 
@@ -150,3 +151,16 @@ def test_resume_reads_the_recording_of_the_checkpoint_resumed_wherever_it_lies(t
         transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
                              callbacks=[cb]).train(resume_from_checkpoint=ckpt_b)
     assert list(cb.result().iters) == [3, 4, 5]
+
+
+def test_a_users_file_in_the_report_folder_stops_train_before_training(tmp_path):
+    folder = tmp_path / "actscope"
+    folder.mkdir()
+    (folder / "findings.json").write_text('["my notes"]')
+    model, cb = gpt2(), ActscopeCallback()
+    trainer = transformers.Trainer(model=model, args=train_args(tmp_path),
+                                   train_dataset=Tokens(64), callbacks=[cb])
+    with pytest.raises(UsageError, match="findings.json exists and was not written by actscope"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and leftover_hooks(model) == []
+    assert (folder / "findings.json").read_text() == '["my notes"]'

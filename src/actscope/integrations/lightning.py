@@ -67,6 +67,8 @@ class ActscopeCallback(pl.Callback):
         self._dir = self.out_dir or log_dir / REPORT_SUBDIR
         self.report_path = None
         if trainer.is_global_zero:  # the other ranks register no hook at all
+            if self.write:
+                self.recorder.check_report_target(self._dir)
             self.recorder.attach(pl_module)
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,

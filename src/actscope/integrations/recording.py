@@ -21,7 +21,7 @@ from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
-from actscope.telemetry.report_folder import write_report_folder
+from actscope.telemetry.report_folder import check_report_folder, write_report_folder
 
 __all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules", "write_report_folder"]
 
@@ -115,6 +115,11 @@ class StepRecorder:
 
     def report(self, out_dir: str | Path) -> Path:
         return write_report_folder(out_dir, self.result())
+
+    def check_report_target(self, out_dir: str | Path) -> None:
+        """At fit start: ``UsageError`` now, not after training, if the report folder holds a
+        file actscope must not replace (checked again when the report is written)."""
+        check_report_folder(out_dir)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -103,6 +103,8 @@ class ActscopeCallback(TrainerCallback):
         if model is None:
             raise UsageError("ActscopeCallback got no model from the Trainer at train begin; "
                              "pass the model to transformers.Trainer(model=...)")
+        if self.write:
+            self.recorder.check_report_target(self._dir)
         if state.global_step > 0:  # resumed: continue the checkpoint's recording, if it has one
             self._load_recording(_resumed_checkpoint(args, state) / STATE_FILE, state)
         self.recorder.attach(model)
