@@ -285,3 +285,79 @@ def test_a_setting_of_the_wrong_type_fails_when_made_not_mid_training(kwargs, sa
     with pytest.raises(UsageError):
         actscope.watch(m, **kwargs)
     assert hooks_on(m) == 0
+
+
+def test_a_validation_pass_with_autograd_on_is_not_a_batch():
+    m = mlp()
+    with actscope.watch(m, modules=[m[0]], every=2) as w:
+        for _ in range(6):
+            m.train()
+            m(torch.randn(5, 4)).sum().backward()
+            m.eval()
+            m(torch.randn(5, 4)).sum()  # validation, autograd left on
+    m.train()
+    assert w.result().iters.tolist() == [0, 2, 4]
+
+
+def test_a_validation_forward_after_a_read_does_not_count_an_extra_batch():
+    m = mlp()
+    with actscope.watch(m, modules=[m[0]]) as w:
+        for batch in range(5):
+            m(torch.randn(5, 4)).sum().backward()
+            if batch == 2:
+                w.result()
+                m.eval()
+                with torch.no_grad():
+                    m(torch.randn(5, 4))
+                m.train()
+            w.step()
+    assert w.result().iters.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_the_dead_share_of_a_layer_that_did_not_run_is_nan_not_zero():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(4, 8), nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+            self.calls = 0
+            with torch.no_grad():
+                self.b[0].bias.fill_(-100.0)  # 100% dead whenever it runs
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            h = self.a(x)
+            return self.b(h) if self.calls % 2 else h
+
+    m = Net()
+    with actscope.watch(m, modules=[m.a, m.b]) as w:
+        for _ in range(10):
+            m(torch.randn(5, 4))
+            w.step()
+    t = w.result()
+    assert t.dead[1, ::2].tolist() == [1.0] * 5 and np.isnan(t.dead[1, 1::2]).all()
+    assert "dead" in [f.kind for f in diagnose(t)]
+
+
+def test_on_off_settings_must_be_bools_and_numpy_numbers_are_fine():
+    m = mlp()
+    with pytest.raises(UsageError, match="channels must be True or False, got 'false'"):
+        actscope.watch(m, channels="false")
+    with actscope.watch(m, every=np.int64(2), dead_threshold=np.float32(0.1),
+                        bins=np.int32(20)) as w:
+        for _ in range(4):
+            m(torch.randn(5, 4))
+    t = w.result()
+    assert t.iters.tolist() == [0, 2] and t.hist.shape[2] == 20
+    assert json.dumps(t.meta)  # numpy settings stored as plain numbers
+
+
+def test_a_watch_cannot_be_copied_or_pickled():
+    import pickle
+
+    m = mlp()
+    with actscope.watch(m) as w:
+        with pytest.raises(UsageError, match="save w.state_dict"):
+            copy.deepcopy(w)
+        with pytest.raises(UsageError, match="save w.state_dict"):
+            pickle.dumps(w)

@@ -22,10 +22,12 @@ import difflib
 import functools
 import inspect
 import math
+import numbers
 import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -75,12 +77,19 @@ def check_settings(settings: dict[str, Any], exclude: Sequence[str] = ()) -> Non
 
 
 def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
 
 
 def _is_number(value: Any) -> bool:
-    return (isinstance(value, (int, float)) and not isinstance(value, bool)
+    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
             and math.isfinite(value))
+
+
+def _check_flags(**flags: Any) -> None:
+    """``UsageError`` naming an on/off setting that is not a bool (``"false"`` would be on)."""
+    for name, value in flags.items():
+        if not isinstance(value, (bool, np.bool_)):
+            raise UsageError(f"{name} must be True or False, got {value!r:.40}")
 
 
 def _is_range(value: Any) -> bool:
@@ -129,6 +138,11 @@ class TelemetryAccumulator:
                  output: OutputSpec = None, training_only: bool = True) -> None:
         _check_numbers(every=every, bins=bins, sample_size=sample_size, chunk=chunk,
                        dead_bins=dead_bins, dead_threshold=dead_threshold, seed=seed)
+        _check_flags(mad=mad, grads=grads, channels=channels, training_only=training_only)
+        # numpy numbers are fine; stored as Python ones (meta is JSON)
+        every, bins, sample_size, chunk, seed = map(int, (every, bins, sample_size, chunk, seed))
+        dead_threshold = float(dead_threshold)
+        dead_bins = None if dead_bins is None else int(dead_bins)
         if hist_range is not None and not _is_range(hist_range):
             raise UsageError(f"hist_range must be (lo, hi): two finite numbers with lo < hi, got "
                              f"{hist_range!r:.60}; e.g. hist_range=(0, 10), or None to take it "
@@ -142,6 +156,7 @@ class TelemetryAccumulator:
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
         self.recording = False
+        self.trained_in_batch = False  # a watched module ran a training-mode forward in it
         self.buf: RecordBuffers | None = None
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
@@ -194,6 +209,7 @@ class TelemetryAccumulator:
     def begin_batch(self, step: int) -> bool:
         """Start batch ``step``; it is recorded if ``step % every == 0``. Returns whether."""
         self.recording = step % self.every == 0 and self.buf is not None
+        self.trained_in_batch = False
         if self.recording:
             self.buf.begin(step)
         return self.recording
@@ -247,9 +263,12 @@ class TelemetryAccumulator:
 
     # ---- the hot path --------------------------------------------------------------------
     def _forward(self, hook: Hook, module: nn.Module, inputs: Any, out: Any) -> None:
-        if not self.recording or (self.training_only and not module.training):
+        if self.training_only and not module.training:
             return
         if torch.is_inference_mode_enabled():  # no autograd, so not a training step
+            return
+        self.trained_in_batch = True  # also on a batch that ``every`` does not record
+        if not self.recording:
             return
         t = out if isinstance(out, torch.Tensor) else pick_tensor(out, self.output)
         if t is None:

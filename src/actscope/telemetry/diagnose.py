@@ -86,11 +86,14 @@ def _label(names: list[str]) -> str:
 
 
 def _dead(t: Telemetry, th: Thresholds) -> list[Finding]:
-    n = t.dead.shape[1]
-    w = max(1, math.ceil(th.final_window * n))
     out = []
     for i, name in enumerate(t.names):
-        share = float(np.nanmean(t.dead[i, -w:]))
+        # the last records in which the layer ran (NaN: it did not run in that batch)
+        ran = t.dead[i][np.isfinite(t.dead[i])]
+        if ran.size == 0:
+            continue
+        w = max(1, math.ceil(th.final_window * ran.size))
+        share = float(ran[-w:].mean())
         if share > th.dead_share:
             above = np.nonzero(t.dead[i] > th.dead_share)[0]
             out.append(Finding(

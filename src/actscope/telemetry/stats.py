@@ -174,7 +174,7 @@ def histograms(samples: torch.Tensor, lo: torch.Tensor, hi: torch.Tensor,
 def near_zero_share(samples: torch.Tensor, thresh: torch.Tensor,
                     counted: torch.Tensor | None = None,
                     scratch: Scratch | None = None) -> torch.Tensor:
-    """``(L, N)`` share of non-NaN samples with ``|x| < thresh`` (per layer).
+    """``(L, N)`` share of non-NaN samples with ``|x| < thresh`` (per layer); NaN where none.
 
     ``counted``: the number of non-NaN samples per (layer, batch) if known (a histogram's sum),
     which saves a pass. ``scratch`` keeps the temporaries between calls.
@@ -187,7 +187,8 @@ def near_zero_share(samples: torch.Tensor, thresh: torch.Tensor,
     near = near.sum(dim=2, dtype=torch.int32)  # int32: 2x faster than the default int64
     if counted is None:
         counted = (~torch.isnan(samples)).sum(dim=2)
-    return near / counted.clamp_min(1)
+    # no sample counted (a layer that did not run in that batch): no value, not 0% dead
+    return torch.where(counted > 0, near / counted.clamp_min(1), float("nan"))
 
 
 def mean_abs_dev(samples: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:

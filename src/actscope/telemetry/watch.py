@@ -11,11 +11,14 @@ It is the accumulator of ``ActivationStatsCallback`` (same cost, no host sync pe
 counts as a batch:
 - with ``w.step()``: everything between two ``step()`` calls is one batch (if the model runs
   several times in it, as with gradient accumulation, the last training-mode forward is kept);
-- without ``step()``: each forward of the root model in training mode, or with autograd on (a
-  model fine-tuned with parts in eval mode), starts a new batch (found by a forward pre-hook on
-  the model). A loop that never calls the model itself (only ``model.encoder(x)`` and
-  ``model.head(z)``, say) cannot be split into batches this way: it records one batch and warns;
-  call ``step()`` there. Calling ``step()`` once switches to the first rule.
+- without ``step()``: each forward of the root model in which the model, or a watched module,
+  runs in training mode (a model fine-tuned with parts frozen in eval mode counts) starts a new
+  batch (found by a forward pre-hook on the model); an eval-mode validation pass does not. A
+  loop that never calls the model itself (only ``model.encoder(x)`` and ``model.head(z)``, say)
+  cannot be split into batches this way: it records one batch and warns; call ``step()`` there.
+  With gradient accumulation call ``step()``: before its first call, the micro-batches of the
+  first optimizer step count as batches of their own (the watch cannot know a step() is
+  coming). Calling ``step()`` once switches to the first rule.
 Only forwards of modules in training mode (``module.training``) are recorded, so a validation
 pass inside the loop (``model.eval()``) does not enter the statistics; neither do forwards under
 ``torch.inference_mode()``. ``result()`` / ``state_dict()`` in the middle of a loop close the
@@ -71,11 +74,12 @@ class Watch:
         self._peeked = False  # result()/state_dict() closed the batch that step() would close
         self._root_forwards = 0
         self._removed = False
-        self._pre = None
+        self._pre = self._post = None
         if self.enabled:
             self.acc.attach(self.model, modules)
             # weak: the model must not keep the Watch alive; a copy of the model is not watched
             self._pre = self.model.register_forward_pre_hook(WeakCall(self, "_pre_forward"))
+            self._post = self.model.register_forward_hook(WeakCall(self, "_post_forward"))
             self.acc.begin_batch(0)
 
     @property
@@ -88,11 +92,14 @@ class Watch:
         if torch.is_inference_mode_enabled():  # no autograd: not a training step
             return
         self._root_forwards += 1
-        self._peeked = False
-        counts = module.training or torch.is_grad_enabled()
         if not self.explicit and self._forwarded:
             self._advance()  # the previous forward was a batch of its own
-        self._forwarded = self._forwarded or counts
+
+    def _post_forward(self, module: nn.Module, args: Any, out: Any) -> None:
+        # A root forward is a training batch if the model, or any watched module in it (a
+        # model fine-tuned with parts frozen), ran in training mode: validation does not count.
+        if not torch.is_inference_mode_enabled():
+            self._forwarded = self._forwarded or module.training or self.acc.trained_in_batch
 
     def _advance(self) -> None:
         self.acc.end_batch()
@@ -105,7 +112,7 @@ class Watch:
         self.explicit = True
         if not self.enabled:
             return
-        if self._peeked and not self._forwarded and not self.acc.batch_written:
+        if self._peeked and not self._forwarded and not self.acc.trained_in_batch:
             self._peeked = False  # result()/state_dict() already closed this batch
             return
         self._peeked = False
@@ -123,7 +130,7 @@ class Watch:
 
     def _close_batch(self) -> bool:
         """End the current batch if anything ran in it; whether it did."""
-        if self._forwarded or self.acc.batch_written:
+        if self._forwarded or self.acc.trained_in_batch:
             if not self.explicit and self._root_forwards == 0:
                 warnings.warn("watch(): the watched modules ran but the model itself was never "
                               "called, so batches cannot be told apart and they are recorded as "
@@ -168,9 +175,21 @@ class Watch:
             self._close_batch()
         self._removed = True
         self.acc.remove()
-        if self._pre is not None:
-            self._pre.remove()
-            self._pre = None
+        self._remove_root_hooks()
+
+    def _remove_root_hooks(self) -> None:
+        for handle in (self._pre, self._post):
+            if handle is not None:
+                handle.remove()
+        self._pre = self._post = None
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Watch:
+        raise UsageError("a Watch cannot be copied or pickled (its hooks belong to one model): "
+                         "save w.state_dict() and load it into a new watch with "
+                         "load_state_dict()")
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        self.__deepcopy__({})
 
     def __enter__(self) -> Watch:
         if self._removed:
@@ -185,8 +204,7 @@ class Watch:
     def __del__(self) -> None:
         # A safety net: a Watch dropped without remove() must not leave hooks on the model.
         try:
-            if self._pre is not None:
-                self._pre.remove()
+            self._remove_root_hooks()
             self.acc.remove()
         except AttributeError:  # __init__ failed before these existed
             pass
