@@ -361,3 +361,32 @@ def test_a_watch_cannot_be_copied_or_pickled():
             copy.deepcopy(w)
         with pytest.raises(UsageError, match="save w.state_dict"):
             pickle.dumps(w)
+
+
+def test_a_layer_skipped_in_the_first_batch_takes_its_range_from_its_first_run():
+    class Net(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.a, self.b = nn.Linear(4, 8), nn.Linear(8, 8)
+            self.calls = 0
+            with torch.no_grad():
+                self.b.weight.mul_(50)  # b's outputs span about ±100, far beyond [-1, 1]
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            self.calls += 1
+            h = self.a(x)
+            return self.b(h) if self.calls > 1 else h
+
+    m = Net()
+    with actscope.watch(m, modules=[m.a, m.b]) as w:
+        for _ in range(4):
+            m(torch.randn(64, 4))
+            w.step()
+        state = w.state_dict()
+    t = w.result()
+    assert t.ran[1].tolist() == [0, 1, 1, 1]
+    assert t.hist_range[1, 1] > 10  # not the [-1, 1] of a layer that had no samples
+    in_range = t.hist[1, 1:].sum(axis=1)
+    assert (in_range >= 0.99 * t.meta["sample_size"]).all()
+    assert state["acc"]["has_range"] == [True, True]

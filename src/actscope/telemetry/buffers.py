@@ -95,6 +95,7 @@ class RecordBuffers:
         self.bufs: dict[str, torch.Tensor] = {}
         self.lo: torch.Tensor | None = None
         self.hi: torch.Tensor | None = None
+        self.has_range = [False] * n_layers  # the layer's range is fixed (see _fix_range)
         self.cached: Telemetry | None = None
         self.scratch = stats.Scratch()  # the flush's temporaries, kept between flushes
         self.adopted = [False] * n_layers  # column buffers taken over from an earlier fit
@@ -281,7 +282,7 @@ class RecordBuffers:
         self.slot += 1
         self.ep_batches += 1
         self.ep_seen, self.cached = True, None
-        if self.lo is None:
+        if not all(self.has_range):
             self._fix_range()
         if self.ep_batches in (1, 2, 4) or self.ep_batches % 16 == 0:
             self._check_all_fired()
@@ -301,15 +302,30 @@ class RecordBuffers:
                 self.all_fired[layer] = bool((m >= self.acc.dead_threshold).all())
 
     def _fix_range(self) -> None:
-        # From the first recorded batch only: the same range whatever the flush cadence.
+        """Each layer's histogram range, from the first recorded batch in which it ran (the
+        same range whatever the flush cadence); a layer that has not run yet gets it later."""
         assert self.slab is not None
         acc = self.acc
-        if acc.hist_range is None:
-            self.lo, self.hi = stats.data_hist_range(self.slab[:, :1, : acc.k])
-        else:
+        if acc.hist_range is not None:
             dev = self.slab.device
             self.lo = torch.full((self.L,), float(acc.hist_range[0]), device=dev)
             self.hi = torch.full((self.L,), float(acc.hist_range[1]), device=dev)
+            self.has_range = [True] * self.L
+            return
+        new = [layer for layer in range(self.L) if self.ran[layer] and not self.has_range[layer]]
+        if not new:
+            return
+        slot = self.slot - 1  # the batch just committed
+        lo, hi = stats.data_hist_range(self.slab[:, slot:slot + 1, : acc.k])
+        if self.lo is None:
+            self.lo, self.hi = lo, hi  # the others are replaced when they first run
+        else:
+            if self.lo.device != lo.device:  # restored from a checkpoint on the host
+                self.lo, self.hi = self.lo.to(lo.device), self.hi.to(lo.device)
+            for layer in new:  # device copies by a host index: no sync
+                self.lo[layer], self.hi[layer] = lo[layer], hi[layer]
+        for layer in new:
+            self.has_range[layer] = True
 
     # ---- flush (device only) -------------------------------------------------------------
     def flush(self) -> None:
@@ -482,6 +498,7 @@ class RecordBuffers:
             "partial": {j: list(r) for j, r in self.partial.items() if j < n}}
         if self.lo is not None:
             state["range"] = torch.stack([self.lo, self.hi]).cpu()
+            state["has_range"] = list(self.has_range)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -493,6 +510,8 @@ class RecordBuffers:
         self.bufs = {k: v.clone() for k, v in state["bufs"].items()}
         self.lo, self.hi = ((state["range"][0], state["range"][1]) if "range" in state
                             else (None, None))
+        self.has_range = [bool(v) for v in state.get(
+            "has_range", [self.lo is not None] * self.L)]
         self.epochs = [(int(e), r.clone()) for e, r in state.get("epochs", [])]
         saved = state.get("ep_max") or [None] * self.L
         self.ep_max = [m.clone() if m is not None else None for m in saved]
