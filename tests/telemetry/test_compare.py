@@ -205,3 +205,28 @@ def test_python_call_errors_are_actscope_errors(real_runs, tmp_path):
     with pytest.raises(ActscopeError, match="x axis"):
         compare([good], tmp_path / "out", x="epochs")
     assert not (tmp_path / "out").exists()
+
+
+def test_a_users_compare_html_is_never_replaced_but_an_earlier_one_is(real_runs, tmp_path,
+                                                                      capsys):
+    good, bad = real_runs
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "compare.html").write_text("my own notes")
+    assert main(["compare", str(good), str(bad), "--out", str(out)]) == 2
+    assert "was not written by actscope compare" in capsys.readouterr().err
+    assert (out / "compare.html").read_text() == "my own notes"
+    again = tmp_path / "again"
+    assert main(["compare", str(good), "--out", str(again)]) == 0
+    assert main(["compare", str(good), str(bad), "--out", str(again)]) == 0  # its own page
+
+
+def test_an_interrupted_lr_find_folder_is_not_sent_to_fit_resume(real_runs, tmp_path, capsys):
+    lrf = tmp_path / "lrf"
+    assert main(["lr-find", "--dataset", "digits", "--limit", "300", "--bs", "32", "--num-it",
+                 "8", "--no-progress", "--out", str(lrf)]) == 0
+    (lrf / "RUNNING").touch()  # as if it had been killed
+    capsys.readouterr()
+    assert main(["compare", str(real_runs[0]), str(lrf), "--out", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "actscope lr-find --out" in err and "fit --resume" not in err

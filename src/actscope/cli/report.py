@@ -14,10 +14,6 @@ from actscope.telemetry.run_view import read_run
 
 __all__ = ["add_report_parser", "cmd_report"]
 
-_STATE_NOTES = {
-    "interrupted": "is an interrupted run (RUNNING marker, no live writer): the report shows what "
-                   "was saved so far; `actscope fit --resume` continues it",
-}
 
 
 def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -36,9 +32,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     # Held while reading and writing: a live fit refuses us (LockedError), and no fit can
     # start in the folder while its report is rebuilt.
     with RunLock(run.path).acquire():
-        note = _STATE_NOTES.get(state)
-        if note:
-            print(f"actscope: warning: {run.path} {note}", file=sys.stderr)
+        if state == "interrupted":
+            print(f"actscope: warning: {run.path} is an interrupted run (RUNNING marker, no live "
+                  f"writer): the report shows what was saved so far; {run.how_to_finish()} "
+                  "finishes it", file=sys.stderr)
         view = read_run(run.path)  # a damaged file is refused here, naming it
         check_report_folder(run.path, plots=run_figures(view), owned=run.marker is not None)
         save_run_plots(run.path, view)

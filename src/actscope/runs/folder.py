@@ -200,6 +200,17 @@ class RunFolder(RunContents):
                                  f"none of {', '.join(_LEGACY_FILES)})")
         return cls(path)
 
+    def how_to_finish(self) -> str:
+        """The command that finishes this interrupted folder: ``fit --resume`` for a training
+        run, a fresh run of its own command (with ``--overwrite``) for any other kind."""
+        try:
+            kind = (self.marker or {}).get("kind", "fit")
+        except RunFolderError:  # a damaged marker: the resume itself will say so
+            kind = "fit"
+        if kind == "fit":
+            return f"`actscope fit --resume {self.path}`"
+        return f"a new `actscope {kind} --out {self.path} --overwrite` (it does not resume)"
+
     def check_resumable_kind(self) -> None:
         """RunFolderError unless the marker says a training run (or there is none: v0.1)."""
         kind = (self.marker or {}).get("kind", "fit")

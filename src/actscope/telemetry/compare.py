@@ -18,11 +18,15 @@ from typing import Any
 from actscope.atomic import atomic_write
 from actscope.errors import UsageError
 from actscope.runs.files import RunFolderError
+from actscope.runs.folder import RunFolder
+from actscope.telemetry.report_folder import is_actscope_page
 from actscope.telemetry.report_html import esc, table
 from actscope.telemetry.run_view import RunView, read_run
 
-__all__ = ["compare", "render_compare", "load_runs", "differing_settings", "metrics_rows",
-           "match_layers", "MAX_RUNS", "X_AXES"]
+COMPARE_TITLE = "actscope compare: "  # every compare page's <title> starts so: how one is known
+
+__all__ = ["COMPARE_TITLE", "compare", "render_compare", "load_runs", "differing_settings",
+           "metrics_rows", "match_layers", "MAX_RUNS", "X_AXES"]
 
 MAX_RUNS = 8
 X_AXES = ("batch", "fraction")
@@ -48,7 +52,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
         if view.running or view.live:
             why = "a live process is writing it" if view.live else "it has a RUNNING marker"
             raise RunFolderError(f"{p} is not a finished run ({why}); wait for it to finish, or "
-                                 f"finish it with `actscope fit --resume {p}`")
+                                 f"finish it with {RunFolder(p).how_to_finish()}")
         views.append(view)
     names = [v.name for v in views]
     labels = [n if names.count(n) == 1 else f"{v.path.resolve().parent.name}/{n}"
@@ -142,10 +146,13 @@ def compare(runs: Sequence[str | Path], out: str | Path, x: str = "batch") -> Pa
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for compare.html")
+    path = out / "compare.html"
+    if (path.exists() or path.is_symlink()) and not is_actscope_page(path, COMPARE_TITLE):
+        raise UsageError(f"{path} exists and was not written by actscope compare, and this "
+                         "would replace it; choose another --out, or move the file away")
     text = render_compare(runs, x)
     try:
         out.mkdir(parents=True, exist_ok=True)
-        path = out / "compare.html"
         with atomic_write(path) as f:
             f.write(text)
     except OSError as e:

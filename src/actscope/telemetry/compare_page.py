@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from actscope.telemetry.compare import (
+    COMPARE_TITLE,
     findings_table,
     match_layers,
     metrics_rows,
@@ -118,5 +119,5 @@ def compare_page(runs: Runs, x: str) -> str:
             f"<h2>Diagnosis</h2>{findings_table(runs)}"
             f"<h2>Metrics per epoch</h2>{_metrics(runs, x)}"
             f"<h2>Activations per layer</h2>{_layers(runs, x)}")
-    return page(f"actscope compare: {', '.join(label for label, _ in runs)}", body,
+    return page(f"{COMPARE_TITLE}{', '.join(label for label, _ in runs)}", body,
                 f" data-runs='{len(runs)}'")

@@ -20,7 +20,7 @@ from actscope.errors import UsageError
 from actscope.telemetry.publish import FINDINGS_FILE, TELEMETRY_FILE, publish_telemetry
 from actscope.telemetry.record import Telemetry, TelemetryFileError
 
-__all__ = ["write_report_folder", "check_report_folder"]
+__all__ = ["write_report_folder", "check_report_folder", "is_actscope_page"]
 
 
 def _is_actscope_telemetry(path: Path) -> bool:
@@ -39,15 +39,22 @@ def _is_actscope_findings(path: Path) -> bool:
     return isinstance(data, list) and all(isinstance(x, str) for x in data)
 
 
-def _is_actscope_report(path: Path) -> bool:
-    from actscope.telemetry.report import REPORT_TITLE  # matplotlib: only when a report is made
-
+def is_actscope_page(path: Path, title: str) -> bool:
+    """Whether ``path`` is a regular file holding an actscope page whose title starts so."""
+    if path.is_symlink() or not path.is_file():
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(4096)
     except OSError:
         return False
-    return head.startswith(b"<!DOCTYPE html>") and f"<title>{REPORT_TITLE}".encode() in head
+    return head.startswith(b"<!DOCTYPE html>") and f"<title>{title}".encode() in head
+
+
+def _is_actscope_report(path: Path) -> bool:
+    from actscope.telemetry.report import REPORT_TITLE  # matplotlib: only when a report is made
+
+    return is_actscope_page(path, REPORT_TITLE)
 
 
 def _check_writable(out: Path) -> None:
