@@ -24,7 +24,7 @@ import inspect
 import math
 import numbers
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -228,11 +228,6 @@ class TelemetryAccumulator:
         if self.buf is not None:
             self.buf.end_epoch(epoch)
 
-    @property
-    def batch_written(self) -> bool:
-        """Whether a watched module recorded something in the current (uncommitted) batch."""
-        return self.recording and self.buf is not None and self.buf.wrote
-
     def why_nothing(self) -> str:
         """Why nothing was recorded, in words a user can act on."""
         if self.skips:
@@ -249,7 +244,7 @@ class TelemetryAccumulator:
         if isinstance(out, torch.Tensor):
             why = f"returned an empty tensor of shape {tuple(out.shape)}"
         elif self.output is not None:
-            keys = list(out.keys()) if isinstance(out, dict) else None
+            keys = list(out.keys()) if isinstance(out, Mapping) else None
             why = (f"returned {type(out).__name__} with no tensor at output={self.output!r}"
                    + (f" (keys: {', '.join(map(str, keys[:8]))})" if keys else ""))
         else:

@@ -139,8 +139,7 @@ def resolve_modules(model: nn.Module, spec: ModuleSpec = None,
         mods = _as_list(spec(root), f"modules={getattr(spec, '__name__', 'fn')}(model) returned")
     else:
         mods = _as_list(spec, "modules= got")
-    mods = check_module_list(_expand_containers(mods), spec)
-    return mods
+    return check_module_list(_expand_containers(mods), spec)
 
 
 def explicit_modules(spec: Any) -> list[nn.Module]:

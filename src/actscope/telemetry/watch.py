@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import torch
 from torch import nn
@@ -72,7 +72,7 @@ class Watch:
         self.explicit = False  # True once step() was called
         self._forwarded = False  # a forward that counts as a batch ran in the current batch
         self._peeked = False  # result()/state_dict() closed the batch that step() would close
-        self._root_forwards = 0
+        self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
         if self.enabled:
@@ -91,7 +91,7 @@ class Watch:
     def _pre_forward(self, module: nn.Module, args: Any) -> None:
         if torch.is_inference_mode_enabled():  # no autograd: not a training step
             return
-        self._root_forwards += 1
+        self._root_ran = True
         if not self.explicit and self._forwarded:
             self._advance()  # the previous forward was a batch of its own
 
@@ -131,7 +131,7 @@ class Watch:
     def _close_batch(self) -> bool:
         """End the current batch if anything ran in it; whether it did."""
         if self._forwarded or self.acc.trained_in_batch:
-            if not self.explicit and self._root_forwards == 0:
+            if not self.explicit and not self._root_ran:
                 warnings.warn("watch(): the watched modules ran but the model itself was never "
                               "called, so batches cannot be told apart and they are recorded as "
                               "one; call w.step() after each training batch", stacklevel=3)
@@ -183,13 +183,16 @@ class Watch:
                 handle.remove()
         self._pre = self._post = None
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> Watch:
+    def _refuse_copy(self) -> NoReturn:
         raise UsageError("a Watch cannot be copied or pickled (its hooks belong to one model): "
                          "save w.state_dict() and load it into a new watch with "
                          "load_state_dict()")
 
-    def __reduce_ex__(self, protocol: Any) -> Any:
-        self.__deepcopy__({})
+    def __deepcopy__(self, memo: dict[int, Any]) -> NoReturn:
+        self._refuse_copy()
+
+    def __reduce_ex__(self, protocol: Any) -> NoReturn:
+        self._refuse_copy()
 
     def __enter__(self) -> Watch:
         if self._removed:
