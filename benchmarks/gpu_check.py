@@ -35,9 +35,9 @@ import torch.nn.functional as F
 
 import actscope
 from actscope.callback import Callback
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.learner import Learner
 from actscope.nn.cnn import cnn
-from actscope.telemetry.activation_stats import ActivationStatsCallback
 
 VARIANTS = ("plain", "learner", "telemetry")
 

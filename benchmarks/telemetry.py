@@ -28,9 +28,9 @@ from types import SimpleNamespace
 
 import torch
 
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.learner import Learner
 from actscope.nn.cnn import cnn
-from actscope.telemetry.activation_stats import ActivationStatsCallback
 
 
 class Batches:

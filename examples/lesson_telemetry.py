@@ -20,16 +20,16 @@ import numpy as np
 import torch
 from torch import nn
 
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.metrics import MetricsCallback, accuracy
 from actscope.callbacks.schedule import ParamSchedulerCallback
 from actscope.data.mnist import mnist_dataloaders
+from actscope.diagnosis import Finding, diagnose, format_findings
 from actscope.learner import Learner
 from actscope.nn.cnn import cnn
 from actscope.nn.init import init_cnn
 from actscope.nn.layers import GeneralRelu
 from actscope.schedules import combine_scheds, sched_cos
-from actscope.telemetry.activation_stats import ActivationStatsCallback
-from actscope.telemetry.diagnose import Finding, diagnose, format_findings
 from actscope.telemetry.record import Telemetry
 
 

@@ -16,6 +16,7 @@ from rich.console import Console
 import actscope.callbacks
 import actscope.telemetry
 from actscope.callback import Callback
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.checkpoint import CheckpointCallback
 from actscope.callbacks.device import DeviceCallback
 from actscope.callbacks.distributed import DistributedCallback
@@ -29,7 +30,6 @@ from actscope.callbacks.schedule import ParamSchedulerCallback
 from actscope.callbacks.transform import BatchTransformCallback
 from actscope.learner import Learner
 from actscope.schedules import sched_cos
-from actscope.telemetry.activation_stats import ActivationStatsCallback
 
 
 def shipped_callbacks() -> dict[str, type[Callback]]:

@@ -20,8 +20,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("foundation", ("errors", "atomic", "dist", "rng", "safe_load", "schedules", "events",
                     "version", "nn", "data", "config")),
     ("storage", ("runs", "checkpoints")),
-    ("loop", ("callback", "learner")),
     ("telemetry", ("telemetry",)),
+    ("diagnosis", ("diagnosis",)),
+    ("report", ("report",)),
+    ("loop", ("callback", "learner")),
     ("callbacks", ("callbacks",)),
     ("integrations", ("integrations",)),
     ("assembly", ("recipe", "results", "experiments", "distributed_launch")),
@@ -37,7 +39,7 @@ def module_name(path: Path) -> str:
 
 
 def top_of(name: str) -> str | None:
-    """``actscope.telemetry.plots`` -> ``telemetry``; None for the package root itself."""
+    """``actscope.report.plots`` -> ``telemetry``; None for the package root itself."""
     parts = name.split(".")
     return parts[1] if len(parts) > 1 and parts[0] == "actscope" else None
 
@@ -96,17 +98,25 @@ def test_imports_point_down(path):
     assert not upward, "\n".join(upward)
 
 
-def test_telemetry_never_imports_callbacks_and_storage_knows_only_files():
-    # Same-layer rules the ranking alone does not express.
+def test_storage_knows_only_files_and_the_diagnosis_only_numpy():
+    # Rules the ranking alone does not express: storage does not know models or data, and the
+    # diagnosis reads a Telemetry (numpy) and never torch or the torch-side recording.
     bad = []
     for path in SOURCES:
         me = top_of(module_name(path))
         for line, mod in imported_modules(path):
             top = top_of(mod)
-            if me == "telemetry" and top == "callbacks":
-                bad.append(f"{path.name}:{line} imports {mod}")
             if me in ("runs", "checkpoints") and top in ("nn", "data", "config"):
                 bad.append(f"{path.name}:{line} (storage) imports {mod}")
+            if me == "diagnosis" and top == "telemetry" and mod != "actscope.telemetry.record":
+                bad.append(f"{path.name}:{line} (diagnosis) imports {mod}")
+        if me == "diagnosis":
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            for node in ast.walk(tree):
+                names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                         [node.module or ""] if isinstance(node, ast.ImportFrom) else [])
+                bad += [f"{path.name}:{node.lineno} (diagnosis) imports {n}"
+                        for n in names if n.split(".")[0] == "torch"]
     assert not bad, "\n".join(bad)
 
 

@@ -1,11 +1,12 @@
 """actscope: train PyTorch models while looking inside them.
 
 The names most users need are re-exported here; everything else lives in its own module
-(``actscope.callbacks.lr_finder``, ``actscope.telemetry.plots``, ...). Plots, the HTML report and
+(``actscope.callbacks.lr_finder``, ``actscope.report.plots``, ...). Plots, the HTML report and
 the TensorBoard callback are not imported here, so ``import actscope`` does not load matplotlib.
 """
 
 from actscope.callback import Callback
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.checkpoint import CheckpointCallback
 from actscope.callbacks.defaults import default_callbacks
 from actscope.callbacks.device import DeviceCallback
@@ -30,6 +31,9 @@ from actscope.data.errors import DataError, IDXError
 from actscope.data.idx import read_idx, write_idx
 from actscope.data.loaders import DataLoaders, InMemoryLoader
 from actscope.data.mnist import download_mnist, find_mnist_dir, load_mnist, mnist_dataloaders
+from actscope.diagnosis.diagnose import diagnose
+from actscope.diagnosis.finding import Finding
+from actscope.diagnosis.thresholds import Thresholds
 from actscope.events import (
     CancelBatchException,
     CancelEpochException,
@@ -38,12 +42,14 @@ from actscope.events import (
     CancelValidateException,
     Event,
 )
+from actscope.integrations.watch import Watch, watch
 from actscope.learner import Learner
 from actscope.nn.cnn import cnn, conv_blocks
 from actscope.nn.init import init_cnn, lsuv_init
 from actscope.nn.layers import GeneralRelu, Lambda, conv_layer
 from actscope.nn.norms import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, make_norm
 from actscope.nn.running_batchnorm import RunningBatchNorm
+from actscope.report.compare.write import compare  # draws on call; matplotlib is not imported here
 from actscope.runs import RunFolder, RunFolderError
 from actscope.safe_load import CheckpointError
 from actscope.schedules import (
@@ -54,12 +60,8 @@ from actscope.schedules import (
     sched_lin,
     sched_no,
 )
-from actscope.telemetry.activation_stats import ActivationStatsCallback
-from actscope.telemetry.compare import compare  # draws on call; matplotlib is not imported here
-from actscope.telemetry.diagnose import Finding, Thresholds, diagnose
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.record import Telemetry
-from actscope.telemetry.watch import Watch, watch
 from actscope.version import __version__ as __version__  # one place for the version
 
 __all__ = [

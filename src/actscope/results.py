@@ -7,14 +7,15 @@ diagnosis; the report never diagnoses again).
 
 from __future__ import annotations
 
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.metrics import MetricsCallback
 from actscope.callbacks.recorder import RecorderCallback
 from actscope.learner import Learner
+from actscope.report.page import write_report
+from actscope.report.plots import save_run_plots
+from actscope.report.publish import publish_telemetry
 from actscope.runs import RunFolder
-from actscope.telemetry.activation_stats import ActivationStatsCallback
-from actscope.telemetry.plots import save_run_plots
-from actscope.telemetry.publish import publish_telemetry
-from actscope.telemetry.report import write_report
+from actscope.runs.layout import RECORDER_FILE
 
 __all__ = ["save_fit_results"]
 
@@ -34,7 +35,7 @@ def save_fit_results(run: RunFolder, learn: Learner, finish: bool = True) -> lis
     recorder = learn.find_cb(RecorderCallback)
     if recorder is not None:
         hypers = {n: recorder.hypers(n) for n in recorder.hyper_names if n not in ("lr", "losses")}
-        run.write_npz("recorder.npz", lrs=recorder.lrs, losses=recorder.losses, **hypers)
+        run.write_npz(RECORDER_FILE, lrs=recorder.lrs, losses=recorder.losses, **hypers)
     findings: list[str] = []
     stats = learn.find_cb(ActivationStatsCallback)
     if stats is not None:

@@ -213,10 +213,10 @@ def test_lr_find_leaves_no_trace_in_metrics_recorder_or_checkpoints(tmp_path):
 def test_lr_find_keeps_batch_preparers_and_the_input_check_pauses_the_rest():
     """The rule is the class attributes, not an order range: InputCheckCallback (order -7) runs,
     ActivationStatsCallback (order -5) is paused, BatchTransformCallback reshapes the batches."""
+    from actscope.callbacks.activation_stats import ActivationStatsCallback
     from actscope.callbacks.input_check import InputCheckCallback
     from actscope.callbacks.transform import BatchTransformCallback
     from actscope.data.errors import DataError
-    from actscope.telemetry.activation_stats import ActivationStatsCallback
 
     g = torch.Generator().manual_seed(0)
     x, y = torch.randn(64, 16, generator=g), torch.randint(0, 3, (64,), generator=g)

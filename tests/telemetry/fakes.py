@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from actscope.telemetry.publish import publish_telemetry
+from actscope.report.publish import publish_telemetry
 from actscope.telemetry.record import Telemetry
 
 

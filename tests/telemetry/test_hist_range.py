@@ -7,10 +7,11 @@ import pytest
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.learner import Learner
-from actscope.telemetry import stats
-from actscope.telemetry.activation_stats import ActivationStatsCallback
-from tests.telemetry.test_activation_stats import conv_net, image_dls
+from actscope.telemetry.hist_range import data_hist_range
+from actscope.telemetry.reductions import split_histograms
+from tests.callbacks.test_activation_stats import conv_net, image_dls
 
 
 def known(n: int = 4096) -> torch.Tensor:
@@ -22,7 +23,7 @@ def known(n: int = 4096) -> torch.Tensor:
 
 
 def test_range_from_known_distributions():
-    lo, hi = (v.tolist() for v in stats.data_hist_range(known()))
+    lo, hi = (v.tolist() for v in data_hist_range(known()))
     assert lo[0] == 0.0 and 3.5 <= hi[0] <= 8  # ReLU: starts at 0, room above the max ~3.5
     assert -10 <= lo[1] <= -4 and 4 <= hi[1] <= 10  # N(0, 1): about +-6 sigma
     assert lo[2] == pytest.approx(-0.5) and 6 <= hi[2] <= 14  # GeneralRelu: not [-16, 16]
@@ -33,7 +34,7 @@ def test_range_from_known_distributions():
 
 def test_range_of_non_finite_and_constant_layers():
     s = torch.tensor([[[float("nan"), float("inf")]], [[0.0, 0.0]]])
-    lo, hi = stats.data_hist_range(s)
+    lo, hi = data_hist_range(s)
     assert lo.tolist()[0] == -1.0 and hi.tolist()[0] == 1.0
     assert lo.tolist()[1] == 0.0 and 0 < hi.tolist()[1] <= 0.1
 
@@ -43,7 +44,7 @@ def test_split_histograms_count_overflow_and_match_numpy():
     s = torch.randn(2, 3, 500, generator=g) * 2
     s[0, 0, :3] = torch.tensor([float("-inf"), float("inf"), float("nan")])
     lo, hi = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 4.0])
-    h, under, over = stats.split_histograms(s, lo, hi, 8)
+    h, under, over = split_histograms(s, lo, hi, 8)
     for li in range(2):
         for n in range(3):
             x = s[li, n].numpy()

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from actscope.errors import ActscopeError
-from actscope.telemetry.publish import publish_telemetry
+from actscope.report.publish import publish_telemetry
 from actscope.telemetry.record import Telemetry, TelemetryFileError
 
 

@@ -15,8 +15,8 @@ import numpy as np
 import torch
 
 from actscope.callback import Callback
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.metrics import MetricsCallback
-from actscope.telemetry.activation_stats import ActivationStatsCallback
 from actscope.telemetry.record import Telemetry
 
 if TYPE_CHECKING:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from actscope.telemetry.compare import MAX_RUNS, X_AXES, compare
+from actscope.report.compare.data import MAX_RUNS, X_AXES
+from actscope.report.compare.write import compare
 
 __all__ = ["add_compare_parser", "cmd_compare"]
 

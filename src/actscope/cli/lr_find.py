@@ -10,8 +10,9 @@ from actscope.callbacks.lr_finder import lr_find
 from actscope.cli.flags import add_model_data_flags, config_from_args, lr_flag, positive_int_flag
 from actscope.errors import UsageError
 from actscope.recipe import build, check_out_dir
+from actscope.report.plots import plot_lr_find, save_figure
 from actscope.runs import RunFolder
-from actscope.telemetry.plots import plot_lr_find, save_figure
+from actscope.runs.layout import LR_FIND_FILE
 
 __all__ = ["add_lr_find_parser", "cmd_lr_find", "MIN_NUM_IT"]
 
@@ -53,7 +54,7 @@ def cmd_lr_find(args: argparse.Namespace) -> int:
             run.write_config({**cfg.to_dict(), "command": "lr-find", "min_lr": args.min_lr,
                               "max_lr": args.max_lr, "num_it": args.num_it}, seed=cfg.seed)
             res = lr_find(learn, min_lr=args.min_lr, max_lr=args.max_lr, num_it=args.num_it)
-            run.write_npz("lr_find.npz", lrs=res.lrs, losses=res.losses,
+            run.write_npz(LR_FIND_FILE, lrs=res.lrs, losses=res.losses,
                           raw_losses=res.raw_losses, suggestion=res.suggestion,
                           **{f"suggestion_{k}": v for k, v in res.suggestions.items()})
             save_figure(plot_lr_find(res.lrs, res.losses, res.suggestion),

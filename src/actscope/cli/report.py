@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from actscope.report.folder import check_report_folder
+from actscope.report.page import write_report
+from actscope.report.plots import run_figures, save_run_plots
+from actscope.report.run_view import read_run
 from actscope.runs import RunFolder
 from actscope.runs.lock import RunLock
-from actscope.telemetry.plots import run_figures, save_run_plots
-from actscope.telemetry.report import write_report
-from actscope.telemetry.report_folder import check_report_folder
-from actscope.telemetry.run_view import read_run
 
 __all__ = ["add_report_parser", "cmd_report"]
 

@@ -18,10 +18,11 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
-from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
+from actscope.report.folder import check_report_folder, write_report_folder
+from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
-from actscope.telemetry.report_folder import check_report_folder, write_report_folder
+from actscope.telemetry.settings import check_settings
 
 __all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules", "write_report_folder"]
 

@@ -138,7 +138,7 @@ def make_learner(cfg: FitConfig, dls: Any, model: nn.Module,
 
     Under torchrun it also gets the DistributedCallback, and only rank 0 keeps the progress table.
     """
-    from actscope.telemetry.activation_stats import ActivationStatsCallback
+    from actscope.callbacks.activation_stats import ActivationStatsCallback
 
     # The per-epoch table always prints; --no-progress only hides the bar.
     cbs = [*default_callbacks(device=cfg.device, progress=False),

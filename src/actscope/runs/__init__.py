@@ -40,7 +40,8 @@ from actscope.runs.files import (
     read_metrics,
     read_recorder,
 )
-from actscope.runs.folder import MARKER, RUNNING, STATES, RunFolder, new_run_name
+from actscope.runs.folder import STATES, RunFolder, new_run_name
+from actscope.runs.layout import MARKER, RUNNING
 from actscope.runs.lock import LockedError, RunLock, is_locked
 
 __all__ = ["atomic_write", "RunFolder", "RunContents", "RunFolderError", "RunFileError",

@@ -14,6 +14,7 @@ import numpy as np
 
 from actscope.atomic import atomic_write
 from actscope.runs import files
+from actscope.runs.layout import CONFIG_FILE, METRICS_FILE
 
 __all__ = ["RunContents", "METRICS_COLUMNS", "library_versions"]
 
@@ -48,11 +49,11 @@ class RunContents:
     def read_config(self, parse_settings: Callable[[dict[str, Any]], Any] | None = None
                     ) -> dict[str, Any]:
         """config.json, checked (see ``runs.files.read_config``)."""
-        return files.read_config(self.file("config.json"), parse_settings)
+        return files.read_config(self.file(CONFIG_FILE), parse_settings)
 
     def read_metrics(self) -> list[dict[str, float]]:
         """metrics.csv, one dict per epoch."""
-        return files.read_metrics(self.file("metrics.csv"))
+        return files.read_metrics(self.file(METRICS_FILE))
 
     read_metrics_csv = read_metrics
 
@@ -78,7 +79,7 @@ class RunContents:
 
     def write_config(self, settings: Mapping[str, Any], seed: int | None = None) -> Path:
         """config.json: every setting, the seed and the library versions."""
-        return self.write_json("config.json", {"settings": dict(settings), "seed": seed,
+        return self.write_json(CONFIG_FILE, {"settings": dict(settings), "seed": seed,
                                                "versions": library_versions()})
 
     def write_metrics_csv(self, rows: Sequence[Mapping[str, Any]]) -> Path:
@@ -88,9 +89,9 @@ class RunContents:
         writer.writerow(METRICS_COLUMNS)
         for row in rows:
             writer.writerow([_fmt(row.get(c)) for c in METRICS_COLUMNS])
-        with atomic_write(self.file("metrics.csv")) as f:
+        with atomic_write(self.file(METRICS_FILE)) as f:
             f.write(buf.getvalue())
-        return self.file("metrics.csv")
+        return self.file(METRICS_FILE)
 
     def save_weights(self, model: Any, name: str = "model.safetensors") -> Path:
         """The model's state_dict as safetensors (contiguous CPU copies)."""

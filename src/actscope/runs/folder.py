@@ -24,15 +24,21 @@ from actscope.checkpoints import (
 from actscope.runs import files
 from actscope.runs.contents import RunContents
 from actscope.runs.files import RunFolderError
+from actscope.runs.layout import (
+    CONFIG_FILE,
+    FINDINGS_FILE,
+    MARKER,
+    METRICS_FILE,
+    RUNNING,
+    TELEMETRY_FILE,
+)
 from actscope.runs.lock import LOCK_FILE, RunLock, is_locked
 
 __all__ = ["RunFolder", "new_run_name", "MARKER", "RUNNING", "STATES"]
 
-MARKER = ".actscope-run"  # JSON {kind, version, created, finished}: "actscope made this folder"
-RUNNING = "RUNNING"  # present from create until finish: the run is not complete
 STATES = ("running", "interrupted", "unreported", "complete")
 # Files by which a v0.1 run (written before the marker existed) is recognised, read-only.
-_LEGACY_FILES = ("config.json", "metrics.csv", "telemetry.npz", "findings.json")
+_LEGACY_FILES = (CONFIG_FILE, METRICS_FILE, TELEMETRY_FILE, FINDINGS_FILE)
 
 
 def new_run_name(dataset: str, root: str | Path = "runs", when: float | None = None) -> Path:
@@ -160,14 +166,14 @@ class RunFolder(RunContents):
             raise RunFolderError(f"cannot resume: run folder {str(path)!r} does not exist; pass "
                                  "the folder of the interrupted run")
         legacy = not (path / MARKER).is_file()
-        if legacy and not ((path / "config.json").is_file() and (
+        if legacy and not ((path / CONFIG_FILE).is_file() and (
                 (path / RUNNING).exists() or list_checkpoints(path / CKPT_SUBDIR))):
             raise RunFolderError(f"cannot resume {path}: it is not an actscope run folder (no "
                                  f"{MARKER} marker)")
         run = cls(path, RunLock(path).acquire())
         try:
             run.check_resumable_kind()
-            if not (path / "config.json").is_file():
+            if not (path / CONFIG_FILE).is_file():
                 raise RunFolderError(f"cannot resume {path}: it has no config.json, so nothing "
                                      "says what to run; start a new run instead")
             run.read_config()  # validated now: exit 2 before any data is loaded

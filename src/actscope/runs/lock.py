@@ -21,10 +21,10 @@ import time
 from pathlib import Path
 
 from actscope.runs.files import RunFolderError
+from actscope.runs.layout import LOCK_FILE
 
 __all__ = ["RunLock", "LockedError", "LOCK_FILE", "is_locked"]
 
-LOCK_FILE = ".lock"
 # O_NOFOLLOW: a symlinked .lock fails (ELOOP) instead of opening its target; O_NONBLOCK: a FIFO
 # there cannot hang the open (its kind is refused right after).
 _OPEN = os.O_CLOEXEC | os.O_NOFOLLOW | os.O_NONBLOCK

@@ -1,26 +1,23 @@
-"""Hooks and on-device activation statistics. Plots and the report live in telemetry.plots and
-telemetry.report, the TensorBoard callback in callbacks.tensorboard (imported on demand:
-matplotlib and tensorboard are heavy).
+"""Recording only: watched modules in, a ``Telemetry`` (numpy) out. Diagnosis, plots and reports
+read the recording from above (``actscope.diagnosis``, ``actscope.report``); the adapters that
+drive the accumulator live with the loops they serve (``callbacks.activation_stats``,
+``integrations.watch``).
 
-    record.py        Telemetry (numpy only) and its validated .npz format
-    accumulator.py   TelemetryAccumulator: hooks -> device buffers -> flush -> Telemetry
-    buffers.py       the accumulator's device memory (slots, records, per-channel maxima)
-    activation_stats ActivationStatsCallback: the Learner's adapter
-    watch.py         actscope.watch(model): the adapter for a hand-written loop
+    settings.py      TelemetrySettings: every recording setting, validated once (frozen)
+    accumulator.py   TelemetryAccumulator: attach, begin/end batch and epoch, result, state
+    hooks.py         Hook/Hooks: forward and backward hooks as resources
+    layer_state.py   LayerState: what the hot path knows about one watched layer
     modules.py       which modules are watched by default, their names, which output tensor
-    stats.py         pure device reductions (histograms, ranges, shares)
-    diagnose.py      findings in plain words; publish.py writes telemetry.npz + findings.json
+    slots.py         the chunk's sample slots (the hot path writes here)
+    channels.py      per-channel maxima (the dead-unit record)
+    records.py       the record store: flush, read-back, checkpoint state
+    hist_range.py    how and when a layer's histogram range is chosen
+    reductions.py    pure on-device reductions (histograms, shares, sample positions)
+    record.py        Telemetry (numpy only) and its validated .npz format
 """
 
 from actscope.telemetry.accumulator import TelemetryAccumulator
-from actscope.telemetry.activation_stats import ActivationStatsCallback
-from actscope.telemetry.diagnose import (
-    Finding,
-    Thresholds,
-    count_rise_and_collapse,
-    diagnose,
-    format_findings,
-)
+from actscope.telemetry.hist_range import data_hist_range
 from actscope.telemetry.hooks import (
     Hook,
     Hooks,
@@ -29,41 +26,32 @@ from actscope.telemetry.hooks import (
     modules_by_type,
 )
 from actscope.telemetry.modules import default_modules, describe_module, resolve_modules
-from actscope.telemetry.publish import publish_telemetry
 from actscope.telemetry.record import Telemetry, TelemetryFileError
-from actscope.telemetry.stats import (
-    data_hist_range,
-    default_hist_range,
+from actscope.telemetry.reductions import (
     histograms,
     mean_abs_dev,
     near_zero_share,
     sample_indices,
     split_histograms,
 )
+from actscope.telemetry.settings import TelemetrySettings
 
 __all__ = [
-    "ActivationStatsCallback",
-    "Finding",
     "Hook",
     "Hooks",
     "Telemetry",
     "TelemetryAccumulator",
     "TelemetryFileError",
-    "Thresholds",
+    "TelemetrySettings",
     "child_blocks",
-    "count_rise_and_collapse",
     "data_hist_range",
-    "default_hist_range",
     "default_modules",
     "describe_module",
-    "diagnose",
-    "format_findings",
     "histograms",
     "mean_abs_dev",
     "modules_by_name",
     "modules_by_type",
     "near_zero_share",
-    "publish_telemetry",
     "resolve_modules",
     "sample_indices",
     "split_histograms",

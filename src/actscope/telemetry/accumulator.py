@@ -8,45 +8,40 @@ The hot path (a forward hook per watched module, on every recorded training-mode
 a fixed handful of device ops, all writing with ``out=`` into preallocated buffers, none reading
 back to the host: the exact sum and sum of squares (``torch.sum`` and ``torch.dot``: on CPU two
 passes beat one ``var_mean``), ``index_select`` of K fixed sample positions, and a column max over
-the batch dims (the dead-unit test; on a CPU skipped for a layer whose channels have all fired in
-the epoch, see ``buffers``). Every ``chunk`` recorded batches a flush turns the chunk into mean/std,
-histograms, dead share (and optionally mad) for all layers at once, on the device. The histogram
-range of each layer is fixed from its samples of the FIRST recorded batch (``data_hist_range``),
-so it never depends on when a flush happens (checkpoints flush). Nothing reaches the host until
-``result()`` or ``state_dict()``.
+the batch dims (the dead-unit test; on a CPU skipped for a layer whose channels have all fired
+in the epoch, see ``channels``). Every ``chunk`` recorded batches a flush (``records``) turns the
+chunk into mean/std, histograms, dead share (and optionally mad) for all layers at once, on the
+device, with each layer's histogram range chosen as ``hist_range`` says. Nothing reaches the host
+until ``result()`` or ``state_dict()``.
 """
 
 from __future__ import annotations
 
-import difflib
 import functools
-import inspect
-import math
-import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
 from actscope.errors import UsageError
-from actscope.telemetry import stats
-from actscope.telemetry.buffers import RecordBuffers
 from actscope.telemetry.hooks import Hook, Hooks
+from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import (
     ModuleSpec,
     OutputSpec,
-    check_output_spec,
     explicit_modules,
     layer_names,
     pick_tensor,
     resolve_modules,
 )
 from actscope.telemetry.record import Telemetry
+from actscope.telemetry.records import RecordStore
+from actscope.telemetry.reductions import sample_indices
+from actscope.telemetry.settings import TelemetrySettings
 
-__all__ = ["TelemetryAccumulator", "check_settings"]
+__all__ = ["TelemetryAccumulator"]
 
 
 def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -63,71 +58,10 @@ def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def check_settings(settings: dict[str, Any], exclude: Sequence[str] = ()) -> None:
-    """``UsageError`` naming a key of ``settings`` that is not an accumulator setting (and the
-    closest one that is); ``exclude``: settings the caller sets itself."""
-    known = [p for p in inspect.signature(TelemetryAccumulator.__init__).parameters
-             if p != "self" and p not in exclude]
-    for key in settings:
-        if key not in known:
-            close = difflib.get_close_matches(key, (*known, "modules", "every"), n=1)
-            hint = f"did you mean {close[0]}=? " if close else ""
-            raise UsageError(f"unknown telemetry setting {key}=; {hint}known: modules, every, "
-                             f"{', '.join(known)}")
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
-
-
-def _is_number(value: Any) -> bool:
-    return (isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_))
-            and math.isfinite(value))
-
-
-def _check_flags(**flags: Any) -> None:
-    """``UsageError`` naming an on/off setting that is not a bool (``"false"`` would be on)."""
-    for name, value in flags.items():
-        if not isinstance(value, (bool, np.bool_)):
-            raise UsageError(f"{name} must be True or False, got {value!r:.40}")
-
-
-def _is_range(value: Any) -> bool:
-    return (isinstance(value, (tuple, list)) and len(value) == 2
-            and all(_is_number(v) for v in value) and value[0] < value[1])
-
-
-def _check_numbers(every: Any, bins: Any, sample_size: Any, chunk: Any, dead_bins: Any,
-                   dead_threshold: Any, seed: Any) -> None:
-    """``UsageError`` naming the first setting of the wrong type or out of range."""
-    ints = {"every": (every, 1), "bins": (bins, 2), "sample_size": (sample_size, 1),
-            "chunk": (chunk, 1), "seed": (seed, 0)}
-    if dead_bins is not None:
-        ints["dead_bins"] = (dead_bins, 1)
-    for name, (value, low) in ints.items():
-        if not _is_int(value) or value < low:
-            raise UsageError(f"{name} must be an int >= {low}, got {value!r:.40}")
-    if not _is_number(dead_threshold) or not dead_threshold > 0:
-        raise UsageError(f"dead_threshold must be a finite number > 0, got {dead_threshold!r:.40}"
-                         "; e.g. 0.05")
-
-
 class TelemetryAccumulator:
     """Device-side activation statistics of the watched modules, independent of any trainer.
 
-    Args:
-        every: record every ``every``-th batch (by the ``step`` given to ``begin_batch``).
-        bins, hist_range: histogram bins and a fixed ``(lo, hi)``; default: per layer, from the
-            first recorded batch (robust quantiles, widened, rounded).
-        dead_threshold: a sample is "near zero" when ``|x| < dead_threshold``, and a channel
-            "fired" in an epoch when its max reached ``dead_threshold``.
-        dead_bins: the lesson's rule instead: ``|x| < dead_bins * bin width``.
-        mad, grads: also the mean absolute deviation / the output gradient's mean and std.
-        channels: record per-channel deadness (a running per-channel max).
-        sample_size: K positions per layer per batch for histogram/dead share/mad.
-        chunk: recorded batches between flushes.
-        output: which tensor of a tuple/dict output to read (index or key; default the first).
-        training_only: record only forwards of modules in training mode (not validation).
+    The arguments are the fields of ``TelemetrySettings`` (documented there), checked once.
     """
 
     def __init__(self, every: int = 1, bins: int = 40,
@@ -136,28 +70,16 @@ class TelemetryAccumulator:
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
                  output: OutputSpec = None, training_only: bool = True) -> None:
-        _check_numbers(every=every, bins=bins, sample_size=sample_size, chunk=chunk,
-                       dead_bins=dead_bins, dead_threshold=dead_threshold, seed=seed)
-        _check_flags(mad=mad, grads=grads, channels=channels, training_only=training_only)
-        # numpy numbers are fine; stored as Python ones (meta is JSON)
-        every, bins, sample_size, chunk, seed = map(int, (every, bins, sample_size, chunk, seed))
-        dead_threshold = float(dead_threshold)
-        dead_bins = None if dead_bins is None else int(dead_bins)
-        if hist_range is not None and not _is_range(hist_range):
-            raise UsageError(f"hist_range must be (lo, hi): two finite numbers with lo < hi, got "
-                             f"{hist_range!r:.60}; e.g. hist_range=(0, 10), or None to take it "
-                             "from the data")
-        check_output_spec(output)
-        self.every, self.bins, self.hist_range = every, bins, hist_range
-        self.dead_threshold, self.dead_bins = dead_threshold, dead_bins
-        self.want_mad, self.want_grads, self.want_channels = mad, grads, channels
-        self.k, self.chunk, self.seed = sample_size, chunk, seed
-        self.output, self.training_only = output, training_only
+        self.settings = TelemetrySettings(
+            every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
+            dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
+            sample_size=sample_size, chunk=chunk, seed=seed, output=output,
+            training_only=training_only)
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
         self.recording = False
         self.trained_in_batch = False  # a watched module ran a training-mode forward in it
-        self.buf: RecordBuffers | None = None
+        self.buf: RecordStore | None = None
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
@@ -178,19 +100,19 @@ class TelemetryAccumulator:
             mods = resolve_modules(model, modules)
         self.remove()
         self.names = layer_names(model, mods)
-        self.buf = RecordBuffers(len(mods), self, reuse=self.buf)  # records start afresh
+        self.buf = RecordStore(len(mods), self.settings, reuse=self.buf)  # records start afresh
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
-        if self.want_grads:
+        if self.settings.grads:
             # torch warns when the first module's input needs no grad; the output grad we read
             # is still right, so the warning is noise here.
             warnings.filterwarnings("ignore", message="Full backward hook is firing when grad")
             self.grad_hooks = Hooks(mods, self._backward, kind="backward")
+        # one declared state per layer, carried by its hooks: no lookup on the hot path
+        states = [LayerState(layer=i, module=m) for i, m in enumerate(mods)]
         for hooks in (self.hooks, self.grad_hooks):
-            for i, h in enumerate(hooks):
-                h.layer = i  # the hook carries its row: no lookup on the hot path
-                h.chan_ndim, h.n_chan, h.keep = -1, 0, 1  # set on the first forward
-                h.ordered = False
+            for h, st in zip(hooks, states, strict=False):
+                h.state = st
         self.skips, self.forward_order, self._warned_skips = {}, [], False
         return list(self.names)
 
@@ -208,10 +130,10 @@ class TelemetryAccumulator:
     # ---- batches and epochs --------------------------------------------------------------
     def begin_batch(self, step: int) -> bool:
         """Start batch ``step``; it is recorded if ``step % every == 0``. Returns whether."""
-        self.recording = step % self.every == 0 and self.buf is not None
+        self.recording = step % self.settings.every == 0 and self.buf is not None
         self.trained_in_batch = False
         if self.recording:
-            self.buf.begin(step)
+            self.buf.slots.begin(step)
         return self.recording
 
     @_normal_tensors
@@ -239,17 +161,19 @@ class TelemetryAccumulator:
 
     def _skip(self, hook: Hook, out: Any) -> None:
         """Note why this output is not recorded (the rare path: once per layer)."""
-        if hook.layer in self.skips:
+        layer = hook.state.layer
+        if layer in self.skips:
             return
         if isinstance(out, torch.Tensor):
             why = f"returned an empty tensor of shape {tuple(out.shape)}"
-        elif self.output is not None:
+        elif self.settings.output is not None:
             keys = list(out.keys()) if isinstance(out, Mapping) else None
-            why = (f"returned {type(out).__name__} with no tensor at output={self.output!r}"
+            why = (f"returned {type(out).__name__} with no tensor at "
+                   f"output={self.settings.output!r}"
                    + (f" (keys: {', '.join(map(str, keys[:8]))})" if keys else ""))
         else:
             why = f"returned {type(out).__name__}, which holds no tensor"
-        self.skips[hook.layer] = why
+        self.skips[layer] = why
 
     @property
     def n_records(self) -> int:
@@ -258,14 +182,14 @@ class TelemetryAccumulator:
 
     # ---- the hot path --------------------------------------------------------------------
     def _forward(self, hook: Hook, module: nn.Module, inputs: Any, out: Any) -> None:
-        if self.training_only and not module.training:
+        if self.settings.training_only and not module.training:
             return
         if torch.is_inference_mode_enabled():  # no autograd, so not a training step
             return
         self.trained_in_batch = True  # also on a batch that ``every`` does not record
         if not self.recording:
             return
-        t = out if isinstance(out, torch.Tensor) else pick_tensor(out, self.output)
+        t = out if isinstance(out, torch.Tensor) else pick_tensor(out, self.settings.output)
         if t is None:
             self._skip(hook, out)
             return
@@ -277,25 +201,26 @@ class TelemetryAccumulator:
         if n == 0:
             self._skip(hook, t)
             return
-        if not hook.ordered:  # once per layer: the forward order, for the diagnosis
-            hook.ordered = True
-            self.forward_order.append(hook.layer)
-        idx = hook.idx if getattr(hook, "idx_n", None) == n else None  # no dict on the hot path
+        st = hook.state
+        if not st.ordered:  # once per layer: the forward order, for the diagnosis
+            st.ordered = True
+            self.forward_order.append(st.layer)
+        idx = st.idx if st.idx_n == n else None  # no dict on the hot path
         if idx is None or idx.device != flat.device:
             idx = self._idx.get((n, flat.device))
             if idx is None:
-                idx = self._idx[(n, flat.device)] = stats.sample_indices(n, self.k, flat.device,
-                                                                         self.seed)
-            hook.idx, hook.idx_n = idx, n
-        self.buf.record(hook, x, flat, idx, n)
+                idx = self._idx[(n, flat.device)] = sample_indices(
+                    n, self.settings.k, flat.device, self.settings.seed)
+            st.idx, st.idx_n = idx, n
+        self.buf.slots.record(st, x, flat, idx, n)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:
             return
-        if self.training_only and not module.training:  # an eval-mode backward (saliency, ...)
-            return
+        if self.settings.training_only and not module.training:
+            return  # an eval-mode backward (saliency, ...)
         g = grad_out[0].detach().reshape(-1).float()
-        self.buf.record_grad(hook.layer, g)
+        self.buf.slots.record_grad(hook.state.layer, g)
 
     # ---- read-back and checkpoints -------------------------------------------------------
     @_normal_tensors
@@ -318,12 +243,13 @@ class TelemetryAccumulator:
         from actscope.dist import get_rank, get_world_size
 
         world = get_world_size()
-        return {"every": self.every, "bins": self.bins, "dead_bins": self.dead_bins,
-                "dead_threshold": self.dead_threshold, "sample_size": self.k,
+        st = self.settings
+        return {"every": st.every, "bins": st.bins, "dead_bins": st.dead_bins,
+                "dead_threshold": st.dead_threshold, "sample_size": st.k,
                 "exact": ["mean", "std", "grad_mean", "grad_std"],
                 "sampled": ["hist", "dead", "mad"],
                 "bytes_per_record_per_layer": self.bytes_per_record(),
-                "hist_range_rule": "fixed" if self.hist_range else "first recorded batch",
+                "hist_range_rule": "fixed" if st.hist_range else "first recorded batch",
                 "forward_order": list(self.forward_order),
                 # under DDP only rank 0 saves its recording, over its B/W rows of each batch
                 "scope": f"rank {get_rank()} of {world}" if world > 1 else "single process"}
@@ -350,9 +276,10 @@ class TelemetryAccumulator:
         saved = [int(i) for i in state.get("forward_order", [])]
         self.forward_order = saved + [i for i in self.forward_order if i not in saved]
         for h in self.hooks:
-            h.ordered = h.layer in self.forward_order
+            h.state.ordered = h.state.layer in self.forward_order
 
     def bytes_per_record(self) -> int:
         """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
-        per = 8 + 4 * self.bins + 8 + 4  # var+mean, int32 histogram + 2 overflow, dead share
-        return per + (4 if self.want_mad else 0) + (8 if self.want_grads else 0)
+        st = self.settings
+        per = 8 + 4 * st.bins + 8 + 4  # var+mean, int32 histogram + 2 overflow, dead share
+        return per + (4 if st.mad else 0) + (8 if st.grads else 0)

@@ -71,6 +71,8 @@ class Hook:
             raise TypeError(f"Hook needs an nn.Module, got {type(module).__name__}")
         self.module, self.fn, self.kind = module, fn, kind
         self.removed = False
+        # What the hook's owner keeps per hooked module (the recorder: a LayerState).
+        self.state: Any = None
         # A bound method is a new object at every attribute access: key on (object, function).
         self._key = (id(module), kind, id(getattr(fn, "__self__", None)),
                      id(getattr(fn, "__func__", fn)))

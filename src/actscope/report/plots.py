@@ -1,0 +1,229 @@
+"""Plots of one run. Each returns a Figure, never shows it; ``save_run_plots`` writes plots/*.png.
+
+Only the ``plots*`` modules import matplotlib (never pyplot). Functions that draw one panel take
+``ax=None``. Every plot stays legible with up to 32 layers (small multiples, colour by depth) and
+100k batches (thinned for drawing only, see ``plots_base.thin``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import Normalize
+from matplotlib.figure import Figure
+
+from actscope.report.plots_base import (
+    finite,
+    grid,
+    label_fontsize,
+    layer_colours,
+    plain,
+    save_figure,
+    smooth,
+    thin,
+)
+from actscope.report.plots_layers import draw_channel_dead, draw_heatmap
+from actscope.report.run_view import RUN_FILES, RunView, read_run
+from actscope.runs.layout import PLOTS_DIR
+from actscope.telemetry.record import Telemetry
+
+__all__ = ["plot_stats", "plot_hist_heatmap", "plot_dead_share", "plot_channel_dead",
+           "plot_metrics", "plot_lr_loss", "plot_lr_find", "run_figures", "save_figure",
+           "save_run_plots"]
+
+
+def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
+    if ax is not None:
+        return ax.figure, ax
+    fig = Figure(figsize=size, layout="constrained")
+    return fig, fig.add_subplot()
+
+
+def _scope(t: Telemetry) -> str:
+    """A title suffix naming the rank of a DDP run's telemetry (rank 0's shard), else ""."""
+    scope = str(t.meta.get("scope", "single process"))
+    return "" if scope == "single process" else plain(f" [{scope}]")
+
+
+def _layer_lines(ax: Axes, x: np.ndarray, arr: np.ndarray, names: Sequence[str]) -> None:
+    for name, colour, row in zip(names, layer_colours(len(names)), arr, strict=True):
+        ax.plot(*thin(x, row), label=plain(name), lw=1, color=colour)
+
+
+def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
+    """A legend for up to 10 layers; beyond, a depth colour bar (32 legend entries are noise)."""
+    if len(names) <= 10:
+        axes[0].legend(fontsize=label_fontsize(len(names)))
+        return
+    sm = ScalarMappable(norm=Normalize(0, len(names) - 1), cmap="viridis")
+    bar = fig.colorbar(sm, ax=list(axes), shrink=0.8)
+    bar.set_label(plain(f"layer (0 = {names[0]}, {len(names) - 1} = {names[-1]})"),
+                  fontsize="small")
+
+
+def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None) -> Figure:
+    """Mean and std per layer over the iterations, plus a zoom on the first ``zoom`` batches."""
+    if axes is None:
+        fig = Figure(figsize=(11, 7), layout="constrained")
+        axes = fig.subplots(2, 2).ravel()
+    fig = axes[0].figure
+    early = t.iters < t.iters[0] + zoom if len(t.iters) else np.zeros(0, bool)
+    for col, (sel, where) in enumerate(((slice(None), "whole run"), (early, f"first {zoom}"))):
+        for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
+            ax = axes[2 * row + col]
+            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
+            ax.set_title(f"activation {what} ({where}){_scope(t)}")
+            ax.set_xlabel("training batch")
+    _layer_key(fig, axes, t.names)
+    return fig
+
+
+def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
+    """Per layer: iterations on x, histogram bins on y, log counts (the lesson's picture).
+
+    The y range is the recorded ``hist_range``; counts outside it (``hist_under``/``hist_over``,
+    when recorded) are the bands beyond the dashed lines.
+    """
+    L = t.n_layers
+    if ax is not None and L != 1:
+        raise ValueError(f"plot_hist_heatmap draws one panel per layer ({L}); pass ax=None")
+    if ax is None:
+        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.4))
+    else:
+        fig, axes = ax.figure, [ax]
+    under, over = t.hist_under, t.hist_over
+    for i, ax_i in enumerate(axes):
+        lo, hi = (float(v) for v in t.hist_range[i])
+        draw_heatmap(ax_i, t.iters, t.hist[i], lo, hi,
+                     None if under is None else under[i], None if over is None else over[i])
+        ax_i.set_title(plain(t.names[i]), fontsize="small")
+        ax_i.set_xlabel("training batch", fontsize="small")
+        ax_i.tick_params(labelsize="x-small")
+    axes[0].set_ylabel("activation value")
+    if _scope(t) and ax is None:
+        fig.suptitle(f"activation histograms{_scope(t)}", fontsize="small")
+    return fig
+
+
+def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
+    """The share of activations near zero, per layer, over the iterations (y from 0 to 1)."""
+    fig, ax = _fig_ax(ax, (7, 4))
+    _layer_lines(ax, t.iters, t.dead, t.names)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("training batch")
+    ax.set_ylabel("share near zero")
+    ax.set_title(f"dead share per layer{_scope(t)}")
+    _layer_key(fig, [ax], t.names)
+    return fig
+
+
+def has_channel_dead(t: Telemetry | None) -> bool:
+    """True when ``t`` recorded per-channel dead units for at least one epoch."""
+    return t is not None and t.channel_dead is not None and t.channel_dead.shape[1] > 0 \
+        and t.n_layers > 0
+
+
+def plot_channel_dead(t: Telemetry) -> Figure:
+    """Per layer: channels by epoch, dark where a channel never fired during that epoch."""
+    if not has_channel_dead(t):
+        raise ValueError("this telemetry has no per-channel dead units (channel_dead is None)")
+    fig, axes = grid(t.n_layers, max_cols=min(t.n_layers, 6), panel=(2.6, 2.4))
+    for i, ax in enumerate(axes):
+        summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[i],
+                                    int(t.n_channels[i]))
+        ax.set_title(plain(f"{t.names[i]}\n{summary} (last epoch)"), fontsize="x-small")
+        ax.set_xlabel("epoch", fontsize="x-small")
+        ax.tick_params(labelsize="x-small")
+    axes[0].set_ylabel("channel")
+    return fig
+
+
+def plot_metrics(rows: Sequence[dict[str, float]]) -> Figure:
+    """Accuracy and loss per epoch (validation solid, training dashed) from metrics.csv rows."""
+    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    axes = fig.subplots(1, 2)
+    epochs = np.array([r.get("epoch", i) for i, r in enumerate(rows)], np.float64)
+    for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
+        for split, style in (("valid", "-o"), ("train", "--")):
+            col = f"{split}_{what}"
+            if rows and col in rows[0]:
+                ax.plot(epochs, finite([r[col] for r in rows]), style, ms=3,
+                        label="validation" if split == "valid" else "training")
+        ax.set_title(f"{what} per epoch")
+        ax.set_xlabel("epoch")
+        if ax.lines:
+            ax.legend(fontsize="small")
+    return fig
+
+
+def plot_lr_loss(lrs: np.ndarray, losses: np.ndarray, axes: Sequence[Axes] | None = None
+                 ) -> Figure:
+    """Learning rate (first param group) and training loss per batch (raw faint, smoothed)."""
+    if axes is None:
+        fig = Figure(figsize=(10, 3.5), layout="constrained")
+        axes = fig.subplots(1, 2)
+    fig = axes[0].figure
+    lrs = finite(lrs)
+    lr = lrs[:, 0] if lrs.ndim == 2 else lrs
+    axes[0].plot(*thin(np.arange(len(lr)), lr))
+    axes[0].set_title("learning rate")
+    steps = np.arange(len(losses))
+    axes[1].plot(*thin(steps, losses), lw=0.6, alpha=0.35, label="per batch")
+    axes[1].plot(*thin(steps, smooth(losses)), lw=1.2, label="smoothed")
+    axes[1].set_title("training loss")
+    axes[1].legend(fontsize="small")
+    for ax in axes:
+        ax.set_xlabel("training batch")
+    return fig
+
+
+def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None = None,
+                 ax: Axes | None = None) -> Figure:
+    """The LR-finder curve (log x) with the suggested learning rate marked."""
+    fig, ax = _fig_ax(ax)
+    lrs, losses = finite(lrs), finite(losses)
+    ax.plot(lrs, losses)
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("loss (smoothed)")
+    ok = np.isfinite(lrs) & np.isfinite(losses) & (lrs > 0)
+    if suggestion is not None and np.isfinite(suggestion) and suggestion > 0 and ok.any():
+        y = np.interp(np.log(suggestion), np.log(lrs[ok]), losses[ok])
+        ax.plot([suggestion], [y], "ro", label=f"suggestion {suggestion:.2g}")
+        ax.legend()
+    ax.set_title("LR finder")
+    return fig
+
+
+def run_figures(view: RunView) -> dict[str, Callable[[], Figure]]:
+    """``plots/<name>.png -> draw()`` for every plot the run's files allow, in reading order."""
+    out: dict[str, Callable[[], Figure]] = {}
+    rec, t, lrf = view.recorder, view.telemetry, view.lr_find
+    if rec is not None and len(rec["losses"]):
+        out["lr_loss.png"] = lambda: plot_lr_loss(rec["lrs"], rec["losses"])
+    if view.metrics:
+        out["metrics.png"] = lambda: plot_metrics(view.metrics)
+    if t is not None and len(t.iters) and t.n_layers:
+        out["stats.png"] = lambda: plot_stats(t)
+        out["hist_heatmap.png"] = lambda: plot_hist_heatmap(t)
+        out["dead_share.png"] = lambda: plot_dead_share(t)
+    if has_channel_dead(t):
+        out["channel_dead.png"] = lambda: plot_channel_dead(t)
+    if lrf is not None and len(lrf["lrs"]):
+        out["lr_find.png"] = lambda: plot_lr_find(lrf["lrs"], lrf["losses"], lrf["suggestion"])
+    return out
+
+
+def save_run_plots(run_dir: str | Path, view: RunView | None = None) -> list[Path]:
+    """Every plot the run folder's files allow (or ``view``'s, if given: then no file is read),
+    as ``plots/*.png``; returns the written paths."""
+    run_dir = Path(run_dir)
+    if view is None:
+        has_files = run_dir.is_dir() and any((run_dir / f).is_file() for f in RUN_FILES)
+        view = read_run(run_dir) if has_files or not run_dir.is_dir() else RunView(run_dir)
+    out = run_dir / PLOTS_DIR
+    return [save_figure(draw(), out / name) for name, draw in run_figures(view).items()]

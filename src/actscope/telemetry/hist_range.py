@@ -1,0 +1,92 @@
+"""How is a layer's histogram range chosen, and when? This file is the one answer.
+
+The rule (``data_hist_range``): the [0.1%, 99.9%] quantiles of the layer's samples, widened by
+half their span on each side (room to grow), rounded outwards to 1, 2 or 5 times a power of ten;
+a side bounded in the data (ReLU's 0) stops there. A fixed ``hist_range=(lo, hi)`` setting
+replaces the rule for every layer.
+
+The timing (``ranges_after_batch``): a layer's range is taken from the first recorded batch in
+which it ran, and then never changes, so it does not depend on when a flush happens (checkpoints
+flush). A layer that did not run in the first batch takes its range from the first batch it
+runs in. Values outside the range land in the overflow counts (``split_histograms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+__all__ = ["data_hist_range", "nice_step", "ranges_after_batch"]
+
+
+def nice_step(span: torch.Tensor) -> torch.Tensor:
+    """A round grid step for a range of ``span``: 1, 2 or 5 times a power of ten, ~span/20.
+
+    Fine enough that rounding the ends outwards wastes at most ~10% of the picture per side.
+    """
+    raw = (span / 20).clamp_min(1e-30)
+    p = torch.pow(10.0, torch.floor(torch.log10(raw)))
+    m = raw / p
+    mult = torch.where(m <= 1, 1.0, torch.where(m <= 2, 2.0, torch.where(m <= 5, 5.0, 10.0)))
+    return mult * p
+
+
+def data_hist_range(samples: torch.Tensor, q: float = 0.001,
+                    widen: float = 0.5) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-layer ``(lo, hi)`` from samples ``(L, ..., K)``: robust quantiles, widened, rounded.
+
+    ``[q, 1 - q]`` quantiles of the finite samples, widened by ``widen`` times their span on each
+    side (room for the activations to grow), then rounded outwards to a grid of 1, 2 or 5 times a
+    power of ten. A side that is bounded in the data stops there: a layer with no negative sample
+    (ReLU) starts at 0, one whose smallest sample sits at the low quantile (GeneralRelu's -0.4)
+    starts just below it. Values outside land in the overflow counts (``split_histograms``).
+    A layer without any finite sample gets [-1, 1]. Device only, no host sync.
+    """
+    s = samples.reshape(samples.shape[0], -1).float()
+    s = torch.where(torch.isfinite(s), s, torch.full_like(s, float("nan")))
+    qs = torch.nanquantile(s, torch.tensor([q, 1 - q], device=s.device, dtype=s.dtype), dim=1)
+    qlo, qhi = qs[0], qs[1]
+    smin = torch.where(torch.isnan(s), torch.full_like(s, float("inf")), s).amin(dim=1)
+    scale = torch.maximum(qlo.abs(), qhi.abs())
+    span = torch.maximum(qhi - qlo, torch.maximum(0.01 * scale, torch.full_like(scale, 1e-2)))
+    lo, hi = qlo - widen * span, qhi + widen * span
+    # A hard floor in the data (ReLU's 0, GeneralRelu's -sub) is not widened past.
+    lo = torch.where(smin >= qlo - 1e-3 * span, torch.maximum(lo, smin), lo)
+    lo = torch.where((smin >= 0) & (lo < 0), torch.zeros_like(lo), lo)
+    step = nice_step(hi - lo)
+    lo, hi = torch.floor(lo / step) * step, torch.ceil(hi / step) * step
+    hi = torch.where(hi > lo, hi, lo + step)
+    ok = torch.isfinite(qlo) & torch.isfinite(qhi) & torch.isfinite(lo) & torch.isfinite(hi)
+    return torch.where(ok, lo, -1.0), torch.where(ok, hi, 1.0)
+
+
+def ranges_after_batch(lo: torch.Tensor | None, hi: torch.Tensor | None, has_range: list[bool],
+                       ran: Sequence[bool], samples: torch.Tensor,
+                       fixed: tuple[float, float] | None
+                       ) -> tuple[torch.Tensor | None, torch.Tensor | None, list[bool]]:
+    """``(lo, hi, has_range)`` after a committed batch whose samples are ``samples`` (L, 1, K).
+
+    ``ran``: which layers ran in it. Layers that have a range keep it; those that ran for the
+    first time take one. Device copies by a host index only: no sync.
+    """
+    n_layers = len(has_range)
+    if fixed is not None:
+        dev = samples.device
+        return (torch.full((n_layers,), float(fixed[0]), device=dev),
+                torch.full((n_layers,), float(fixed[1]), device=dev), [True] * n_layers)
+    new = [layer for layer in range(n_layers) if ran[layer] and not has_range[layer]]
+    if not new:
+        return lo, hi, has_range
+    new_lo, new_hi = data_hist_range(samples)
+    if lo is None or hi is None:
+        lo, hi = new_lo, new_hi  # the others are replaced when they first run
+    else:
+        if lo.device != new_lo.device:  # restored from a checkpoint on the host
+            lo, hi = lo.to(new_lo.device), hi.to(new_lo.device)
+        for layer in new:
+            lo[layer], hi[layer] = new_lo[layer], new_hi[layer]
+    has_range = list(has_range)
+    for layer in new:
+        has_range[layer] = True
+    return lo, hi, has_range

@@ -1,0 +1,36 @@
+"""LayerState: everything the recording hot path knows about one watched layer, declared once.
+
+One per watched module, made by ``TelemetryAccumulator.attach`` and carried by the layer's
+hooks (``Hook.state``), so the hook finds its row, its sample positions and its channel layout
+with plain attribute reads: no dict lookup and no ``getattr`` on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+__all__ = ["LayerState"]
+
+
+@dataclass(slots=True, eq=False)
+class LayerState:
+    """One watched layer's row and what its first outputs taught the recorder."""
+
+    layer: int  # the row of this layer in every buffer
+    module: nn.Module
+    # The forward order is noted once per layer (for the diagnosis).
+    ordered: bool = False
+    # The K sample positions for outputs of ``idx_n`` elements (-1: none chosen yet).
+    idx: torch.Tensor | None = None
+    idx_n: int = -1
+    # Channel layout, set on the first forward and again when the output's rank changes:
+    # chan_ndim the rank it was set for (-1: not yet), n_chan the channels (0: not recorded
+    # per channel), keep the leading dims reduced away (one column max is x.shape[keep:]),
+    # red_dims those dims as a tuple for torch.amax.
+    chan_ndim: int = -1
+    n_chan: int = 0
+    keep: int = 1
+    red_dims: tuple[int, ...] = field(default_factory=tuple)

@@ -1,0 +1,151 @@
+"""SampleSlots: the chunk's device memory that the hooks write into, and the hot path itself.
+
+Per recorded batch and layer the hook writes with ``out=`` into views of one slot, made once per
+fit (one ``unbind`` per buffer): K samples, the sum and the sum of squares (in the ``slab``), and
+a column max over the batch dims (``channels.ChannelMaxima``). In the middle of a real forward
+every op costs 10-40 us on a CPU (cold caches), so the hot path is as few ops as possible: four,
+plus the fold of a large column max. Nothing here reads a device value back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from actscope.telemetry.channels import ChannelMaxima
+from actscope.telemetry.layer_state import LayerState
+from actscope.telemetry.modules import channel_dim
+from actscope.telemetry.settings import TelemetrySettings
+
+__all__ = ["SampleSlots"]
+
+# Per layer: the out= views of every slot: (samples, sum, sum of squares, column max or None).
+Views = tuple[Sequence[torch.Tensor], ...]
+
+
+class SampleSlots:
+    """The chunk of recorded batches on the device: samples and sums per (layer, slot)."""
+
+    def __init__(self, n_layers: int, settings: TelemetrySettings,
+                 channels: ChannelMaxima) -> None:
+        self.L, self.settings, self.channels = n_layers, settings, channels
+        self.slab: torch.Tensor | None = None  # (L, chunk, K + 2): samples, sum, sum of squares
+        self.gsums: torch.Tensor | None = None  # (L, chunk, 2): the output gradient's sums
+        self.counts: list[list[int | None]] = self.no_counts()
+        self.gcounts: list[list[int | None]] = self.no_counts()
+        # made on first use and kept: the hot path then makes no view of its own
+        self.views: list[Views | None] = [None] * n_layers
+        self.ran = [False] * n_layers  # which layers wrote in this batch
+        self.ever = [False] * n_layers  # which layers have recorded at least once
+        self.slot, self.step, self.wrote = 0, 0, False
+
+    def no_counts(self) -> list[list[int | None]]:
+        """Per layer and slot, the element count of the output written there (None: none)."""
+        return [[None] * self.settings.chunk for _ in range(self.L)]
+
+    # ---- device memory -------------------------------------------------------------------
+    def adopt(self, old: SampleSlots) -> None:
+        """Take over the device memory of a previous recording (a new ``fit``).
+
+        Made per fit, the slab, the column buffers and their thousands of ``out=`` views cost
+        ~5 ms (allocation, page faults, ``unbind``): 1% of a short epoch. Only memory moves
+        over; the contents need no reset (every slot a flush reads is rewritten) except the
+        column maxima, refilled by ``ChannelMaxima.adopt``.
+        """
+        self.slab, self.gsums, self.views = old.slab, old.gsums, old.views
+        self.channels.adopt(old.channels)
+        if self.gsums is not None:  # a slot without a backward must read as NaN
+            self.gsums.fill_(float("nan"))
+        old.slab, old.gsums, old.views = None, None, [None] * old.L  # no longer the old's
+
+    def drop(self) -> None:
+        """Forget all device buffers (they are remade on the next forward, on its device)."""
+        self.slab, self.gsums, self.views = None, None, [None] * self.L
+        self.channels.drop()
+
+    # ---- per batch -----------------------------------------------------------------------
+    def begin(self, step: int) -> None:
+        """A recorded batch starts: its records go into the current slot."""
+        self.step, self.wrote = step, False
+        self.ran = [False] * self.L
+
+    def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
+               n: int) -> None:
+        """The hot path: samples, sum, sum of squares, column max of one module's output."""
+        layer, slot, ch = st.layer, self.slot, self.channels
+        if st.chan_ndim != x.ndim:
+            self._channel_setup(st, x)
+        views = self.views[layer]
+        if views is None or (st.n_chan and (
+                views[3] is None or views[3][0].shape != x.shape[st.keep:])):
+            views = self._layer_views(st, x, flat.device)
+        chan = st.n_chan and not ch.all_fired[layer]
+        if chan and self.ran[layer]:  # a second run in this batch: keep the first one's max
+            ch.fold_slot(layer, slot)
+        torch.index_select(flat, 0, idx, out=views[0][slot])
+        torch.sum(flat, 0, out=views[1][slot])
+        torch.dot(flat, flat, out=views[2][slot])
+        if chan:
+            col = views[3][slot]
+            # over the batch (and sequence) dims: contiguous rows, a vectorised column max
+            torch.amax(x, st.red_dims, out=col)
+            run = ch.col_run[layer]
+            if ch.col_slot[layer] is None:  # a large map: fold now (col is reused per slot)
+                torch.maximum(run, col.view(-1), out=run)
+        self.counts[layer][slot] = n
+        self.ran[layer] = self.wrote = self.ever[layer] = True
+
+    def record_grad(self, layer: int, g: torch.Tensor) -> None:
+        """The output gradient's sum and sum of squares, into the current slot."""
+        if self.gsums is None:
+            self.gsums = torch.full((self.L, self.settings.chunk, 2), float("nan"),
+                                    device=g.device)
+        row = self.gsums[layer, self.slot]
+        torch.sum(g, 0, out=row[0])
+        torch.dot(g, g, out=row[1])
+        self.gcounts[layer][self.slot] = g.shape[0]
+
+    # ---- layout, on a layer's first output (or a new shape) --------------------------------
+    def _channel_setup(self, st: LayerState, x: torch.Tensor) -> None:
+        """Which dim holds the channels of this output (``st.n_chan`` 0: not recorded)."""
+        st.chan_ndim, st.n_chan = x.ndim, 0
+        ch = self.channels
+        if self.slab is not None and self.slab.device != x.device and not ch.ep_seen:
+            self.drop()  # adopted from a fit on another device
+        if self.settings.channels and x.ndim >= 2:
+            d = channel_dim(st.module, x.ndim)
+            if ch.width(st.layer, x.shape[d]):
+                st.n_chan = x.shape[d]
+                st.keep = 1 if d == 1 else x.ndim - 1  # one column max's dims: x.shape[keep:]
+                st.red_dims = tuple(range(st.keep))
+        if ch.adopted[st.layer]:
+            self._fit_adopted(st, x)
+
+    def _fit_adopted(self, st: LayerState, x: torch.Tensor) -> None:
+        """Keep a layer's adopted column buffers only if they fit this output's column shape."""
+        layer = st.layer
+        self.channels.adopted[layer] = False
+        views = self.views[layer]
+        if views is not None and views[3] is not None and (
+                not st.n_chan or views[3][0].shape != x.shape[st.keep:]):
+            self.channels.drop_layer(layer)
+            self.views[layer] = (*views[:3], None)
+
+    def _layer_views(self, st: LayerState, x: torch.Tensor, device: torch.device) -> Views:
+        """The out= views of every slot of this layer (made with one ``unbind`` each, in C++),
+        after sizing the column buffers for this output's shape."""
+        layer, k = st.layer, self.settings.k
+        if self.slab is None:
+            self.slab = torch.full((self.L, self.settings.chunk, k + 2), float("nan"),
+                                   device=device)
+        cols = (self.channels.column_views(layer, x.shape[st.keep:], device) if st.n_chan
+                else None)
+        old = self.views[layer]
+        if old is not None:  # the slot views of the slab stay valid: only the columns changed
+            views = (*old[:3], cols)
+        else:
+            rows = self.slab[layer]
+            views = (rows[:, :k].unbind(0), rows[:, k].unbind(0), rows[:, k + 1].unbind(0), cols)
+        self.views[layer] = views
+        return views

@@ -1,0 +1,53 @@
+"""Pure reductions in telemetry/reductions.py against numpy recomputations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actscope.telemetry import reductions as stats
+
+
+def test_sample_indices_stratified_sorted_and_in_range():
+    idx = stats.sample_indices(100_000, 4096, "cpu", seed=1)
+    assert idx.shape == (4096,) and idx.dtype == torch.int64
+    assert int(idx.min()) >= 0 and int(idx.max()) < 100_000
+    assert bool((idx[1:] > idx[:-1]).all())  # one per stratum: strictly increasing, no repeats
+    # Random within strata: not a plain stride (which would alias with the C,H,W layout).
+    assert len(set(np.diff(idx.numpy()).tolist())) > 10
+    assert torch.equal(idx, stats.sample_indices(100_000, 4096, "cpu", seed=1))
+    small = stats.sample_indices(10, 32, "cpu")
+    assert sorted(set(small.tolist())) == list(range(10))
+    with pytest.raises(ValueError, match="numel > 0"):
+        stats.sample_indices(0, 4, "cpu")
+
+
+def test_histograms_match_numpy_and_clamp_to_edges():
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(2, 3, 500, generator=g) * 2
+    lo, hi = torch.tensor([-1.0, 0.0]), torch.tensor([1.0, 4.0])
+    h = stats.histograms(s, lo, hi, 8)
+    assert h.shape == (2, 3, 8) and h.dtype == torch.int32
+    for li in range(2):
+        for n in range(3):
+            x = np.clip(s[li, n].numpy(), lo[li].item(), hi[li].item() - 1e-6)
+            ref, _ = np.histogram(x, bins=8, range=(lo[li].item(), hi[li].item()))
+            np.testing.assert_array_equal(h[li, n].numpy(), ref)
+    assert (h.sum(-1) == 500).all()  # nothing dropped
+
+
+def test_histograms_skip_nan_and_put_inf_in_edge_bins():
+    s = torch.tensor([[[0.1, float("nan"), float("inf"), 0.9, float("-inf")]]])
+    h = stats.histograms(s, torch.tensor([0.0]), torch.tensor([1.0]), 2)
+    assert h.tolist() == [[[2, 2]]]
+
+
+def test_near_zero_share_and_mad():
+    s = torch.tensor([[[0.0, 0.05, 0.5, -0.01, float("nan")]]])
+    share = stats.near_zero_share(s, torch.tensor([0.1]))
+    assert share.item() == pytest.approx(3 / 4)
+    counted = torch.tensor([[8]])
+    assert stats.near_zero_share(s, torch.tensor([0.1]), counted).item() == pytest.approx(3 / 8)
+    x = torch.tensor([[[1.0, 3.0]]])
+    assert stats.mean_abs_dev(x, torch.tensor([[2.0]])).item() == pytest.approx(1.0)
