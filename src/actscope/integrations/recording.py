@@ -18,13 +18,14 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
-from actscope.report.folder import check_report_folder, write_report_folder
+from actscope.report.folder import check_report_folder
+from actscope.report.writer import write_run_report
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
-__all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules", "write_report_folder"]
+__all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules"]
 
 STATE_VERSION = 1
 
@@ -115,7 +116,8 @@ class StepRecorder:
         return self.acc.result()
 
     def report(self, out_dir: str | Path) -> Path:
-        return write_report_folder(out_dir, self.result())
+        """The report of the recording in ``out_dir`` (``report.writer``); report.html's path."""
+        return write_run_report(out_dir, self.result())
 
     def check_report_target(self, out_dir: str | Path) -> None:
         """At fit start: ``UsageError`` now, not after training, if the report folder holds a

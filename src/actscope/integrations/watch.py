@@ -164,9 +164,9 @@ class Watch:
         out = Path(out_dir)
         if not self.enabled:
             return out
-        from actscope.report.folder import write_report_folder
+        from actscope.report.writer import write_run_report  # loaded when a report is written
 
-        write_report_folder(out, self.result())
+        write_run_report(out, self.result())
         return out
 
     # ---- tear-down and checkpoints -------------------------------------------------------
