@@ -31,8 +31,7 @@ NOT_YET = {
     "experiments/norms/model.py", "experiments/norms/plot.py", "experiments/norms/results.py",
     "experiments/norms/run.py", "experiments/norms/table.py", "integrations/recording.py",
     "nn/affine.py", "nn/group_norm.py", "recipe/checks.py", "recipe/memory.py",
-    "recipe/model.py", "recipe/paths.py", "recipe/resume.py", "report/compare/data.py",
-    "report/compare/page.py", "report/compare/plots.py", "report/plots_base.py",
+    "recipe/paths.py", "recipe/resume.py", "report/compare/plots.py", "report/plots_base.py",
     "report/plots_layers.py", "results.py", "runs/contents.py", "runs/files.py", "safe_load.py",
 }
 
