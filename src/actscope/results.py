@@ -11,6 +11,7 @@ from actscope.callbacks.metrics import MetricsCallback
 from actscope.callbacks.recorder import RecorderCallback
 from actscope.learner import Learner
 from actscope.runs import RunFolder
+from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.activation_stats import ActivationStatsCallback
 from actscope.telemetry.plots import save_run_plots
 from actscope.telemetry.publish import publish_telemetry
@@ -41,6 +42,7 @@ def save_fit_results(run: RunFolder, learn: Learner, finish: bool = True) -> lis
         findings = publish_telemetry(run.path, stats.result())
     if finish:
         run.finish()
-    save_run_plots(run.path)
-    write_report(run.path)
+    with claim_report_folder(run.path, "fit", held=True):  # fit holds the run's lock
+        save_run_plots(run.path)
+        write_report(run.path)
     return findings

@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from actscope.runs import RunFolder
-from actscope.runs.lock import RunLock
+from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.plots import run_figures, save_run_plots
 from actscope.telemetry.report import write_report
 from actscope.telemetry.report_folder import check_report_folder
@@ -31,7 +31,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     state = run.state  # before our own lock, which would read as a live writer
     # Held while reading and writing: a live fit refuses us (LockedError), and no fit can
     # start in the folder while its report is rebuilt.
-    with RunLock(run.path).acquire():
+    with claim_report_folder(run.path, "report"):
         if state == "interrupted":
             print(f"actscope: warning: {run.path} is an interrupted run (RUNNING marker, no live "
                   f"writer): the report shows what was saved so far; {run.how_to_finish()} "

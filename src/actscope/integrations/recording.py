@@ -18,6 +18,8 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
+from actscope.pathtext import user_path
+from actscope.runs.report_claim import check_claim
 from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
@@ -119,7 +121,9 @@ class StepRecorder:
     def check_report_target(self, out_dir: str | Path) -> None:
         """At fit start: ``UsageError`` now, not after training, if the report folder holds a
         file actscope must not replace (checked again when the report is written)."""
-        check_report_folder(out_dir)
+        out = user_path(out_dir, "report folder")
+        check_claim(out, "watch")  # never a fit or lr-find run's folder
+        check_report_folder(out)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

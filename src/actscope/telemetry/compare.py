@@ -17,8 +17,11 @@ from typing import Any
 
 from actscope.atomic import atomic_write
 from actscope.errors import UsageError
+from actscope.pathtext import user_path, user_path_list
 from actscope.runs.files import RunFolderError
 from actscope.runs.folder import RunFolder
+from actscope.runs.labels import run_labels
+from actscope.runs.report_claim import check_claim, claim_report_folder
 from actscope.telemetry.report_folder import is_actscope_page
 from actscope.telemetry.report_html import esc, table
 from actscope.telemetry.run_view import RunView, read_run
@@ -36,7 +39,7 @@ _WHERE = {"out", "overwrite", "progress", "resume", "download"}
 
 def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
     """``(label, RunView)`` per folder, all validated; ActscopeError on the first bad input."""
-    paths = [Path(p) for p in paths]
+    paths = user_path_list(paths, "compare runs")  # a str is one run, never its characters
     if not 1 <= len(paths) <= MAX_RUNS:
         raise UsageError(f"compare takes 1 to {MAX_RUNS} runs, got {len(paths)}; pick the runs "
                          "that matter (the page stays readable with at most 8)")
@@ -54,9 +57,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
             raise RunFolderError(f"{p} is not a finished run ({why}); wait for it to finish, or "
                                  f"finish it with {RunFolder(p).how_to_finish()}")
         views.append(view)
-    names = [v.name for v in views]
-    labels = [n if names.count(n) == 1 else f"{v.path.resolve().parent.name}/{n}"
-              for n, v in zip(names, views, strict=True)]
+    labels = run_labels([v.path for v in views])  # distinct, also for same-named parents
     return [(f"{chr(65 + i)}: {lab}", v) for i, (lab, v) in enumerate(zip(labels, views,
                                                                            strict=True))]
 
@@ -143,21 +144,18 @@ def render_compare(paths: Sequence[str | Path], x: str = "batch") -> str:
 
 def compare(runs: Sequence[str | Path], out: str | Path, x: str = "batch") -> Path:
     """Compare run folders; writes ``out/compare.html`` (atomically, after all are read)."""
-    out = Path(out)
+    runs, out = user_path_list(runs, "compare runs"), user_path(out, "--out")  # one str: one run
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for compare.html")
     path = out / "compare.html"
     if (path.exists() or path.is_symlink()) and not is_actscope_page(path, COMPARE_TITLE):
         raise UsageError(f"{path} exists and was not written by actscope compare, and this "
                          "would replace it; choose another --out, or move the file away")
+    check_claim(out, "compare")  # never into a run's folder: before the runs are read
     text = render_compare(runs, x)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
+    with claim_report_folder(out, "compare"):  # the lock; marked as a compare folder
         with atomic_write(path) as f:
             f.write(text)
-    except OSError as e:
-        raise UsageError(f"cannot write {out / 'compare.html'} ({e.strerror or e}); choose "
-                         "another --out") from None
     return path
 
 

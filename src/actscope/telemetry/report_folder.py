@@ -17,6 +17,8 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from actscope.errors import UsageError
+from actscope.pathtext import user_path
+from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.publish import FINDINGS_FILE, TELEMETRY_FILE, publish_telemetry
 from actscope.telemetry.record import Telemetry, TelemetryFileError
 
@@ -126,9 +128,11 @@ def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
     from actscope.telemetry.report import write_report
     from actscope.telemetry.run_view import RunView
 
-    out = Path(out_dir)
-    check_report_folder(out, plots=run_figures(RunView(path=out, telemetry=telemetry)))
-    findings = publish_telemetry(out, telemetry)
-    view = RunView(path=out, telemetry=telemetry, findings=findings)
-    save_run_plots(out, view)
-    return write_report(out, view)
+    out = user_path(out_dir, "report folder")  # '~' expanded, UTF-8 only
+    plots = run_figures(RunView(path=out, telemetry=telemetry))
+    # the run lock, and never a fit/lr-find run's folder (runs/report_claim.py)
+    with claim_report_folder(out, "watch", check=lambda: check_report_folder(out, plots=plots)):
+        findings = publish_telemetry(out, telemetry)
+        view = RunView(path=out, telemetry=telemetry, findings=findings)
+        save_run_plots(out, view)
+        return write_report(out, view)

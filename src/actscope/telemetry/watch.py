@@ -43,7 +43,7 @@ from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator, check_settings
 from actscope.telemetry.hooks import WeakCall
-from actscope.telemetry.modules import ModuleSpec
+from actscope.telemetry.modules import ModuleSpec, check_modules_in_model
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["Watch", "watch"]
@@ -75,6 +75,7 @@ class Watch:
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
+        check_modules_in_model(self.model, modules)  # names a module outside the model
         if self.enabled:
             self.acc.attach(self.model, modules)
             # weak: the model must not keep the Watch alive; a copy of the model is not watched
