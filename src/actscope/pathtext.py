@@ -29,7 +29,7 @@ def check_utf8(text: str, what: str) -> None:
         text.encode("utf-8")
     except UnicodeEncodeError:
         shown = os.fsencode(text).decode("utf-8", "backslashreplace")
-        raise UsageError(f"{what} {shown!r} is not valid UTF-8: actscope writes path names into "
+        raise UsageError(f"{what} '{shown}' is not valid UTF-8: actscope writes path names into "
                          "HTML, plot titles and JSON, which need UTF-8; rename it (e.g. "
                          "convmv -f latin1 -t utf8) or choose another path") from None
 
