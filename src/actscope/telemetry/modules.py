@@ -152,7 +152,7 @@ def check_modules_in_model(model: nn.Module, spec: Any, owner: str = "watch()") 
     ``model``: ``watch()`` counts a batch by the model's own forward, so a module outside it
     would record nothing and the later message would blame the wrong cause."""
     if isinstance(spec, nn.Module):
-        mods: list[Any] = [spec]
+        mods: list[Any] = _expand_containers([spec])
     elif spec is None or isinstance(spec, (str, type)) or callable(spec) or (
             isinstance(spec, tuple) and spec and all(isinstance(t, type) for t in spec)):
         return  # searched inside the model: always part of it
@@ -161,7 +161,8 @@ def check_modules_in_model(model: nn.Module, spec: Any, owner: str = "watch()") 
     inside = {id(m) for m in unwrap_model(model).modules()}
     for i, m in enumerate(mods):
         if isinstance(m, nn.Module) and id(m) not in inside:
-            raise UsageError(f"{owner}: modules[{i}] ({describe_module(m)}: {m!r:.60}) is not "
+            shown = f"{type(m).__name__}({m.extra_repr()[:40]})"
+            raise UsageError(f"{owner}: modules[{i}] ({shown}) is not "
                              f"part of the watched model ({type(model).__name__}), so its "
                              "forwards are never the model's batches; pass modules of this model "
                              "(a module kept in a plain Python list: register it with "
