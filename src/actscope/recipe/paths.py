@@ -48,8 +48,9 @@ def _probe(path: str, flag: str) -> None:
 def check_path(path: str | os.PathLike[str], flag: str) -> Path:
     """``Path(path)`` if it can name a file here; else UsageError naming ``flag``, one line.
 
-    Refused: a name that is not UTF-8 (``pathtext.check_utf8``), a component over NAME_MAX bytes (also below a folder that does not exist yet, which
-    ``stat`` alone would not reach), a path the kernel finds too long, a link loop, a NUL byte.
+    Refused: a name that is not UTF-8 (``pathtext.check_utf8``), a component over NAME_MAX bytes
+    (also below a folder that does not exist yet, which ``stat`` alone would not reach), a path
+    the kernel finds too long, a link loop, a NUL byte.
     Whether the file exists, or may be written, is left to the command's own checks.
     """
     text = os.fspath(path)

@@ -36,7 +36,7 @@ from actscope.atomic import atomic_write
 from actscope.oserrors import write_error
 from actscope.pathtext import user_path
 from actscope.runs.files import RunFolderError, read_json_file
-from actscope.runs.folder import MARKER, RUNNING, SHARED_KINDS, _now
+from actscope.runs.folder import MARKER, RUNNING, _now
 from actscope.runs.lock import RunLock
 
 __all__ = ["claim_report_folder", "check_claim", "folder_kind", "WRITERS"]
