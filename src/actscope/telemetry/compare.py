@@ -142,8 +142,8 @@ def render_compare(paths: Sequence[str | Path], x: str = "batch") -> str:
     return compare_page(runs, x)
 
 
-def compare(runs: Sequence[str | Path], out: str | Path, x: str = "batch") -> Path:
-    """Compare run folders; writes ``out/compare.html`` (atomically, after all are read)."""
+def compare(runs: Sequence[str | Path] | str | Path, out: str | Path, x: str = "batch") -> Path:
+    """Compare run folders (one ``str``/``Path`` is one run); writes ``out/compare.html``."""
     runs, out = user_path_list(runs, "compare runs"), user_path(out, "--out")  # one str: one run
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} is a file; give a folder for compare.html")
