@@ -161,3 +161,35 @@ def test_an_unknown_writer_is_a_bug(tmp_path) -> None:
     with pytest.raises(ValueError, match="unknown report writer"):
         with claim_report_folder(tmp_path, "plot"):
             pass
+
+
+USER_FOLDERS = {
+    "a Lightning log dir": {"hparams.yaml": "lr: 1\n", "metrics.csv": "step,loss\n0,1\n",
+                            "checkpoints/epoch=0-step=4.ckpt": "x"},
+    "a Hugging Face output_dir": {"config.json": "{}", "checkpoint-500/trainer_state.json": "{}"},
+    "an empty folder": {},
+    "a folder of notes": {"notes.txt": "mine"},
+}
+
+
+@pytest.mark.parametrize("case", list(USER_FOLDERS))
+def test_a_watch_report_goes_into_a_trainers_folder(case, tmp_path):
+    out = tmp_path / "logs"
+    out.mkdir()
+    for name, text in USER_FOLDERS[case].items():
+        (out / name).parent.mkdir(parents=True, exist_ok=True)
+        (out / name).write_text(text)
+    watch_report(out)
+    assert (out / "report.html").is_file() and folder_kind(out) == "watch"
+    for name, text in USER_FOLDERS[case].items():
+        assert (out / name).read_text() == text  # nothing of theirs touched
+
+
+def test_an_unmarked_run_with_actscope_checkpoints_is_refused(copy_of, tmp_path):
+    run = copy_of("fit")
+    (run / MARKER).unlink()
+    for name in ("recorder.npz",):
+        (run / name).unlink()
+    assert folder_kind(run) == "unmarked run"
+    with pytest.raises(RunFolderError, match="without a marker"):
+        watch_report(run)

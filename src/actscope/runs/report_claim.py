@@ -18,7 +18,7 @@ folders get theirs from ``RunFolder.create``; a watch or compare folder gets one
 time actscope writes into it, so a later writer of another kind (``w.report`` into a fit run,
 ``fit --out X --overwrite`` over a Lightning log dir holding a watch report) is refused with
 one line and nothing is touched. A folder without a marker that holds what only a training run
-writes (``RUNNING``, ``recorder.npz``, ``checkpoints/``) is an unmarked (v0.1) run: only
+writes (``RUNNING``, ``recorder.npz``, ``checkpoints/ckpt-*``) is an unmarked (v0.1) run: only
 ``report`` writes there. Every writer takes the folder's run lock (``RunLock``) while it
 writes, so a folder a live process writes is refused (``LockedError``), and two writers never
 share temp files.
@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from actscope.atomic import atomic_write
+from actscope.checkpoints import CKPT_SUBDIR, list_checkpoints
 from actscope.oserrors import write_error
 from actscope.pathtext import user_path
 from actscope.runs.files import RunFolderError, read_json_file
@@ -67,8 +68,10 @@ def folder_kind(path: str | Path) -> str | None:
             raise RunFolderError(f"{marker} is damaged (expected a JSON object with a text "
                                  "'kind'); delete it only if this folder is not an actscope run")
         return found.get("kind", "fit")
-    if (path / RUNNING).exists() or (path / "recorder.npz").exists() or (
-            path / "checkpoints").is_dir():
+    # only actscope writes these (a Lightning log dir's checkpoints/ holds *.ckpt files, not
+    # actscope's ckpt-NNNNNN folders)
+    if (path / RUNNING).exists() or (path / "recorder.npz").exists() or list_checkpoints(
+            path / CKPT_SUBDIR):
         return _UNMARKED_RUN
     return None
 

@@ -166,8 +166,7 @@ class Watch:
             return out
         from actscope.telemetry.report_folder import write_report_folder
 
-        write_report_folder(out, self.result())
-        return out
+        return write_report_folder(out, self.result()).parent  # '~' expanded
 
     # ---- tear-down and checkpoints -------------------------------------------------------
     def remove(self) -> None:
