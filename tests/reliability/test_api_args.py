@@ -105,3 +105,34 @@ def test_watch_accepts_the_models_own_modules(spec):
     model = _model()
     w = actscope.watch(model, modules=spec(model))
     w.remove()
+
+
+# ---- Learner(cbs=...) / fit(cbs=...) -----------------------------------------------------
+@pytest.mark.parametrize("where", ["Learner", "fit", "add_cbs"])
+def test_one_callback_alone_is_a_list_of_one(where, make_synth_learner):
+    from actscope.callbacks.metrics import MetricsCallback
+
+    cb = MetricsCallback()
+    if where == "Learner":
+        learn = make_synth_learner(cbs=cb)
+    else:
+        learn = make_synth_learner()
+        if where == "add_cbs":
+            learn.add_cbs(cb)
+    learn.fit(1, cbs=cb if where == "fit" else ())
+    assert cb.history and len(cb.history) == 1
+
+
+@pytest.mark.parametrize(("cbs", "match"), [("metrics", "must be a Callback"),
+                                             (3, "must be a Callback"),
+                                             (None, "must be a Callback")])
+def test_what_is_not_callbacks_is_named(cbs, match, make_synth_learner):
+    with pytest.raises(TypeError, match=match):
+        make_synth_learner().add_cbs(cbs)
+
+
+def test_a_callback_class_alone_says_to_make_an_instance(make_synth_learner):
+    from actscope.callbacks.metrics import MetricsCallback
+
+    with pytest.raises(TypeError, match="not the class"):
+        make_synth_learner().add_cbs(MetricsCallback)
