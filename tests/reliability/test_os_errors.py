@@ -226,3 +226,16 @@ def test_a_full_tmpfs_during_report_and_compare(tmpfs, made_runs):
     assert r.returncode == 2, r.stderr
     one_error_line(r.stderr, "No space left on device")
     assert _temps(fs) == []
+
+
+@pytest.mark.parametrize(("target", "code"), [("lr_find.npz", errno.ENOSPC),
+                                              ("lr_find.png", errno.EROFS),
+                                              ("config.json", errno.EIO)])
+def test_lr_find_write_error_is_one_line(tmp_path, monkeypatch, capsys, target, code):
+    Fault(monkeypatch, "fsync", target, code)
+    out = tmp_path / "lrf"
+    assert main(["lr-find", "--dataset", "digits", "--limit", "256", "--nfs", "4,8",
+                 "--num-it", "12", "--no-progress", "--out", str(out)]) == 2
+    line = one_error_line(capsys.readouterr().err, "could not write ")
+    assert target in line and os.strerror(code) in line
+    assert not out.exists() or _temps(out) == []
