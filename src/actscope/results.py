@@ -42,5 +42,5 @@ def save_fit_results(run: RunFolder, learn: Learner, finish: bool = True) -> lis
     if finish:
         run.finish()
     # this process holds the run's lock and made the folder: nothing to check
-    write_run_report(run.path, check=False)
+    write_run_report(run.path, writer="fit", check=False, held=True)
     return findings

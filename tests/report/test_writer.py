@@ -19,7 +19,7 @@ def embedded(html: str) -> dict[str, bytes]:
 
 
 def test_a_recording_is_published_drawn_once_and_embedded(tmp_path):
-    path = write_run_report(tmp_path, telemetry(n_layers=2))
+    path = write_run_report(tmp_path, telemetry(n_layers=2), writer="watch")
     assert path == tmp_path / "report.html"
     assert isinstance(json.loads((tmp_path / "findings.json").read_text()), list)
     imgs = embedded(path.read_text())
@@ -31,12 +31,12 @@ def test_a_recording_is_published_drawn_once_and_embedded(tmp_path):
 def test_a_folder_with_a_foreign_file_is_refused_before_anything_is_written(tmp_path):
     (tmp_path / "telemetry.npz").write_text("not ours")
     with pytest.raises(UsageError, match="was not written by actscope"):
-        write_run_report(tmp_path, telemetry())
+        write_run_report(tmp_path, telemetry(), writer="watch")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["telemetry.npz"]
 
 
 def test_a_run_folder_is_reported_from_its_files(tmp_path):
-    write_run_report(tmp_path, telemetry())
+    write_run_report(tmp_path, telemetry(), writer="watch")
     (tmp_path / "report.html").unlink()
-    again = write_run_report(tmp_path, owned=True)  # no telemetry given: read from the folder
+    again = write_run_report(tmp_path, writer="report", owned=True)  # no telemetry given: read from the folder
     assert "actscope report: " in again.read_text()

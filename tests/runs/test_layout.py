@@ -19,7 +19,7 @@ def test_names_are_distinct_and_documented():
 def test_a_written_report_uses_the_layout_names(tmp_path):
     from actscope.report.writer import write_run_report
 
-    path = write_run_report(tmp_path / "out", telemetry())
+    path = write_run_report(tmp_path / "out", telemetry(), writer="watch")
     out = path.parent
     assert path.name == layout.REPORT_FILE
     assert (out / layout.TELEMETRY_FILE).is_file() and (out / layout.FINDINGS_FILE).is_file()

@@ -43,7 +43,7 @@ from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.hooks import WeakCall
-from actscope.telemetry.modules import ModuleSpec
+from actscope.telemetry.modules import ModuleSpec, check_modules_in_model
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
@@ -76,6 +76,7 @@ class Watch:
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
+        check_modules_in_model(self.model, modules)  # names a module outside the model
         if self.enabled:
             self.acc.attach(self.model, modules)
             # weak: the model must not keep the Watch alive; a copy of the model is not watched
@@ -166,8 +167,7 @@ class Watch:
             return out
         from actscope.report.writer import write_run_report  # loaded when a report is written
 
-        write_run_report(out, self.result())
-        return out
+        return write_run_report(out, self.result(), writer="watch").parent  # '~' expanded
 
     # ---- tear-down and checkpoints -------------------------------------------------------
     def remove(self) -> None:

@@ -2,7 +2,9 @@
 
 This module is numpy only (no torch), so plots, the diagnosis and the report can read a run's
 ``telemetry.npz`` without the training stack. ``Telemetry.load`` checks the file against a schema
-(keys, dtypes, consistent shapes, no pickles) and raises ``TelemetryFileError`` naming the file.
+(keys, dtypes, consistent shapes, no pickles) and their meaning (``record_checks``: finite,
+increasing histogram ranges, non-negative counts, ...) and raises ``TelemetryFileError`` naming
+the file and the field.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from actscope.atomic import atomic_write
 from actscope.errors import ActscopeError
+from actscope.telemetry.record_checks import check_meaning
 
 __all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError"]
 
@@ -163,5 +166,6 @@ class Telemetry:
                           "channels) floats")
             if nc.shape != (L,) or nc.dtype.kind not in "iu" or (nc > cd.shape[2]).any():
                 raise bad(f"n_channels must be ({L},) integers <= {cd.shape[2]}")
+        check_meaning(raw, meta, bad)  # values that cannot be true: one error naming the field
         arrays = {k: raw[k] for k in _ARRAYS if k in raw}
         return cls(names=[str(n) for n in names], meta=meta, **arrays)
