@@ -13,8 +13,8 @@ from torch import nn
 import actscope
 from actscope.cli import main
 from actscope.errors import UsageError
-from actscope.runs.labels import run_labels
 from actscope.report.compare.data import load_runs
+from actscope.runs.labels import run_labels
 from tests.helpers import one_error_line
 
 

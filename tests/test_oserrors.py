@@ -21,8 +21,8 @@ from actscope.atomic import atomic_write
 from actscope.checkpoints import list_checkpoints, verify_checkpoint
 from actscope.cli import main
 from actscope.oserrors import WriteError
-from tests.helpers import one_error_line
 from tests.battery import DIGITS
+from tests.helpers import one_error_line
 
 ERRNOS = [errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO, errno.EACCES]
 TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$|^\.tmp-ckpt-")

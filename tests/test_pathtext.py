@@ -18,8 +18,8 @@ from actscope.cli import main
 from actscope.cli.flags import check_path_args
 from actscope.errors import UsageError
 from actscope.integrations.recording import StepRecorder
-from tests.helpers import one_error_line
 from tests.battery import DIGITS, tiny_watch
+from tests.helpers import one_error_line
 
 BAD = os.fsdecode(b"r\xff\xfe-bin")  # legal on Linux, not UTF-8
 

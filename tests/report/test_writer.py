@@ -38,5 +38,6 @@ def test_a_folder_with_a_foreign_file_is_refused_before_anything_is_written(tmp_
 def test_a_run_folder_is_reported_from_its_files(tmp_path):
     write_run_report(tmp_path, telemetry(), writer="watch")
     (tmp_path / "report.html").unlink()
-    again = write_run_report(tmp_path, writer="report", owned=True)  # no telemetry given: read from the folder
+    # no telemetry given: read from the folder
+    again = write_run_report(tmp_path, writer="report", owned=True)
     assert "actscope report: " in again.read_text()

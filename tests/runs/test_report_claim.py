@@ -15,8 +15,8 @@ from actscope.cli import main
 from actscope.integrations.recording import StepRecorder
 from actscope.runs import MARKER, LockedError, RunFolderError, RunLock
 from actscope.runs.report_claim import claim_report_folder, folder_kind
-from tests.helpers import tree_snapshot
 from tests.battery import DIGITS, watch_report
+from tests.helpers import tree_snapshot
 
 
 def _recorder_report(out: Path) -> Path:

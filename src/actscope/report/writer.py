@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from actscope.pathtext import user_path
 from actscope.report.figures import draw_figures, figure_names, save_figures
 from actscope.report.folder import check_report_folder
 from actscope.report.page import write_report
 from actscope.report.publish import publish_telemetry
-from actscope.pathtext import user_path
 from actscope.report.run_view import RunView, read_run
 from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.record import Telemetry

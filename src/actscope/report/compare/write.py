@@ -13,8 +13,8 @@ from pathlib import Path
 
 from actscope.atomic import atomic_write
 from actscope.errors import UsageError
-from actscope.report.compare.data import COMPARE_TITLE, X_AXES, load_runs
 from actscope.pathtext import user_path, user_path_list
+from actscope.report.compare.data import COMPARE_TITLE, X_AXES, load_runs
 from actscope.report.folder import is_actscope_page
 from actscope.runs.layout import COMPARE_FILE
 from actscope.runs.report_claim import check_claim, claim_report_folder
