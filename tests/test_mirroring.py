@@ -24,9 +24,7 @@ EXEMPT = {
 }
 
 NOT_YET = {
-    "cli/compare.py", "cli/fit.py", "cli/lr_find.py", "cli/norms.py", "experiments/norms/model.py",
-    "experiments/norms/plot.py", "experiments/norms/results.py", "experiments/norms/run.py",
-    "experiments/norms/table.py",
+    "cli/compare.py", "cli/fit.py", "cli/lr_find.py",
 }
 
 
