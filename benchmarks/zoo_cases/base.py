@@ -130,9 +130,10 @@ class Case:
         return not self.expected
 
 
-def loss_fell(trial: Trial, factor: float = 0.9) -> Truth:
-    """Control ground truth: the mean loss of the last 5 steps is below ``factor`` x the first 5."""
-    first = sum(trial.losses[:5]) / 5
-    last = sum(trial.losses[-5:]) / 5
+def loss_fell(trial: Trial, factor: float = 0.9, window: int = 5) -> Truth:
+    """Control ground truth: the mean loss of the last ``window`` steps is below ``factor`` x
+    that of the first ``window``."""
+    first = sum(trial.losses[:window]) / window
+    last = sum(trial.losses[-window:]) / window
     return Truth({"loss_first": first, "loss_last": last},
                  math.isfinite(last) and last < factor * first)
