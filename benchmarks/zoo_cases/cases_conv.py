@@ -138,7 +138,9 @@ CASES = [
     Case("cnn_unstable", "cnn", "no norm, SGD lr 0.8 momentum 0.9 (rise and collapse)",
          frozenset({"unstable"}), ("0", "1", "2"), _cnn(optimizer="SGD", lr=0.8), cnn_unstable),
     Case("resnet_depth_growth", "resnet", "layer1 branches without BatchNorm, conv2 at 2.5x kaiming",
-         frozenset({"depth_growth"}), LAYERS2, _res(lr=1e-6), resnet_depth_growth, fast=True),
+         frozenset({"depth_growth"}), LAYERS2,
+         _res(init="large", lr=1e-6, norms=()),  # norms: none in the branches that grow
+         resnet_depth_growth, fast=True),
     Case("resnet_massive_channel", "resnet", "BN bias 2000 on one channel of layer1.1",
          frozenset({"massive_activations"}), ("layer1.1", "layer1.2"), _res(),
          resnet_massive_channel),

@@ -139,12 +139,13 @@ CASES = [
          gpt_growth),
     Case("gpt_depth_growth", "transformer", "6 blocks without LayerNorm, O(1) init",
          frozenset({"depth_growth"}), ("blocks.3", "blocks.4", "blocks.5"),
-         _setup(optimizer="Adam", lr=1e-5, norms=("LayerNorm",)), gpt_depth_growth),
+         _setup(init="large", optimizer="Adam", lr=1e-5, norms=()),  # none in the blocks
+         gpt_depth_growth),
     Case("gpt_massive_activation", "transformer", "bias 100 on one feature of block 1's MLP",
          frozenset({"massive_activations"}), ("blocks.1", "blocks.2"), _setup(lr=1e-4),
          gpt_massive_activation),
     Case("gpt_logit_divergence", "transformer", "Adam lr 3.0 on the LM head only",
          frozenset({"logit_divergence"}), None, _setup(optimizer="Adam"), gpt_logit_divergence),
     Case("gpt_healthy", "transformer", "healthy control: AdamW 3e-3, warm-up, clip 1.0",
-         frozenset(), (), _setup(lr=3e-3, warmup=True, grad_clip=1.0), gpt_healthy, fast=True),
+         frozenset(), (), _setup(lr=3e-3, warmup=True, grad_clip=1.0), gpt_healthy),
 ]

@@ -131,7 +131,7 @@ def _setup(**kw) -> Setup:
 
 CASES = [
     Case("mlp_dead_relu", "mlp", "bias -12 on block 1", frozenset({"dead"}), ("1",),
-         _setup(), dead_relu, fast=True),
+         _setup(), dead_relu),
     Case("mlp_vanishing_init", "mlp", "init at 1/20 of kaiming", frozenset({"vanishing"}),
          ("2", "3", "4"), _setup(init="small", optimizer="SGD", lr=1e-2), vanishing_init),
     Case("mlp_depth_growth", "mlp", "init at 2x kaiming, 8 blocks", frozenset({"depth_growth"}),

@@ -65,7 +65,7 @@ def _setup(**kw) -> Setup:
 
 CASES = [
     Case("mlp_healthy", "mlp", "healthy control: kaiming, Adam 1e-3", frozenset(), (),
-         _setup(), mlp_healthy, fast=True),
+         _setup(), mlp_healthy),
     Case("cnn_healthy", "cnn", "healthy control: kaiming + BatchNorm, Adam 3e-3", frozenset(),
          (), _setup(lr=3e-3, has_conv=True, norms=("BatchNorm2d",)), cnn_healthy),
     Case("resnet_healthy", "resnet", "healthy control: ResNet-BN, SGD 0.05 momentum 0.9",
