@@ -137,7 +137,8 @@ CASES = [
          cnn_oversized_updates),
     Case("cnn_unstable", "cnn", "no norm, SGD lr 0.8 momentum 0.9 (rise and collapse)",
          frozenset({"unstable"}), ("0", "1", "2"), _cnn(optimizer="SGD", lr=0.8), cnn_unstable),
-    Case("resnet_depth_growth", "resnet", "layer1 branches without BatchNorm, conv2 at 2.5x kaiming",
+    Case("resnet_depth_growth", "resnet",
+         "layer1 branches without BatchNorm, conv2 at 2.5x kaiming",
          frozenset({"depth_growth"}), LAYERS2,
          _res(init="large", lr=1e-6, norms=()),  # norms: none in the branches that grow
          resnet_depth_growth, fast=True),

@@ -7,7 +7,6 @@ import statistics
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from .base import Case, Setup, Trial, Truth, loss_fell
 from .data import cycle

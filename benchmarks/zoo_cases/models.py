@@ -22,7 +22,7 @@ __all__ = ["mlp", "init_linear", "small_cnn", "ResBlock", "ResNet", "SeqNet", "A
 
 def mlp(sizes: list[int], act: type[nn.Module], n_out: int) -> nn.Sequential:
     """(Linear, act) blocks over ``sizes`` then a Linear head to ``n_out``."""
-    blocks = [nn.Sequential(nn.Linear(a, b), act()) for a, b in zip(sizes[:-1], sizes[1:])]
+    blocks = [nn.Sequential(nn.Linear(a, b), act()) for a, b in zip(sizes, sizes[1:], strict=False)]
     return nn.Sequential(*blocks, nn.Linear(sizes[-1], n_out))
 
 
@@ -42,7 +42,7 @@ def small_cnn(chans: tuple[int, ...] = (1, 8, 16, 32), n_out: int = 4, bn: bool 
               act: type[nn.Module] = nn.ReLU) -> nn.Sequential:
     """Stride-2 3x3 conv blocks, then global average pooling and a Linear head."""
     blocks = []
-    for ci, co in zip(chans[:-1], chans[1:]):
+    for ci, co in zip(chans, chans[1:], strict=False):
         layers: list[nn.Module] = [nn.Conv2d(ci, co, 3, stride=2, padding=1, bias=not bn)]
         layers += [nn.BatchNorm2d(co)] if bn else []
         blocks.append(nn.Sequential(*layers, act()))
