@@ -68,15 +68,15 @@ def cnn_oversized_updates() -> Trial:
     model = small_cnn(bn=True)
     return _trial(model, torch.optim.SGD(model.parameters(), 20.0, momentum=0.9), 30,
                   lambda t: Truth({"update_ratio": _median_update(t, ["0", "1", "2"])},
-                                  _median_update(t, ["0", "1", "2"]) > 0.1))
+                                  _median_update(t, ["0", "1", "2"]) > 0.05))  # 50x healthy
 
 
 def cnn_unstable() -> Trial:
     model = small_cnn(chans=(1, 16, 32, 64))
     p = Probe(model[2], std)
-    return _trial(model, torch.optim.SGD(model.parameters(), 0.8, momentum=0.9), 60,
+    return _trial(model, torch.optim.SGD(model.parameters(), 0.8, momentum=0.9), 40,
                   lambda t: Truth({"collapses[2]": rise_and_collapse(p.values),
-                                   "std_max/min": ratio(max(p.values), min(p.values))},
+                                   "std peak": max(p.values), "std last": p.values[-1]},
                                   rise_and_collapse(p.values) >= 1), [p])
 
 
