@@ -76,7 +76,7 @@ def mnist_images(n: int, seed: int = 0) -> torch.Tensor:
     """(n, 784) images in [0, 1]: real MNIST when found, else generated 28x28 digit-like ones."""
     folder = find_mnist_dir()
     if folder is not None:
-        from actscope.data.idx import read_idx
+        from actscope import read_idx
 
         raw = read_idx(folder / "train-images-idx3-ubyte.gz")
         x = torch.as_tensor(raw[:n]).float().div(255)

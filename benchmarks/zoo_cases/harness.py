@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import torch
 
 import actscope
-from actscope.telemetry.diagnose import Finding
+from actscope import Finding  # the top-level name: stable when modules move
 
 from .base import Case, Truth
 
@@ -43,6 +43,8 @@ def run_case(case: Case, seed: int = 0) -> CaseResult:
     trial = case.build()
     # Gradient norms and update ratios: today watch() records neither (its grads= setting is
     # the activations' gradients); the coming watch() records both by itself, here, unchanged.
+    # The run's context (init scale, optimizer, schedule, clipping) is whatever watch() can see
+    # by itself; should it ever take the optimizer, pass it here: optimizer=trial.opt.
     w = actscope.watch(trial.model)
     try:
         for i in range(trial.steps):

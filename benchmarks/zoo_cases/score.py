@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from actscope.telemetry.diagnose import Finding
+from actscope import Finding  # the top-level name: stable when modules move
 
 from .base import Case, Setup
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from actscope.telemetry.diagnose import Finding
+from actscope import Finding  # the top-level name: stable when modules move
 from benchmarks.zoo_cases import Case, Setup, layer_matches, score, wrong_advice
 from benchmarks.zoo_cases.score import score_case
 
