@@ -10,7 +10,8 @@
   signal (output-logit divergence): any layer counts.
 - FALSE ALARM: every finding on a healthy control.
 - WRONG ADVICE: every finding whose suggestion proposes what the run already has or what cannot
-  apply to it, read with CONTRACT's advice vocabulary (see ``ADVICE_RULES``).
+  apply to it, read with CONTRACT's advice vocabulary (see ``ADVICE_RULES``), and every
+  dead-unit finding on a model with no zero-floored activation (tanh, GELU: ReLU advice there).
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from actscope import Finding  # the top-level name: stable when modules move
 from .base import Case, Setup
 
 __all__ = ["ADVICE_RULES", "CaseScore", "Score", "layer_matches", "named", "score",
-           "score_case", "wrong_advice"]
+           "score_case", "wrong_advice", "ZERO_FLOORED"]
 
 RELU_FAMILY = {"relu", "leaky_relu", "relu6", "generalrelu", "prelu", "rrelu"}
 
@@ -63,10 +64,18 @@ ADVICE_RULES: list[tuple[str, Callable[[str, Setup], bool]]] = [
 ]
 
 
+# Activations whose output has a floor at 0, where "dead units" means something.
+ZERO_FLOORED = RELU_FAMILY | {"sigmoid", "softplus", "hardsigmoid"}
+
+
 def wrong_advice(finding: Finding, setup: Setup) -> list[str]:
-    """The reasons ``finding.suggestion`` contradicts ``setup`` (empty: none)."""
+    """The reasons ``finding`` contradicts ``setup`` (empty: none): its suggestion, read with
+    ``ADVICE_RULES``, or a dead-unit diagnosis (and its advice) where no output is zero-floored."""
     s = finding.suggestion.lower()
-    return [reason for reason, bad in ADVICE_RULES if bad(s, setup)]
+    reasons = [reason for reason, bad in ADVICE_RULES if bad(s, setup)]
+    if finding.kind in ("dead", "dead_channels") and not ZERO_FLOORED & set(setup.activations):
+        reasons.append("calls units dead in a model without zero-floored activations")
+    return reasons
 
 
 def _qualified(name: str) -> str:

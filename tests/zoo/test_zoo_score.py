@@ -52,28 +52,38 @@ def test_any_finding_on_a_control_is_a_false_alarm():
 
 
 def test_advice_that_contradicts_the_setup_is_wrong():
-    assert wrong_advice(_f("1 L", suggestion="use kaiming init"), RELU)
-    assert not wrong_advice(_f("1 L", suggestion="use kaiming init"),
+    assert wrong_advice(_f("1 L", "growth", suggestion="use kaiming init"), RELU)
+    assert not wrong_advice(_f("1 L", "growth", suggestion="use kaiming init"),
                             Setup(init="small", optimizer="SGD", lr=0.1))
-    assert wrong_advice(_f("1 L", suggestion="try init_cnn"), RELU)
-    assert not wrong_advice(_f("1 L", suggestion="try init_cnn"),
+    assert wrong_advice(_f("1 L", "growth", suggestion="try init_cnn"), RELU)
+    assert not wrong_advice(_f("1 L", "growth", suggestion="try init_cnn"),
                             Setup(init="default", optimizer="SGD", lr=0.1, has_conv=True))
     clipped = Setup(init="custom", optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0,
                     has_attention=True, activations=("gelu",), norms=("LayerNorm",))
     for text in ("add gradient clipping", "use clip_grad_norm_", "add a warm-up",
                  "try GeneralRelu(leak=0.1)", "add LayerNorm"):
-        assert wrong_advice(_f("b B", suggestion=text), clipped), text
+        assert wrong_advice(_f("b B", "growth", suggestion=text), clipped), text
         if "Norm" not in text:  # the same advice fits a run without clipping or warm-up
-            assert not wrong_advice(_f("b B", suggestion=text), RELU), text
-    assert not wrong_advice(_f("b B", suggestion="add QK-norm or a z-loss"), clipped)
-    assert wrong_advice(_f("1 L", suggestion="add QK-norm"), RELU)
+            assert not wrong_advice(_f("b B", "growth", suggestion=text), RELU), text
+    assert not wrong_advice(_f("b B", "growth", suggestion="add QK-norm or a z-loss"), clipped)
+    assert wrong_advice(_f("1 L", "growth", suggestion="add QK-norm"), RELU)
     tanh = Setup(init="default", optimizer="SGD", lr=0.1, activations=("tanh",))
-    assert wrong_advice(_f("1 L", suggestion="try a leaky ReLU"), tanh)
-    assert not wrong_advice(_f("1 L", suggestion="try a leaky ReLU"), RELU)
+    assert wrong_advice(_f("1 L", "growth", suggestion="try a leaky ReLU"), tanh)
+    assert not wrong_advice(_f("1 L", "growth", suggestion="try a leaky ReLU"), RELU)
     tiny = Setup(init="kaiming", optimizer="Adam", lr=1e-9)
-    assert wrong_advice(_f("1 L", suggestion="lower the learning rate"), tiny)
-    assert not wrong_advice(_f("1 L", suggestion="raise the learning rate"), tiny)
-    assert not wrong_advice(_f("1 L", suggestion=""), RELU)
+    assert wrong_advice(_f("1 L", "growth", suggestion="lower the learning rate"), tiny)
+    assert not wrong_advice(_f("1 L", "growth", suggestion="raise the learning rate"), tiny)
+    assert not wrong_advice(_f("1 L", "growth", suggestion=""), RELU)
+
+
+def test_dead_units_in_a_model_without_zero_floored_activations_are_wrong_advice():
+    tanh = Setup(init="default", optimizer="SGD", lr=0.1, activations=("tanh",))
+    assert wrong_advice(_f("rnns.0 RNN", "dead"), tanh)
+    assert wrong_advice(_f("rnns.0 RNN", "dead_channels"), tanh)
+    assert not wrong_advice(_f("rnns.0 RNN", "saturated"), tanh)
+    assert not wrong_advice(_f("1 L", "dead"), RELU)
+    sigmoid = Setup(init="default", optimizer="SGD", lr=0.1, activations=("sigmoid",))
+    assert not wrong_advice(_f("1 L", "dead"), sigmoid)
 
 
 def test_the_zoo_line_counts_named_false_alarms_and_wrong_advice():
