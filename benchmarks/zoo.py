@@ -46,7 +46,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1,
                     help="torch intra-op threads (default 1: the models are tiny)")
     args = ap.parse_args(argv)
-    cases = by_name(args.only.split(",")) if args.only else CASES
+    try:
+        cases = by_name(args.only.split(",")) if args.only else CASES
+    except KeyError as e:
+        ap.error(e.args[0])  # exit 2 with the message
     cases = [c for c in cases if c.fast] if args.fast else cases
     if args.list:
         for c in cases:
