@@ -171,10 +171,11 @@ def test_softmax_outside_attention_and_on_other_dims_is_ignored():
             return torch.softmax(x, dim=1) + torch.softmax(x[0], dim=-1).sum()  # neither counts
 
     torch.randn(2, 3, 4).softmax(-1)
-    probe = AttentionProbe([MyAttention(), Head()])
-    probe_mods = probe
-    MyAttention()(torch.randn(2, 3, 4))
-    assert probe_mods.read()[0].isnan().all()
+    attn, head = MyAttention(), Head()
+    probe = AttentionProbe([attn])
+    head(torch.randn(2, 3, 4))
+    attn(torch.randn(2, 3, 4))
+    assert probe.read()[0].isnan().all()
 
 
 def test_no_host_sync(monkeypatch):

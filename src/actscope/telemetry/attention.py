@@ -53,9 +53,13 @@ def _rows_step(n: int, rows: int) -> int:
 def logit_stats(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """``(max logit, mean entropy in nats)`` over rows of ``(..., rows, keys)`` logits, float32."""
     z = logits.detach().float()
-    p = torch.softmax(z, dim=-1)
-    ent = -torch.special.xlogy(p, p).sum(-1)  # xlogy: a masked key (p = 0) adds 0, not NaN
-    return z.amax(), ent.nanmean()  # nanmean: a fully masked query row has no distribution
+    mx = z.amax()
+    # -inf (a masked key) -> float32 min, as HF's eager masks do: its p·log p is then 0, not
+    # NaN, and a fully masked row reads uniform in eager and sdpa alike. softmax + log_softmax
+    # are fused kernels; xlogy or logp.exp() cost 4-8x more on a CPU.
+    z = z.clamp_min(torch.finfo(torch.float32).min)
+    ent = -(torch.softmax(z, dim=-1) * torch.log_softmax(z, dim=-1)).sum(-1)
+    return mx, ent.mean()
 
 
 def _mask_rows(mask: torch.Tensor, step: int) -> torch.Tensor:
@@ -70,11 +74,19 @@ def _apply_mask(z: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return z + mask.float()
 
 
+_CAUSAL: dict[tuple, torch.Tensor] = {}  # masks by (rows, keys, step, device): built once
+
+
 def _causal(z: torch.Tensor, step: int) -> torch.Tensor:
     """Top-left causal mask (torch's ``is_causal``) for query rows 0, step, 2·step, ..."""
-    rows = torch.arange(0, z.shape[-2] * step, step, device=z.device).unsqueeze(-1)
-    cols = torch.arange(z.shape[-1], device=z.device)
-    return z.masked_fill(cols > rows, float("-inf"))
+    key = (z.shape[-2], z.shape[-1], step, z.device)
+    mask = _CAUSAL.get(key)
+    if mask is None:
+        if len(_CAUSAL) > 32:  # many sequence lengths: stay bounded
+            _CAUSAL.clear()
+        rows = torch.arange(0, z.shape[-2] * step, step, device=z.device).unsqueeze(-1)
+        mask = _CAUSAL[key] = torch.arange(z.shape[-1], device=z.device) > rows
+    return z.masked_fill(mask, float("-inf"))
 
 
 def _sdpa_logits(rows: int, *args, **kwargs) -> torch.Tensor:
