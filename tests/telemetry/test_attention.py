@@ -64,7 +64,7 @@ def test_eager_entropy_matches_output_attentions_and_sdpa():
                 p = probs[..., ::math.ceil(33 / ROWS), :].double()
                 want = -(torch.where(p > 0, p * p.log(), 0 * p)).sum(-1).mean().item()
                 assert got[impl][1][j].item() == pytest.approx(want, rel=1e-5)
-    for a, b in zip(got["eager"], got["sdpa"]):
+    for a, b in zip(got["eager"], got["sdpa"], strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
@@ -81,7 +81,7 @@ def test_bert_and_llama_eager_and_sdpa_agree(make):
         with AttentionProbe(mods) as probe:
             model(ids, attention_mask=mask)
             res.append(probe.read())
-    for a, b in zip(*res):
+    for a, b in zip(*res, strict=True):
         assert a.isfinite().all()
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
 
@@ -187,3 +187,10 @@ def test_no_host_sync(monkeypatch):
             model(ids).logits.sum().backward()
             mx, ent = probe.read()
     assert mx.isfinite().all() and ent.isfinite().all()
+
+
+def test_slots_must_fit():
+    from actscope.errors import UsageError
+
+    with pytest.raises(UsageError, match="slot in 0..0"):
+        AttentionProbe([SoftmaxAttn(), SoftmaxAttn()], slots=[0, 1], n_slots=1)

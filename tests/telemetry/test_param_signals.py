@@ -27,7 +27,7 @@ def test_grad_norms_match_direct_norms_and_nan_without_grads():
     model(torch.randn(5, 6)).sum().backward()
     got = sig.grad_norms()
     assert got.dtype == torch.float32 and got.shape == (4,)
-    for j, m in zip((0, 2, 3), (model[0], model[2], model[4])):
+    for j, m in zip((0, 2, 3), (model[0], model[2], model[4]), strict=True):
         assert got[j].item() == pytest.approx(norm_of(p.grad for p in m.parameters()), rel=1e-5)
     assert got[1].isnan()
 
@@ -72,7 +72,7 @@ def test_update_ratio_exact_for_small_params_and_sampled_for_large():
     opt.step()
     got = sig.update_ratios()
     after = list(model[0].parameters())
-    want = norm_of(a - b for a, b in zip(after, before)) / norm_of(after)
+    want = norm_of(a - b for a, b in zip(after, before, strict=True)) / norm_of(after)
     assert got[0].item() == pytest.approx(want, rel=1e-5)
     assert got[1].item() > 0 and got[2].isnan()  # ReLU: no parameters
 

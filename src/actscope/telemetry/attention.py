@@ -31,6 +31,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from actscope.errors import UsageError
 from actscope.telemetry.layer_facts import is_attention_module
 
 __all__ = ["AttentionProbe", "attention_slots", "logit_stats"]
@@ -90,7 +91,7 @@ def _causal(z: torch.Tensor, step: int) -> torch.Tensor:
 
 
 def _sdpa_logits(rows: int, *args, **kwargs) -> torch.Tensor:
-    a = dict(zip(_SDPA_ARGS, args)) | kwargs
+    a = dict(zip(_SDPA_ARGS, args, strict=False)) | kwargs
     q, k = a["query"].detach(), a["key"].detach()
     step = _rows_step(q.shape[-2], rows)
     qs = q[..., ::step, :].float()  # (..., H, R, D)
@@ -162,6 +163,9 @@ class AttentionProbe:
                  n_slots: int | None = None, rows: int = 16) -> None:
         self.slots = list(range(len(modules))) if slots is None else list(slots)
         self.n_slots = len(modules) if n_slots is None else int(n_slots)
+        if len(self.slots) != len(modules) or any(not 0 <= s < self.n_slots for s in self.slots):
+            raise UsageError(f"AttentionProbe: slots {self.slots} must give each of the "
+                             f"{len(modules)} modules a slot in 0..{self.n_slots - 1}")
         self.rows = int(rows)
         self.enabled = True
         self._mode = _Mode(self)
@@ -170,7 +174,7 @@ class AttentionProbe:
         self._ent: dict[int, torch.Tensor] = {}
         self._calls: dict[int, int] = {}
         self._handles = []
-        for m, s in zip(modules, self.slots):
+        for m, s in zip(modules, self.slots, strict=True):
             self._handles.append(m.register_forward_pre_hook(self._enter_hook(s)))
             self._handles.append(m.register_forward_hook(self._exit_hook, always_call=True))
 

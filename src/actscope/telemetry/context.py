@@ -22,8 +22,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from actscope.telemetry.layer_facts import (activation_family, activation_of, bounded_range,
-                                            is_attention_module, module_kind)
+from actscope.telemetry.layer_facts import (
+    activation_family,
+    activation_of,
+    bounded_range,
+    is_attention_module,
+    module_kind,
+)
 
 __all__ = ["run_context", "layer_context", "optimizer_context", "schedule_context",
            "is_attention_module"]
@@ -129,7 +134,8 @@ def optimizer_context(optimizer: torch.optim.Optimizer | None) -> dict[str, Any]
     group = optimizer.param_groups[0] if optimizer.param_groups else dict(optimizer.defaults)
     betas = group.get("betas")
     mom = group.get("momentum")
-    return {"type": type(optimizer).__name__, "lr": _num(group.get("max_lr", group.get("initial_lr", group.get("lr")))),
+    lr = group.get("max_lr", group.get("initial_lr", group.get("lr")))
+    return {"type": type(optimizer).__name__, "lr": _num(lr),
             "weight_decay": _num(group.get("weight_decay", 0.0)),
             "momentum": _num(mom) if mom is not None else None,
             "betas": [_num(b) for b in betas] if betas is not None else None}
@@ -188,8 +194,8 @@ def _jsonable(x: Any) -> Any:
 def _model_facts(model: nn.Module) -> dict[str, Any]:
     mods = list(model.modules())
     kinds = [module_kind(m) for m in mods]
-    norms = sorted({type(m).__name__ for m, k in zip(mods, kinds) if k == "norm"})
-    acts = sorted({type(m).__name__ for m, k in zip(mods, kinds) if k == "activation"})
+    norms = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "norm"})
+    acts = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "activation"})
     has_attn = any(is_attention_module(m) for m in mods)
     return {"has_conv": "conv" in kinds, "has_attention": has_attn,
             "has_recurrent": "recurrent" in kinds, "norms": norms, "activations": acts,

@@ -1,4 +1,4 @@
-"""Are a model's output logits diverging? Mean log-sum-exp over rows and max |logit| (z-loss signal).
+"""Are a model's output logits diverging? Mean log-sum-exp of rows and max |logit| (z-loss).
 
 What counts as logits (else ``None``, recorded as NaN):
 

@@ -101,7 +101,7 @@ class ParamSignals:
         dense, owners = [], []
         bad = [True] * self.n_layers  # no grad seen yet
         sparse = set()
-        for p, i in zip(self.params, self.owner):
+        for p, i in zip(self.params, self.owner, strict=True):
             g = p.grad
             if g is None:
                 continue
@@ -131,13 +131,14 @@ class ParamSignals:
         return out
 
     def update_ratios(self) -> torch.Tensor:
-        """(L,) float32: ||W_t - W_prev|| / ||W_t|| per layer on the fixed sample; NaN first time."""
+        """(L,) float32: ||W_t - W_prev|| / ||W_t|| per layer on the sample; NaN the first time."""
         cur = self._samples()
         prev, self._prev = self._prev, cur
         dev = self._device()
         if prev is None or not cur:
             return torch.full((self.n_layers,), float("nan"), dtype=torch.float32, device=dev)
-        num = self._sum_by_layer(list(torch._foreach_norm(torch._foreach_sub(cur, prev))), self.owner)
+        diffs = torch._foreach_sub(cur, prev)
+        num = self._sum_by_layer(list(torch._foreach_norm(diffs)), self.owner)
         den = self._sum_by_layer(list(torch._foreach_norm(cur)), self.owner)
         none = self._on(("none",), self._no_params, torch.bool, dev)
         return (num.sqrt() / den.sqrt()).masked_fill(none, float("nan")).float()
