@@ -194,3 +194,15 @@ def test_slots_must_fit():
 
     with pytest.raises(UsageError, match="slot in 0..0"):
         AttentionProbe([SoftmaxAttn(), SoftmaxAttn()], slots=[0, 1], n_slots=1)
+
+
+def test_multihead_attention_fast_path_and_transformer_encoder_in_eval():
+    """In eval under no_grad MHA may take torch's fused path; under the mode it does not."""
+    enc = nn.TransformerEncoder(nn.TransformerEncoderLayer(16, 2, 32, batch_first=True), 2,
+                                enable_nested_tensor=False).eval()
+    mods, slots = attention_slots(enc, list(enc.layers))
+    assert [type(m).__name__ for m in mods] == ["MultiheadAttention"] * 2 and slots == [0, 1]
+    with AttentionProbe(mods, slots, 2) as probe, torch.no_grad():
+        enc(torch.randn(2, 10, 16))
+        mx, ent = probe.read()
+    assert mx.isfinite().all() and (ent > 0).all()
