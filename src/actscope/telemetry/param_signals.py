@@ -135,7 +135,9 @@ class ParamSignals:
         cur = self._samples()
         prev, self._prev = self._prev, cur
         dev = self._device()
-        if prev is None or not cur:
+        moved = prev is not None and any(  # model.to(device) between two calls: start again
+            a.device != b.device for a, b in zip(cur, prev, strict=True))
+        if prev is None or not cur or moved:
             return torch.full((self.n_layers,), float("nan"), dtype=torch.float32, device=dev)
         diffs = torch._foreach_sub(cur, prev)
         num = self._sum_by_layer(list(torch._foreach_norm(diffs)), self.owner)
