@@ -12,6 +12,7 @@ without it: median over alternating pairs (which goes first alternates too), 1 t
 noise. Ends with one line ``attn=<r> params=<r> extremes=<r> logits=<r> clock=<c> impl=<i>``.
 
     python benchmarks/signals.py [--pairs 15] [--impl sdpa] [--clock wall] [--device cuda]
+                                 [--only attn,params]
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def main() -> None:
     ap.add_argument("--impl", default="sdpa")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--only", default="attn,params,extremes,logits", help="comma-separated")
     a = ap.parse_args()
     torch.set_num_threads(1)
     clock = time.process_time if a.clock == "cpu" else time.perf_counter
@@ -97,7 +99,7 @@ def main() -> None:
         return clock() - t0
 
     results = {}
-    for name in ("attn", "params", "extremes", "logits"):
+    for name in a.only.split(","):
         kw = {name: True}
         timed(**kw), timed()  # warm-up
         ratios = []

@@ -32,6 +32,7 @@ def test_large_finite_values_are_not_nonfinite():
 
 def test_integers_empty_and_no_sync(monkeypatch):
     assert absmax_and_nonfinite(torch.tensor([3, -9]))[0].item() == 9
+    assert absmax_and_nonfinite(torch.tensor([False, True]))[0].item() == 1
     assert absmax_and_nonfinite(torch.empty(0, 3))[1].item() == 0
     x = torch.randn(8, 8, requires_grad=True)
     with no_host_sync(monkeypatch):

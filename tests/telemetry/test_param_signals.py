@@ -116,3 +116,19 @@ def test_half_precision_grads_and_huge_norms_do_not_overflow():
     lin16.weight.grad = torch.ones(4, 4, dtype=torch.half)
     lin16.bias.grad = torch.ones(4, dtype=torch.half)
     assert sig.grad_norms()[0].item() == pytest.approx(math.sqrt(20), rel=1e-3)
+
+
+def test_the_sample_is_fixed_and_seeded():
+    big = nn.Linear(300, 300, bias=False)
+    sig = ParamSignals([big], sample=500, seed=3)
+    idx = sig._idx[0]
+    assert torch.equal(idx, ParamSignals([big], sample=500, seed=3)._idx[0])
+    outside = torch.ones(big.weight.numel(), dtype=torch.bool)
+    outside[idx] = False
+    sig.update_ratios()
+    with torch.no_grad():
+        big.weight.view(-1)[outside] += 1.0  # only elements the sample does not read
+    assert sig.update_ratios()[0].item() == 0.0
+    with torch.no_grad():
+        big.weight.view(-1)[idx[:10]] += 1.0
+    assert sig.update_ratios()[0].item() > 0.0

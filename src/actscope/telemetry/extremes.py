@@ -23,6 +23,8 @@ def absmax_and_nonfinite(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # One read of x: max|x| = max(-min, max). NaN propagates through aminmax and maximum.
         lo, hi = torch.aminmax(x.detach())
         absmax = torch.maximum(hi, lo.neg()).float()
-    else:  # integers and bools are always finite
+    elif x.dtype == torch.bool:  # abs() is not defined for bools
+        absmax = x.detach().any().float()
+    else:  # integers (and complex magnitudes): one abs pass
         absmax = x.detach().abs().amax().float()
     return absmax, (~torch.isfinite(absmax)).to(torch.uint8)

@@ -11,9 +11,10 @@ level that reaches it.
   present dense grad and one ``index_add_`` of the squares into L slots. NaN for a layer with no
   grad this step (frozen, no parameters, did not run) and for a layer with a sparse grad.
 - ``update_ratios()``: ||W_t - W_prev|| / ||W_t|| on a fixed sample of at most ``sample``
-  elements per parameter (all of them when it is smaller; the indices are drawn once with a
-  seeded generator), the previous sample kept on the device; NaN on the first call and for a
-  layer without parameters. Call it once per optimizer step, after ``step()``.
+  elements per parameter (all of them when it is smaller; the indices are drawn once, with
+  replacement, from a seeded generator), the previous sample kept on the device; NaN on the
+  first call and for a layer without parameters. Call it once per optimizer step, after
+  ``step()``.
 """
 
 from __future__ import annotations
@@ -62,8 +63,10 @@ class ParamSignals:
         gen = torch.Generator().manual_seed(seed)
         # Fixed flat indices per parameter, on CPU now, moved to the parameter's device lazily.
         self._idx: list[torch.Tensor | None] = [
+            # randint, not randperm: a 50M-row embedding would need a 400 MB permutation. A
+            # repeated index or two only weighs those elements twice in the estimate.
             None if p.numel() <= self.sample
-            else torch.randperm(p.numel(), generator=gen)[: self.sample].sort().values
+            else torch.randint(p.numel(), (self.sample,), generator=gen).sort().values
             for p in self.params]
         self._prev: list[torch.Tensor] | None = None
         self._cache: dict[tuple, torch.Tensor] = {}
