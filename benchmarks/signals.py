@@ -9,7 +9,8 @@ without it: median over alternating pairs (which goes first alternates too), 1 t
   ``output_logit_stats`` on the logits.
 
 ``--clock cpu`` (default) times process CPU time: on a shared 2-core machine the wall clock is
-noise. Ends with one line ``attn=<r> params=<r> extremes=<r> logits=<r> clock=<c> impl=<i>``.
+noise. ``--forward-only`` times ``model(ids)`` under ``no_grad`` instead of a training step.
+Ends with one line ``attn=<r> params=<r> extremes=<r> logits=<r> clock=<c> impl=<i>``.
 
     python benchmarks/signals.py [--pairs 15] [--impl sdpa] [--clock wall] [--device cuda]
                                  [--only attn,params]
@@ -51,6 +52,7 @@ def main() -> None:
     ap.add_argument("--impl", default="sdpa")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu")
     ap.add_argument("--device", default="cpu")
+    ap.add_argument("--forward-only", action="store_true", help="time model(ids) alone")
     ap.add_argument("--only", default="attn,params,extremes,logits", help="comma-separated")
     a = ap.parse_args()
     torch.set_num_threads(1)
@@ -74,6 +76,12 @@ def main() -> None:
 
     def step(attn=False, params=False, extremes=False, logits=False) -> None:
         probe.enabled, on["extremes"] = attn, extremes
+        if a.forward_only:
+            with torch.no_grad():
+                out = model(ids)
+            keep.append(probe.read() if attn else None)
+            keep.clear()
+            return
         out = model(ids)
         if logits:
             keep.append(output_logit_stats(out))
@@ -112,7 +120,8 @@ def main() -> None:
         results[name] = statistics.median(ratios)
         q = statistics.quantiles(ratios, n=4)
         print(f"{name}: median {results[name]:.3f}  quartiles {q[0]:.3f}..{q[2]:.3f}")
-    print(" ".join(f"{k}={v:.3f}" for k, v in results.items()) + f" clock={a.clock} impl={a.impl}")
+    print(" ".join(f"{k}={v:.3f}" for k, v in results.items()) + f" clock={a.clock} impl={a.impl}"
+          + (" forward_only" if a.forward_only else ""))
 
 
 if __name__ == "__main__":
