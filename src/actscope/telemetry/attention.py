@@ -36,9 +36,8 @@ from actscope.telemetry.layer_facts import is_attention_module
 
 __all__ = ["AttentionProbe", "attention_slots", "logit_stats"]
 
-_SOFTMAX = frozenset({F.softmax, torch.softmax, torch.Tensor.softmax, torch._C._nn.softmax}
-                     if hasattr(torch._C._nn, "softmax") else
-                     {F.softmax, torch.softmax, torch.Tensor.softmax})
+# The spellings of a softmax a module can call; the mode sees the one called, not what it wraps.
+_SOFTMAX = frozenset({F.softmax, torch.softmax, torch.Tensor.softmax, torch.special.softmax})
 _SDPA = F.scaled_dot_product_attention
 _MHA = F.multi_head_attention_forward
 _TARGETS = _SOFTMAX | {_SDPA, _MHA}
