@@ -207,8 +207,9 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                 grad_clip: float | None = None, mixed_precision: str | None = None,
                 trainer: Mapping[str, Any] | None = None) -> dict[str, Any]:
-    """``meta["context"]`` for the watched layers ``names`` (a module → name map, or a list
-    named by their qualified names in ``model``)."""
+    """``meta["context"]`` for the watched layers ``names``: a module → name map (pass the
+    recording's names, ``modules.layer_names(model, mods)``, so the diagnosis finds each layer
+    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``."""
     if not isinstance(names, Mapping):
         qual = {id(m): n for n, m in model.named_modules()}
         names = {m: qual.get(id(m)) or ("model" if m is model else f"{i}")
