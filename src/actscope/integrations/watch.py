@@ -52,8 +52,8 @@ from torch import nn
 
 from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
-from actscope.telemetry.accumulator import TelemetryAccumulator, check_scalars
 from actscope.integrations.optimizer_steps import OptimizerSteps
+from actscope.telemetry.accumulator import TelemetryAccumulator, check_scalars
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import ModuleSpec
 from actscope.telemetry.record import Telemetry
