@@ -9,7 +9,8 @@ from torch import nn
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.staging import STAGE_MAX
 
-FIELDS = ("mean", "std", "hist", "hist_under", "hist_over", "dead", "absmax", "nonfinite")
+FIELDS = ("mean", "std", "hist", "hist_under", "hist_over", "dead", "absmax", "nonfinite",
+          "channel_dead")
 
 
 class Net(nn.Module):
@@ -23,6 +24,8 @@ class Net(nn.Module):
         self.skip = nn.Linear(16, 16)
         self.big = nn.Linear(16, STAGE_MAX // 4 + 1)  # above the threshold at batch 4
         self.relu = nn.ReLU(inplace=True)  # changes a's output after a's hook
+        with torch.no_grad():  # c's first channels never fire: dead in the per-channel record
+            self.c.bias[:5] = -100.0
 
     def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
         h = self.relu(self.a(x))
@@ -46,6 +49,9 @@ def record(stage_max: int, steps: int = 6) -> tuple[object, list[torch.Tensor]]:
         acc.begin_batch(step)
         net(torch.randn(4, 6), step)
         acc.end_batch()
+        if step == 2:  # the per-channel record of an epoch (column maxima)
+            acc.end_epoch(0)
+    acc.end_epoch(1)
     return acc.result(), outs
 
 
@@ -57,6 +63,8 @@ def test_staged_equals_per_hook_path():
         assert a is not None and a.shape == b.shape, f
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=f)
     np.testing.assert_array_equal(np.isnan(staged.mean), np.isnan(per_hook.mean))
+    assert (staged.channel_dead[2, 0, :5] == 1).all()  # c's dead channels, from batched maxima
+    assert (staged.channel_dead[:4, 0, :16] == 0).any()
     assert np.isnan(staged.mean[3, 1::2]).all() and not np.isnan(staged.mean[3, 0::2]).any()
     assert staged.nonfinite[2, 3] == 1 and staged.nonfinite[:, :3].sum() == 0
     # a's record is its output before the in-place ReLU (the hook's copy), not after

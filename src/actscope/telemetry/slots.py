@@ -10,6 +10,7 @@ plus the fold of a large column max. Nothing here reads a device value back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -41,6 +42,8 @@ class SampleSlots:
         self.ever = [False] * n_layers  # which layers have recorded at least once
         self.slot, self.step, self.wrote = 0, 0, False
         self.staged = StagedOutputs(n_layers, settings.k)  # small outputs, reduced at commit
+        # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
+        self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -73,6 +76,7 @@ class SampleSlots:
         self.step, self.wrote = step, False
         self.ran = [False] * self.L
         self.staged.clear()
+        self.chan_pending.clear()
 
     def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
                n: int, stage: bool = False) -> None:
@@ -89,6 +93,8 @@ class SampleSlots:
             views = self._layer_views(st, x, flat.device)
         chan = st.n_chan and not ch.all_fired[layer]
         if chan and self.ran[layer]:  # a second run in this batch: keep the first one's max
+            if layer in self.chan_pending:  # the first run's column max, now
+                self._pending_column_max(layer, views[3][slot])
             ch.fold_slot(layer, slot)
         if stage:  # one op now; the reductions once per batch for all small layers
             stage = st.stage
@@ -101,7 +107,9 @@ class SampleSlots:
             torch.index_select(flat, 0, idx, out=views[0][slot])
             torch.sum(flat, 0, out=views[1][slot])
             torch.dot(flat, flat, out=views[2][slot])
-        if chan:
+        if chan and stage and ch.col_slot[layer] is not None:  # taken at commit, batched
+            self.chan_pending[layer] = (st.stage, x.shape, st)
+        elif chan:
             col = views[3][slot]
             # over the batch (and sequence) dims: contiguous rows, a vectorised column max
             torch.amax(x, st.red_dims, out=col)
@@ -115,7 +123,31 @@ class SampleSlots:
         """The batch's staged outputs into the current slot (before ``RecordStore.commit``);
         ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
         if self.slab is not None:
+            if self.chan_pending:
+                self._column_maxima()
             self.staged.flush(self.slab, self.slot, extremes)
+
+    def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
+        """One staged layer's column max into ``col`` (its first run, before a second)."""
+        stage, shape, st = self.chan_pending.pop(layer)
+        if col.shape == shape[st.keep:]:
+            torch.amax(stage.rows[layer].view(shape), st.red_dims, out=col)
+
+    def _column_maxima(self) -> None:
+        """The column max of every staged layer, per (stage, shape): one ``amax`` over the
+        stacked rows and one ``_foreach_copy_`` into the layers' slot columns."""
+        groups: dict[tuple[int, torch.Size, tuple[int, ...]], list[int]] = {}
+        for layer, (stage, shape, st) in self.chan_pending.items():
+            groups.setdefault((id(stage), shape, st.red_dims), []).append(layer)
+        slot = self.slot
+        for (_, shape, red), layers in groups.items():
+            stage = self.chan_pending[layers[0]][0]
+            layers.sort()
+            rows = stage.buf if len(layers) == self.L else stage.buf.index_select(
+                0, stage.layer_index(tuple(layers)))
+            cols = torch.amax(rows.view(len(layers), *shape), tuple(d + 1 for d in red))
+            torch._foreach_copy_([self.views[i][3][slot] for i in layers], list(cols.unbind(0)))
+        self.chan_pending.clear()
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""
