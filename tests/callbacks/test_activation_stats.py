@@ -150,9 +150,13 @@ def test_result_before_fit_and_bytes_per_record():
     cb = ActivationStatsCallback()
     with pytest.raises(RuntimeError, match="no telemetry recorded"):
         cb.result()
-    # var+mean, 40 int32 bins, the two overflow counts, the dead share
-    assert cb.bytes_per_record() == 8 + 4 * 40 + 8 + 4
-    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184 + 8
+    # var+mean, 40 int32 bins, the two overflow counts, the dead share; the signals:
+    # absmax, grad norm, update ratio (4 each), attention max logit and entropy (8)
+    assert cb.bytes_per_record() == 8 + 4 * 40 + 8 + 4 + 12 + 8
+    off = ActivationStatsCallback(extremes=False, grad_norms=False, update_ratios=False,
+                                  attention=False, output_logits=False)
+    assert off.bytes_per_record() == 8 + 4 * 40 + 8 + 4
+    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184 + 8 + 20
 
 
 def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):

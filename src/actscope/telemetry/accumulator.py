@@ -18,6 +18,8 @@ until ``result()`` or ``state_dict()``.
 from __future__ import annotations
 
 import functools
+import json
+import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -26,6 +28,7 @@ import torch
 from torch import nn
 
 from actscope.errors import UsageError
+from actscope.telemetry.context import run_context
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import (
@@ -40,6 +43,7 @@ from actscope.telemetry.record import Telemetry
 from actscope.telemetry.records import RecordStore
 from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.signal_set import SignalSet
 
 __all__ = ["TelemetryAccumulator"]
 
@@ -69,17 +73,25 @@ class TelemetryAccumulator:
                  dead_threshold: float = 0.05, dead_bins: int | None = None,
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
-                 output: OutputSpec = None, training_only: bool = True) -> None:
+                 output: OutputSpec = None, training_only: bool = True,
+                 extremes: bool = True, grad_norms: bool = True, update_ratios: bool = True,
+                 attention: bool = True, output_logits: bool = True) -> None:
         self.settings = TelemetrySettings(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output,
-            training_only=training_only)
+            training_only=training_only, extremes=extremes, grad_norms=grad_norms,
+            update_ratios=update_ratios, attention=attention, output_logits=output_logits)
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
+        self.modules: list[nn.Module] = []
         self.recording = False
         self.trained_in_batch = False  # a watched module ran a training-mode forward in it
         self.buf: RecordStore | None = None
+        self.signals: SignalSet | None = None  # gradients, updates, attention, output (attach)
+        # meta["context"] (telemetry/context.py): set by the front end at attach / fit start
+        self.context: dict[str, Any] | None = None
+        self._context_restored = False
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
@@ -89,9 +101,13 @@ class TelemetryAccumulator:
         self._warned_skips = False
 
     # ---- set-up and tear-down ------------------------------------------------------------
-    def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None
-               ) -> list[str]:
-        """Resolve ``modules`` on ``model``, register the hooks, reset the buffers; the names."""
+    def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None,
+               output_roots: Sequence[nn.Module] | None = None) -> list[str]:
+        """Resolve ``modules`` on ``model``, register the hooks, reset the buffers; the names.
+
+        ``output_roots``: modules whose forward output is the model's output (log-sum-exp and
+        max |logit|, ``SignalSet.output``); default ``[model]``; ``()`` when the front end passes
+        the output itself (``record_output``)."""
         if model is None:
             if modules is None or callable(modules) or isinstance(modules, (str, type)):
                 raise UsageError("attach(None, modules) needs an explicit list of modules")
@@ -100,9 +116,20 @@ class TelemetryAccumulator:
             mods = resolve_modules(model, modules)
         self.remove()
         self.names = layer_names(model, mods)
+        self.modules = list(mods)
         self.buf = RecordStore(len(mods), self.settings, reuse=self.buf)  # records start afresh
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
+        self.signals = SignalSet(model, mods, self.settings, self.buf.sig)
+        roots = ([model] if model is not None else []) if output_roots is None else output_roots
+        self.signals.hook_outputs(list(roots))
+        # fields that cannot have values are left out of the records (no attention module in
+        # the watched layers, no parameters in them)
+        self.buf.sig_fields = tuple(
+            f for f in self.buf.sig_fields
+            if not (f.startswith("attn_") and self.signals.probe is None)
+            and not (f in ("grad_norm", "update_ratio") and not self.signals.has_params))
+        self.context, self._context_restored = None, False
         if self.settings.grads:
             # torch warns when the first module's input needs no grad; the output grad we read
             # is still right, so the warning is noise here.
@@ -120,6 +147,9 @@ class TelemetryAccumulator:
         """Remove all hooks (idempotent); what was recorded stays readable."""
         self.hooks.remove()
         self.grad_hooks.remove()
+        if self.signals is not None:
+            self.signals.remove()
+            self.signals = None  # the records stay in ``buf``; the moments now do nothing
         self.recording = False
 
     @property
@@ -134,11 +164,63 @@ class TelemetryAccumulator:
         self.trained_in_batch = False
         if self.recording:
             self.buf.slots.begin(step)
+        if self.signals is not None:
+            self.signals.begin(self.recording, self.buf.slots.slot)
         return self.recording
+
+    # ---- the diagnosis signals' moments (docs/signals.md, "Wiring") ----------------------
+    def before_optimizer_step(self) -> None:
+        """Gradients are final (after backward, before the step): gradient norms per layer."""
+        if self.signals is not None:
+            self.signals.before_step()
+
+    def after_optimizer_step(self) -> None:
+        """The optimizer stepped: update/weight ratios per layer (recorded batches only)."""
+        if self.signals is not None:
+            self.signals.after_step()
+
+    def record_output(self, out: Any) -> None:
+        """The model's output of this batch, for front ends without a root forward hook."""
+        if self.signals is not None:
+            self.signals.output(out)
+
+    def record_scalars(self, values: Mapping[str, Any]) -> None:
+        """Named scalars of this batch (loss, lr, ...): numbers or 1-element tensors, kept on
+        the device until a read-back; ignored on a batch ``every`` does not record."""
+        for name, value in values.items():
+            if isinstance(value, torch.Tensor):
+                ok = value.numel() == 1
+            else:
+                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+            if not ok:
+                what = (f"a tensor of shape {tuple(value.shape)}"
+                        if isinstance(value, torch.Tensor) else type(value).__name__)
+                raise UsageError(f"scalar {name}= must be a number or a 1-element tensor, got "
+                                 f"{what}; e.g. step(loss=loss)")
+        if not self.recording or self.buf is None or self.signals is None:
+            return
+        dev = self.signals.device()
+        for name, value in values.items():
+            self.buf.sig.write_scalar(str(name), self.buf.slots.slot, value, dev)
+
+    def build_context(self, model: nn.Module | None, **kwargs: Any) -> None:
+        """``meta["context"]`` from ``run_context(model, <watched layers>, **kwargs)`` (once per
+        fit: it reads each weight's std, a host read); a restored context is kept."""
+        if model is None or self._context_restored:
+            return
+        names = dict(zip(self.modules, self.names, strict=True))
+        self.set_context(run_context(model, names, **kwargs))
+
+    def set_context(self, context: dict[str, Any] | None) -> None:
+        """``meta["context"]`` (``telemetry.context.run_context``); a restored one is kept."""
+        if not self._context_restored:
+            self.context = context
 
     @_normal_tensors
     def end_batch(self) -> None:
         """Commit the current batch (if any watched module ran in it); flushes a full chunk."""
+        if self.signals is not None:
+            self.signals.end()
         if self.recording and self.buf is not None:
             self.buf.commit()
         self.recording = False
@@ -213,6 +295,8 @@ class TelemetryAccumulator:
                     n, self.settings.k, flat.device, self.settings.seed)
             st.idx, st.idx_n = idx, n
         self.buf.slots.record(st, x, flat, idx, n)
+        if self.settings.extremes:  # one more op: aminmax into the slot (max |x| at flush)
+            self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:
@@ -248,6 +332,14 @@ class TelemetryAccumulator:
                 "dead_threshold": st.dead_threshold, "sample_size": st.k,
                 "exact": ["mean", "std", "grad_mean", "grad_std"],
                 "sampled": ["hist", "dead", "mad"],
+                # the diagnosis signals: which were on; absmax, nonfinite, grad_norm and the
+                # output's are exact, update_ratio and attention on samples (docs/signals.md);
+                # each record's ratio spans its own batch's optimizer step (not ``every`` steps)
+                "signals": {k: getattr(st, k) for k in ("extremes", "grad_norms",
+                                                        "update_ratios", "attention",
+                                                        "output_logits")},
+                "update_ratio_span": "one optimizer step",
+                "context": self.context,
                 "bytes_per_record_per_layer": self.bytes_per_record(),
                 "hist_range_rule": "fixed" if st.hist_range else "first recorded batch",
                 "forward_order": list(self.forward_order),
@@ -259,6 +351,8 @@ class TelemetryAccumulator:
         """Everything recorded so far (flushes; one read-back), for an exact resume."""
         state: dict[str, Any] = {"names": list(self.names),
                                  "forward_order": list(self.forward_order)}
+        if self.context is not None:
+            state["context_json"] = json.dumps(self.context)  # a string: weights_only loads it
         if self.buf is not None:
             state.update(self.buf.state_dict())
         return state
@@ -272,6 +366,8 @@ class TelemetryAccumulator:
         if self.buf is None:
             raise UsageError("attach(model) before load_state_dict: the state names modules")
         self.buf.load_state_dict(state)
+        if "context_json" in state:  # the run's context at its start (init scale, optimizer)
+            self.context, self._context_restored = json.loads(state["context_json"]), True
         # the saved order first, then any layer this process has seen run since the attach
         saved = [int(i) for i in state.get("forward_order", [])]
         self.forward_order = saved + [i for i in self.forward_order if i not in saved]
@@ -282,4 +378,6 @@ class TelemetryAccumulator:
         """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
         st = self.settings
         per = 8 + 4 * st.bins + 8 + 4  # var+mean, int32 histogram + 2 overflow, dead share
-        return per + (4 if st.mad else 0) + (8 if st.grads else 0)
+        signals = sum(4 for on in (st.extremes, st.grad_norms, st.update_ratios) if on)
+        signals += 8 if st.attention else 0  # max logit, entropy
+        return per + (4 if st.mad else 0) + (8 if st.grads else 0) + signals

@@ -224,6 +224,11 @@ class AttentionProbe:
             return None
         return x.detach()[..., ::_rows_step(x.shape[-2], self.rows), :]
 
+    @property
+    def has_values(self) -> bool:
+        """Whether any attention call was seen since the last ``read()`` (host state only)."""
+        return bool(self._max)
+
     def read(self) -> tuple[torch.Tensor, torch.Tensor]:
         """``(max logit (n_slots,), mean entropy (n_slots,))`` since the last read; NaN where
         no attention ran. Resets the accumulators. No host sync."""

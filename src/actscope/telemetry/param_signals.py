@@ -148,6 +148,11 @@ class ParamSignals:
         none = self._on(("none",), self._no_params, torch.bool, dev)
         return (num.sqrt() / den.sqrt()).masked_fill(none, float("nan")).float()
 
+    def snapshot(self) -> None:
+        """Take the weight sample the next ``update_ratios()`` compares with (before a step):
+        the ratio then spans exactly that one step, whatever ran in between before."""
+        self._prev = self._samples()
+
     def reset(self) -> None:
         """Forget the previous weights (after a load or a skipped step): the next ratio is NaN."""
         self._prev = None
