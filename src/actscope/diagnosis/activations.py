@@ -9,13 +9,12 @@ is small, not dead). Without a context every layer is judged, as before contexts
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import label, layer_ctx, rolling_median
+from actscope.diagnosis.series import label, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -128,9 +127,8 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     if not early.any():
         return []
     std_early = t.std[:, early]  # (L, n)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a layer that never ran
-        typical = np.nanmedian(std_early, axis=1)  # (L,)
+    typical = nanmedian(std_early, axis=1)  # (L,)
+    with np.errstate(all="ignore"):
         # per record, the running max of the std over the layers up to each one
         before = np.fmax.accumulate(np.nan_to_num(std_early, nan=-np.inf), axis=0)
     grows = len(typical) > 1 and bool(typical[-1] > typical[0])
@@ -143,7 +141,9 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
         else:
             below &= std < th.shrink * before[i - 1]  # shrinking at the same batch
         where = np.nonzero(below)[0]
-        if len(where):
+        # sustained for a window of records: one batch of a tiny output (a 3-number code) that
+        # dips below the threshold is noise, not a vanishing signal
+        if len(where) >= min(th.min_window, std_early.shape[1]):
             hits.append(name)
             firsts.append(int(t.iters[early][where[0]]))
             mins.append(float(np.nanmin(std)))
@@ -158,32 +158,12 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
         first_iter=min(firsts))]
 
 
-def _noisy(x: np.ndarray, growth: float) -> bool:
-    """Whether record-to-record noise alone moves ``x`` by ``growth``x: the median step of
-    log10(x) is at least a quarter decade (the std of a handful of numbers per batch)."""
-    lx = np.log10(np.clip(x[np.isfinite(x)], 1e-30, None))
-    if len(lx) < 3:
-        return True
-    return bool(np.median(np.abs(np.diff(lx))) * 4 >= math.log10(growth))
-
-
 def _unstable(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     out = []
-    if t.std.shape[1] < 2 * th.smooth:
-        return out  # too few records to tell a collapse from noise
     for i, name in enumerate(t.names):
-        if _noisy(t.std[i], th.growth):
-            continue
-        smooth = rolling_median(t.std[i], th.smooth)
-        events, first = count_rise_and_collapse(smooth, th.growth, th.scale_floor,
+        events, first = count_rise_and_collapse(t.std[i], th.growth, th.scale_floor,
                                                 th.collapse_persist)
         if events >= th.min_collapses and first is not None:
-            # the smoothed series lags: the collapse began at the first raw record of its window
-            # that is already down by ``growth`` from the smoothed peak before it
-            start = max(0, first - th.smooth + 1)
-            peak = float(np.nanmax(smooth[:start + 1])) if start > 0 else float(smooth[0])
-            raw = np.nan_to_num(t.std[i][start:first + 1], nan=np.inf) * th.growth <= peak
-            first = start + int(np.argmax(raw)) if raw.any() else first
             out.append(Finding(
                 layer=name, kind="unstable",
                 message=f"layer {name}: activations (std) grew >{th.growth:g}x then collapsed "

@@ -113,7 +113,8 @@ class Advice:
             return "a smaller initialisation: xavier (glorot) for tanh/sigmoid layers"
         if self._init_is(layers, "kaiming"):
             return None
-        if self.has_conv:
+        conv = self.has_conv or (not self.known and any("conv" in n.lower() for n in layers))
+        if conv:
             return "kaiming init (init_cnn, or nn.init.kaiming_normal_)"
         return "kaiming init (nn.init.kaiming_normal_ for ReLU-family layers)"
 
@@ -163,8 +164,8 @@ class Advice:
             return self.join(raise_, "checking that the optimizer holds these parameters and "
                              "that the schedule does not sit at 0")
         if kind in ("attention_logits", "attention_entropy"):
-            qk = "QK-norm (a LayerNorm on queries and keys)" if self.has_attention or \
-                not self.known else None
+            qk = ("QK-norm (normalise queries and keys before their dot product)"
+                  if self.has_attention or not self.known else None)
             scale = "checking the 1/sqrt(d_head) scaling of the logits"
             return self.join(qk, self.lower_lr(), self.warm_up(), scale)
         if kind == "massive_activations":
@@ -178,8 +179,6 @@ class Advice:
             init = None if self._init_is(layers, "kaiming") else self.init(layers, "small")
             return self.join(leak, init, self.lower_lr() if kind == "dead_channels" else None)
         if kind == "vanishing":
-            if acts & set(_BOUNDED):
-                return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
             return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
         return ""
 

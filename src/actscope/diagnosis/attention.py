@@ -16,7 +16,7 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import early, field, first_iter, label, late
+from actscope.diagnosis.series import early, field, first_iter, label, late, start
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -28,7 +28,7 @@ def _logits(t: Telemetry, th: Thresholds, x: np.ndarray) -> tuple[dict, list]:
     for i, name in enumerate(t.names):
         if np.isfinite(x[i]).sum() < th.min_records:
             continue
-        e, lt = early(x[i], th), late(x[i], th)
+        e, lt = start(x[i], th), late(x[i], th)
         base = max(abs(e), 1.0)  # logits are in nats: growth from ~0 is measured from 1
         if lt > th.attn_logit_max and lt >= th.attn_logit_growth * base:
             hits[name] = {"max_logit_early": e, "max_logit_late": lt}

@@ -5,8 +5,9 @@ std (median of the first window) AND at least ``growth_level`` in absolute terms
 windows, so a noisy batch decides nothing, and the late window is the end of the run, so the
 growth stayed. An std that overflowed float32 (inf while the values are finite) counts as huge.
 Depth: over comparable layers (one module type, forward order: the blocks of a residual stream),
-the median std of the deepest is ``depth_factor`` times the first one's, rising at most steps,
-and at least ``growth_level`` (a stream that grows from 0.02 to 0.5 runs at a healthy scale).
+the median std grows ``depth_factor``x over a stretch of them, rising at most steps, to at least
+``depth_level`` (a stream that grows from 0.02 to 0.5 runs at a healthy scale); a stage that a
+normalised shortcut resets (a ResNet's next stage) ends the stretch, not the finding.
 """
 
 from __future__ import annotations
@@ -76,6 +77,22 @@ def _growth(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
         first_iter=min((f for f in firsts if f is not None), default=None))]
 
 
+def _rising_span(s: np.ndarray, th: Thresholds) -> tuple[int, int] | None:
+    """(a, b): the stretch of layers over which the std grows ``depth_factor``x or more, mostly
+    step by step, up to ``depth_level`` or more (the largest such ratio), else None."""
+    logs = np.log(np.maximum(s, th.scale_floor))
+    best, span = 0.0, None
+    for b in range(th.depth_min_layers - 1, len(s)):
+        a = int(np.argmin(s[:b + 1]))
+        if b - a + 1 < th.depth_min_layers or s[b] < th.depth_level:
+            continue
+        ratio = s[b] / max(s[a], th.scale_floor)
+        rising = float((np.diff(logs[a:b + 1]) > 0).mean())
+        if ratio >= th.depth_factor and rising >= th.depth_monotone and ratio > best:
+            best, span = ratio, (a, b)
+    return span
+
+
 def _depth_growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     if t.std.shape[1] == 0:
         return []
@@ -88,20 +105,20 @@ def _depth_growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[
         s = s[keep]
         if len(s) < th.depth_min_layers:
             continue
-        ratio = s / max(s[0], th.scale_floor)
-        steps = np.diff(np.log(np.maximum(s, th.scale_floor)))
-        rising = float((steps > 0).mean())
-        if ratio[-1] < th.depth_factor or rising < th.depth_monotone or s[-1] < th.growth_level:
+        span = _rising_span(s, th)
+        if span is None:
             continue
-        hits = [t.names[i] for i, r in zip(idx, ratio, strict=True) if r >= th.depth_factor]
-        per = float(ratio[-1] ** (1.0 / (len(s) - 1)))
+        a, b = span
+        ratio = s / max(s[a], th.scale_floor)
+        hits = [t.names[idx[k]] for k in range(a, b + 1) if ratio[k] >= th.depth_factor]
+        per = float(ratio[b] ** (1.0 / (b - a)))
         out.append(Finding(
             layer=", ".join(hits), kind="depth_growth",
-            message=f"{label(hits)}: activation scale grows through the depth ({ratio[-1]:.0f}x "
-                    f"from {t.names[idx[0]]} to {t.names[idx[-1]]}, {per:.2f}x per layer)",
+            message=f"{label(hits)}: activation scale grows through the depth ({ratio[b]:.0f}x "
+                    f"from {t.names[idx[a]]} to {t.names[idx[b]]}, {per:.2f}x per layer)",
             evidence={"std_by_layer": {t.names[i]: float(v) for i, v in zip(idx, s,
                                                                              strict=True)},
-                      "ratio": float(ratio[-1]), "per_layer": per},
+                      "ratio": float(ratio[b]), "per_layer": per},
             suggestion=adv.for_kind("depth_growth", hits),
             first_iter=int(t.iters[0])))
     return out

@@ -14,7 +14,7 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import early, field, first_iter, forward_order, late, layer_ctx
+from actscope.diagnosis.series import field, first_iter, forward_order, late, layer_ctx, start
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -24,7 +24,7 @@ __all__ = ["logit_findings"]
 def _grew(x: np.ndarray | None, th: Thresholds, level: float) -> tuple[float, float] | None:
     if x is None or np.isfinite(x).sum() < th.min_records:
         return None
-    e, lt = early(x, th), late(x, th)
+    e, lt = start(x, th), late(x, th)
     if lt > level and lt >= th.logit_growth * max(abs(e), 1.0):
         return e, lt
     return None

@@ -19,11 +19,12 @@ SEVERITY = ("non_finite", "logit_divergence", "exploding_gradients", "attention_
             "dead", "dead_channels")
 
 # Kinds that describe one mechanism seen from several signals: too-large steps that grow the
-# activations and sharpen attention; depth growth with the gradients it explodes; a signal that
-# shrinks or saturates, whose gradients vanish and whose weights stop moving; dead units.
+# activations and sharpen attention; depth growth with the gradients it explodes and the
+# outliers it makes; a signal that shrinks or saturates, whose gradients vanish and whose
+# weights stop moving; dead units.
 RELATED = (
     frozenset({"attention_logits", "attention_entropy", "growth", "oversized_updates"}),
-    frozenset({"depth_growth", "exploding_gradients"}),
+    frozenset({"depth_growth", "exploding_gradients", "massive_activations"}),
     frozenset({"saturated", "vanishing_gradients", "vanishing", "stalled"}),
     frozenset({"dead", "dead_channels"}),
 )

@@ -15,7 +15,7 @@ import numpy as np
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["field", "forward_order", "window", "early", "late", "rolling_median", "ctx_of",
+__all__ = ["field", "forward_order", "window", "early", "start", "late", "rolling_median", "ctx_of",
            "layer_ctx", "layer_type", "groups", "label", "first_iter", "nanmedian", "scalar"]
 
 
@@ -62,6 +62,13 @@ def early(x: np.ndarray, th: Thresholds) -> float:
     """Median of the first window of finite values of ``x`` (NaN when there are none)."""
     idx = _finite(x)
     return float(np.median(x[idx[:window(len(idx), th)]])) if len(idx) else math.nan
+
+
+def start(x: np.ndarray, th: Thresholds) -> float:
+    """The smallest of the first window of finite values: where a quantity that diverges
+    within a few steps started (NaN when there are none)."""
+    idx = _finite(x)
+    return float(np.min(x[idx[:window(len(idx), th)]])) if len(idx) else math.nan
 
 
 def late(x: np.ndarray, th: Thresholds) -> float:

@@ -40,18 +40,16 @@ class Thresholds:
     shrink: float = 0.5
 
     # ---- unstable (rise and collapse)
-    # The std (rolling median over ``smooth`` records, so per-batch noise of a tiny output does
-    # not count) grew by more than ``growth`` from a trough, then fell back by ``growth`` and
-    # stayed down for ``collapse_persist`` records, at least ``min_collapses`` times. (The std,
-    # not the mean: a mean that crosses zero would "grow" 10x without anything going wrong.)
+    # The std grew by more than ``growth`` from a trough, then fell back by ``growth`` from its
+    # peak and stayed down for ``collapse_persist`` records, at least ``min_collapses`` times. A
+    # collapsed network stays down; the std of a handful of numbers per batch (the 3-number code
+    # of an autoencoder at batch size 1) dips by chance and is back within a couple of batches.
+    # (The std, not the mean: a mean that crosses zero would "grow" 10x for nothing.)
     growth: float = 10.0
     min_collapses: int = 1
-    smooth: int = 5
-    collapse_persist: int = 3
+    collapse_persist: int = 5
     # Values below this count as this when looking for growth (noise near zero is not growth).
     scale_floor: float = 1e-3
-    # A layer whose std moves a quarter decade from one record to the next by itself (the
-    # 3-number code of an autoencoder at batch size 1) is noise, not a collapse: skipped.
 
     # ---- growth over time that stays
     # Late std at least this many times the early std (one decade: no schedule or data shift
@@ -69,6 +67,9 @@ class Thresholds:
     depth_monotone: float = 0.7
     # A group needs this many layers to have a depth trend.
     depth_min_layers: int = 3
+    # ... and its deepest growing layer must run above unit scale (a stream that grows from
+    # 0.02 to 0.5 is still at a healthy scale for what follows).
+    depth_level: float = 1.0
 
     # ---- saturation of bounded activations (tanh, sigmoid, hardtanh)
     # A value within this share of the range from a bound counts as pinned (tanh: |x| > 0.98,
@@ -81,8 +82,10 @@ class Thresholds:
     # Exploding: the first layer's grad norm this many times the last one's (two decades: more
     # than parameter counts explain between layers of one type) ...
     grad_explode: float = 100.0
-    # ... or any layer's median grad norm above this (four decades above unit scale), or inf.
-    grad_huge: float = 1e4
+    # ... or any layer's median grad norm above this, or inf: with a mean-reduced loss a healthy
+    # layer's gradient norm sits at O(0.01-10); 100 is a decade past it (a recurrent stack whose
+    # norm explodes through time shows here even when no other layer is watched).
+    grad_huge: float = 100.0
     # Vanishing: the first layer's grad norm below this fraction of the last one's (3 decades).
     grad_vanish: float = 1e-3
 
@@ -100,8 +103,9 @@ class Thresholds:
     # ... and this many times its early value (it grew; a model that starts sharp by design
     # is judged by its entropy).
     attn_logit_growth: float = 10.0
-    # Entropy collapse: the mean entropy below this many nats (every head near one-hot) ...
-    attn_entropy_min: float = 0.1
+    # Entropy collapse: the mean entropy below this many nats (the entropy of a 97/3 split:
+    # every head attends to about one key) ...
+    attn_entropy_min: float = 0.2
     # ... or below this fraction of its early value and below ``attn_entropy_drop_level`` nats.
     attn_entropy_drop: float = 0.1
     attn_entropy_drop_level: float = 0.5
