@@ -14,7 +14,7 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import field, first_iter, label, late, layer_ctx
+from actscope.diagnosis.series import field, first_iter, label, late, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -60,7 +60,7 @@ def pinned_share(t: Telemetry, i: int, lo: float, hi: float, band: float) -> np.
     outside = hist[:, (right <= lo - w) | (left >= hi + w)].sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(total > 0, pinned / total, np.nan)
-        if np.nanmedian(np.where(total > 0, outside / total, np.nan)) > 0.01:
+        if nanmedian(np.where(total > 0, outside / total, np.nan)) > 0.01:
             return None  # values outside the bounds: not the bounded layer the context says
     return np.where(t.ran_mask()[i], share, np.nan)
 
