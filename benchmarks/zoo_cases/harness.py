@@ -1,14 +1,14 @@
 """Run one zoo case under actscope: the ONE place the zoo calls actscope.
 
-``run_case`` builds the case's trial, trains it inside ``actscope.watch(model)``, reads the
-telemetry and diagnoses it. When the recording API grows (``w.step(loss=...)``, gradients and
-updates recorded by ``watch()`` itself, ``diagnose`` reading ``tel.meta["context"]``), this file
-is the only one to change, and the marked lines say where.
+``run_case`` builds the case's trial, trains it inside ``actscope.watch(model, optimizer=...)``
+(which records gradient norms and update ratios at the optimizer's steps, the output logits,
+attention and ``meta["context"]``: optimizer, schedule, clipping), passes each step's loss with
+``w.step(loss=...)``, reads the telemetry and diagnoses it (``diagnose`` reads the context from
+``tel.meta``). When the recording API changes, this file is the only one to change.
 """
 
 from __future__ import annotations
 
-import inspect
 import time
 from dataclasses import dataclass
 
@@ -17,12 +17,9 @@ import torch
 import actscope
 from actscope import Finding  # the top-level name: stable when modules move
 
-from .base import Case, Truth
+from .base import Case, Trial, Truth
 
-__all__ = ["CaseResult", "run_case", "train_only"]
-
-# The coming API takes the step's scalars: w.step(loss=loss). Until it lands, step() takes none.
-_STEP_TAKES_LOSS = "loss" in inspect.signature(actscope.Watch.step).parameters
+__all__ = ["CaseResult", "record", "run_case", "train_only"]
 
 
 @dataclass
@@ -36,31 +33,30 @@ class CaseResult:
     names: list[str]  # the watched layers, as actscope named them
 
 
+def record(trial: Trial, steps: int | None = None) -> tuple[actscope.Telemetry, list[str]]:
+    """Train ``trial`` (``steps``: at most that many) under ``actscope.watch``; its recording."""
+    # The optimizer (its step hooks give gradient norms and update ratios), the schedule and the
+    # clipping are passed so the context, and so the advice, know them.
+    w = actscope.watch(trial.model, optimizer=trial.opt, scheduler=trial.sched,
+                       grad_clip=trial.clip)
+    try:
+        for i in range(trial.steps if steps is None else min(steps, trial.steps)):
+            loss = trial.train_step(i)
+            w.step(loss=loss.detach())  # a device tensor: no host sync
+        return w.result(), w.names
+    finally:
+        w.remove()
+
+
 def run_case(case: Case, seed: int = 0) -> CaseResult:
     """Train ``case`` once under ``actscope.watch`` and diagnose the recording."""
     torch.manual_seed(seed)
     t0 = time.perf_counter()
     trial = case.build()
-    # Gradient norms and update ratios: today watch() records neither (its grads= setting is
-    # the activations' gradients); the coming watch() records both by itself, here, unchanged.
-    # The run's context (init scale, optimizer, schedule, clipping) is whatever watch() can see
-    # by itself; should it ever take the optimizer, pass it here: optimizer=trial.opt.
-    w = actscope.watch(trial.model)
     try:
-        for i in range(trial.steps):
-            loss = trial.train_step(i)
-            # coming API: the loss as a scalar signal (no host sync: the tensor itself)
-            if _STEP_TAKES_LOSS:
-                w.step(loss=loss.detach())
-            else:
-                w.step()
-        tel = w.result()
-        names = w.names
+        tel, names = record(trial)
     finally:
-        w.remove()
         trial.remove_probes()
-    # diagnose() reads tel.meta["context"] (architecture, init, optimizer) once watch() records
-    # it; nothing to pass here either way.
     findings = actscope.diagnose(tel)
     return CaseResult(case, findings, trial.truth(), time.perf_counter() - t0, names)
 

@@ -39,13 +39,27 @@ from actscope.telemetry.modules import (
     pick_tensor,
     resolve_modules,
 )
-from actscope.telemetry.record import Telemetry
+from actscope.telemetry.record import Telemetry, with_step_scalars
 from actscope.telemetry.records import RecordStore
 from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_set import SignalSet
 
-__all__ = ["TelemetryAccumulator"]
+__all__ = ["TelemetryAccumulator", "check_scalars"]
+
+
+def check_scalars(values: Mapping[str, Any]) -> None:
+    """``UsageError`` unless every value is a real number or a 1-element tensor."""
+    for name, value in values.items():
+        if isinstance(value, torch.Tensor):
+            ok = value.numel() == 1
+        else:
+            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
+        if not ok:
+            what = (f"a tensor of shape {tuple(value.shape)}"
+                    if isinstance(value, torch.Tensor) else type(value).__name__)
+            raise UsageError(f"scalar {name}= must be a number or a 1-element tensor, got "
+                             f"{what}; e.g. step(loss=loss)")
 
 
 def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -92,6 +106,9 @@ class TelemetryAccumulator:
         # meta["context"] (telemetry/context.py): set by the front end at attach / fit start
         self.context: dict[str, Any] | None = None
         self._context_restored = False
+        # Scalars that arrive as host numbers after their record was committed (the HF
+        # Trainer's log history): optimizer step -> {name: value}, merged in by ``result()``.
+        self.step_scalars: dict[int, dict[str, float]] = {}
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
@@ -187,16 +204,7 @@ class TelemetryAccumulator:
     def record_scalars(self, values: Mapping[str, Any]) -> None:
         """Named scalars of this batch (loss, lr, ...): numbers or 1-element tensors, kept on
         the device until a read-back; ignored on a batch ``every`` does not record."""
-        for name, value in values.items():
-            if isinstance(value, torch.Tensor):
-                ok = value.numel() == 1
-            else:
-                ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-            if not ok:
-                what = (f"a tensor of shape {tuple(value.shape)}"
-                        if isinstance(value, torch.Tensor) else type(value).__name__)
-                raise UsageError(f"scalar {name}= must be a number or a 1-element tensor, got "
-                                 f"{what}; e.g. step(loss=loss)")
+        check_scalars(values)
         if not self.recording or self.buf is None or self.signals is None:
             return
         dev = self.signals.device()
@@ -210,6 +218,12 @@ class TelemetryAccumulator:
             return
         names = dict(zip(self.modules, self.names, strict=True))
         self.set_context(run_context(model, names, **kwargs))
+
+    def add_step_scalars(self, step: int, values: Mapping[str, float]) -> None:
+        """Host numbers for the record of optimizer step ``step`` (merged in by ``result()``;
+        a step that was not recorded keeps none)."""
+        self.step_scalars.setdefault(int(step), {}).update(
+            {str(k): float(v) for k, v in values.items()})
 
     def set_context(self, context: dict[str, Any] | None) -> None:
         """``meta["context"]`` (``telemetry.context.run_context``); a restored one is kept."""
@@ -320,7 +334,7 @@ class TelemetryAccumulator:
                                                     for i in never[:3])
                           + ": no statistics for it; pick the tensor with output=<index or key>",
                           stacklevel=3)
-        return self.buf.result(self.names, self.meta())
+        return with_step_scalars(self.buf.result(self.names, self.meta()), self.step_scalars)
 
     def meta(self) -> dict[str, Any]:
         """The settings stored with the record (``Telemetry.meta``)."""
@@ -351,6 +365,8 @@ class TelemetryAccumulator:
         """Everything recorded so far (flushes; one read-back), for an exact resume."""
         state: dict[str, Any] = {"names": list(self.names),
                                  "forward_order": list(self.forward_order)}
+        if self.step_scalars:
+            state["step_scalars_json"] = json.dumps(self.step_scalars)
         if self.context is not None:
             state["context_json"] = json.dumps(self.context)  # a string: weights_only loads it
         if self.buf is not None:
@@ -366,6 +382,9 @@ class TelemetryAccumulator:
         if self.buf is None:
             raise UsageError("attach(model) before load_state_dict: the state names modules")
         self.buf.load_state_dict(state)
+        if "step_scalars_json" in state:
+            self.step_scalars = {int(k): v for k, v in
+                                 json.loads(state["step_scalars_json"]).items()}
         if "context_json" in state:  # the run's context at its start (init scale, optimizer)
             self.context, self._context_restored = json.loads(state["context_json"]), True
         # the saved order first, then any layer this process has seen run since the attach

@@ -32,6 +32,7 @@ from torch import nn
 from torch.overrides import TorchFunctionMode
 
 from actscope.errors import UsageError
+from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.layer_facts import is_attention_module
 
 __all__ = ["AttentionProbe", "attention_slots", "logit_stats"]
@@ -151,6 +152,21 @@ class _Mode(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
+class _EnterCall(WeakCall):
+    """The forward pre-hook of one attention module: ``probe._enter(slot, ...)``, held weakly."""
+
+    __slots__ = ("slot",)
+
+    def __init__(self, probe: AttentionProbe, slot: int) -> None:
+        super().__init__(probe, "_enter")
+        self.slot = slot
+
+    def __call__(self, *args) -> None:
+        probe = self.ref()
+        if probe is not None:
+            probe._enter(self.slot, *args)
+
+
 class AttentionProbe:
     """Max pre-softmax logit and mean attention entropy per slot, recorded on the device.
 
@@ -173,19 +189,20 @@ class AttentionProbe:
         self._ent: dict[int, torch.Tensor] = {}
         self._calls: dict[int, int] = {}
         self._handles = []
+        # weak calls: the modules do not keep the probe alive, and a copy of the model
+        # (deepcopy, torch.save(model)) carries no probe (hooks.WeakCall)
+        exit_call = WeakCall(self, "_exit_hook")
         for m, s in zip(modules, self.slots, strict=True):
-            self._handles.append(m.register_forward_pre_hook(self._enter_hook(s)))
-            self._handles.append(m.register_forward_hook(self._exit_hook, always_call=True))
+            self._handles.append(m.register_forward_pre_hook(_EnterCall(self, s)))
+            self._handles.append(m.register_forward_hook(exit_call, always_call=True))
 
-    def _enter_hook(self, slot: int):
-        def hook(module, args):
-            if not self.enabled or torch.compiler.is_compiling():
-                self._stack.append(-1)  # keeps the exit hook's pop balanced
-                return
-            if not any(s >= 0 for s in self._stack):
-                self._mode.__enter__()
-            self._stack.append(slot)
-        return hook
+    def _enter(self, slot: int, module, args) -> None:
+        if not self.enabled or torch.compiler.is_compiling():
+            self._stack.append(-1)  # keeps the exit hook's pop balanced
+            return
+        if not any(s >= 0 for s in self._stack):
+            self._mode.__enter__()
+        self._stack.append(slot)
 
     def _exit_hook(self, module, args, output):
         if not self._stack:

@@ -7,6 +7,7 @@ This module is numpy only (no torch), so plots, the diagnosis and the report can
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ import numpy as np
 from actscope.atomic import atomic_write
 from actscope.errors import ActscopeError
 
-__all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError"]
+__all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError", "with_step_scalars"]
 
 # Per-record arrays: their first two dimensions are (layers L, records N).
 # The diagnosis signals (docs/telemetry.md): per layer and record, per record, named scalars.
@@ -211,3 +212,24 @@ class Telemetry:
         if sn is not None:
             arrays["scalar_names"] = [str(v) for v in sn]
         return cls(names=[str(n) for n in names], meta=meta, **arrays)
+
+
+def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Telemetry:
+    """``t`` with host scalars given per optimizer step added to ``scalars`` (records whose
+    ``iters`` match; NaN elsewhere); ``t`` itself when there are none."""
+    if not by_step:
+        return t
+    names = list(t.scalar_names or [])
+    extra = sorted({k for vals in by_step.values() for k in vals} - set(names))
+    n = len(t.iters)
+    rows = np.full((len(names) + len(extra), n), np.nan)
+    if t.scalars is not None:
+        rows[: len(names)] = t.scalars
+    names += extra
+    col = {int(it): j for j, it in enumerate(t.iters)}
+    for step, vals in by_step.items():
+        j = col.get(step)
+        if j is not None:
+            for k, v in vals.items():
+                rows[names.index(k), j] = v
+    return dataclasses.replace(t, scalar_names=names, scalars=rows)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from actscope.telemetry.attention import AttentionProbe, attention_slots
+from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.output_logits import output_logit_stats
 from actscope.telemetry.param_signals import ParamSignals
 from actscope.telemetry.settings import TelemetrySettings
@@ -68,7 +69,8 @@ class SignalSet:
         if not self.settings.output_logits:
             return
         for root in roots:
-            self._handles.append(root.register_forward_hook(self._root_hook))
+            # weak, like every actscope hook: a copy of the model carries none (hooks.WeakCall)
+            self._handles.append(root.register_forward_hook(WeakCall(self, "_root_hook")))
 
     def _root_hook(self, module: nn.Module, args: Any, out: Any) -> None:
         if self.settings.training_only and not module.training:
