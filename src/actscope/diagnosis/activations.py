@@ -159,19 +159,26 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
 
 
 def _unstable(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
-    out = []
+    """Layers whose std rose and collapsed (and stayed down): one finding for all of them."""
+    hits: dict[str, int] = {}
+    firsts = []
     for i, name in enumerate(t.names):
         events, first = count_rise_and_collapse(t.std[i], th.growth, th.scale_floor,
                                                 th.collapse_persist)
         if events >= th.min_collapses and first is not None:
-            out.append(Finding(
-                layer=name, kind="unstable",
-                message=f"layer {name}: activations (std) grew >{th.growth:g}x then collapsed "
-                        f"{events} time{'s' if events > 1 else ''} (unstable training)",
-                evidence={"collapses": events},
-                suggestion=adv.for_kind("unstable", [name]),
-                first_iter=int(t.iters[first])))
-    return out
+            hits[name] = events
+            firsts.append(int(t.iters[first]))
+    if not hits:
+        return []
+    names = list(hits)
+    most = max(hits.values())
+    return [Finding(
+        layer=", ".join(names), kind="unstable",
+        message=f"{label(names)}: activations (std) grew >{th.growth:g}x then collapsed "
+                f"{most} time{'s' if most > 1 else ''} (unstable training)",
+        evidence={"collapses": hits if len(hits) > 1 else most},
+        suggestion=adv.for_kind("unstable", names),
+        first_iter=min(firsts))]
 
 
 def activation_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:

@@ -23,7 +23,8 @@ SEVERITY = ("non_finite", "logit_divergence", "exploding_gradients", "attention_
 # outliers it makes; a signal that shrinks or saturates, whose gradients vanish and whose
 # weights stop moving; dead units.
 RELATED = (
-    frozenset({"attention_logits", "attention_entropy", "growth", "oversized_updates"}),
+    frozenset({"attention_logits", "attention_entropy", "growth", "oversized_updates",
+               "unstable"}),
     frozenset({"depth_growth", "exploding_gradients", "massive_activations"}),
     frozenset({"saturated", "vanishing_gradients", "vanishing", "stalled"}),
     frozenset({"dead", "dead_channels"}),
