@@ -115,6 +115,12 @@ def _dead_channels(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list
     return out
 
 
+def _swings(std: np.ndarray, th: Thresholds) -> bool:
+    """Whether the std moves by more than ``vanishing_swing`` decades per record (median)."""
+    lx = np.log10(np.clip(std[np.isfinite(std)], 1e-30, None))
+    return len(lx) > 2 and bool(np.median(np.abs(np.diff(lx))) > th.vanishing_swing)
+
+
 def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth.
 
@@ -141,9 +147,10 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
         else:
             below &= std < th.shrink * before[i - 1]  # shrinking at the same batch
         where = np.nonzero(below)[0]
-        # sustained for a window of records: one batch of a tiny output (a 3-number code) that
-        # dips below the threshold is noise, not a vanishing signal
-        if len(where) >= min(th.min_window, std_early.shape[1]):
+        # in most early records, and steady: a small scale set by the init is the same in every
+        # batch, while the std of a handful of numbers (a 3-number code at batch size 1) swings
+        # from one batch to the next and dips below by chance
+        if 2 * len(where) >= std_early.shape[1] and not _swings(std, th):
             hits.append(name)
             firsts.append(int(t.iters[early][where[0]]))
             mins.append(float(np.nanmin(std)))

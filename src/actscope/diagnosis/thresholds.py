@@ -38,6 +38,10 @@ class Thresholds:
     early_batches: int = 10
     # ... and below this fraction of an earlier layer's std (the activations shrink with depth).
     shrink: float = 0.5
+    # ... in at least half of the early records, with a median record-to-record step of log10(std)
+    # below this (0.1 decade, 26%): a scale set by the init is steady (healthy layers move
+    # ~0.01 decade per batch), the std of a handful of numbers per batch swings ~0.2 decade.
+    vanishing_swing: float = 0.1
 
     # ---- unstable (rise and collapse)
     # The std grew by more than ``growth`` from a trough, then fell back by ``growth`` from its
