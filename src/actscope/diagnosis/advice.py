@@ -124,7 +124,7 @@ class Advice:
         kept = [p for p in parts if p]
         if not kept:
             return "check the data and the model definition for what drives this layer"
-        return "try " + "; or ".join(kept)
+        return "what to try: " + "; ".join(kept)
 
     def for_kind(self, kind: str, layers: list[str]) -> str:
         """The suggestion for a finding of ``kind`` on ``layers``."""
