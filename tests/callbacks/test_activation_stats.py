@@ -207,6 +207,13 @@ def test_resume_from_checkpoint_continues_the_same_telemetry(tmp_path):
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-5)
     np.testing.assert_array_equal(b.hist_range, a.hist_range)
     np.testing.assert_array_equal(b.hist, a.hist)
+    # the diagnosis signals continue exactly too (the update ratio of the first step after the
+    # resume spans that step alone, so it needs nothing from before the save)
+    for f in ("absmax", "nonfinite", "grad_norm", "update_ratio", "out_lse", "out_absmax",
+              "scalars"):
+        np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-5, err_msg=f)
+    assert b.scalar_names == a.scalar_names == ["lr", "loss"]
+    assert b.meta["context"] == a.meta["context"]
 
 
 def test_watched_module_that_never_runs_records_nothing():

@@ -274,3 +274,16 @@ def test_resume_continues_every_new_field_exactly():
         np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-5, err_msg=f)
     assert b.scalar_names == a.scalar_names == ["loss"]
     assert b.meta["context"] == a.meta["context"]
+
+
+def test_autocast_is_noted_in_the_context():
+    model = mlp()
+    with actscope.watch(model) as w:
+        for xb, yb in batches(2):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                loss = nn.functional.cross_entropy(model(xb), yb)
+            loss.backward()
+            w.step(loss=loss)
+    t = w.result()
+    assert t.meta["context"]["mixed_precision"] == "bf16"
+    assert np.isfinite(t.absmax).all() and t.scalar("loss").dtype == np.float64

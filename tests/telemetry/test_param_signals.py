@@ -132,3 +132,21 @@ def test_the_sample_is_fixed_and_seeded():
     with torch.no_grad():
         big.weight.view(-1)[idx[:10]] += 1.0
     assert sig.update_ratios()[0].item() > 0.0
+
+
+def test_a_huge_layer_does_not_swamp_the_ratio_of_a_small_one():
+    """Per-parameter sums are exact per segment: 1e15-sized weights before 1e-3-sized ones."""
+    a, b = nn.Linear(8, 8), nn.Linear(8, 8)
+    with torch.no_grad():
+        a.weight.fill_(1e15)
+        b.weight.normal_(0, 1e-3)
+    ps = ParamSignals([a, b])
+    ps.update_ratios()
+    with torch.no_grad():
+        b.weight.mul_(1.01)
+    r = ps.update_ratios()
+    wb = b.weight.detach().double()
+    bias = b.bias.detach().double()
+    want = (wb / 1.01 * 0.01).norm() / torch.cat([wb.reshape(-1), bias]).norm()
+    assert r[0].item() == 0.0
+    assert r[1].item() == pytest.approx(want.item(), rel=1e-4)

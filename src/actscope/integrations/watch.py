@@ -118,9 +118,21 @@ class Watch:
     def _pre_forward(self, module: nn.Module, args: Any) -> None:
         if torch.is_inference_mode_enabled():  # no autograd: not a training step
             return
+        if not self._root_ran:  # the first forward: is it under autocast? (the context's)
+            self._note_autocast()
         self._root_ran = True
         if not self.explicit and self._forwarded:
             self._advance()  # the previous forward was a batch of its own
+
+    def _note_autocast(self) -> None:
+        ctx = self.acc.context
+        if ctx is None or ctx.get("mixed_precision") is not None:
+            return
+        p = next(self.model.parameters(), None)
+        kind = p.device.type if p is not None else "cpu"
+        if torch.is_autocast_enabled(kind):
+            dtype = torch.get_autocast_dtype(kind)
+            ctx["mixed_precision"] = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
 
     def _post_forward(self, module: nn.Module, args: Any, out: Any) -> None:
         # A root forward is a training batch if the model, or any watched module in it (a

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import functools
 import json
-import numbers
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -28,7 +27,6 @@ import torch
 from torch import nn
 
 from actscope.errors import UsageError
-from actscope.telemetry.context import run_context
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import (
@@ -43,23 +41,10 @@ from actscope.telemetry.record import Telemetry, with_step_scalars
 from actscope.telemetry.records import RecordStore
 from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
 
-__all__ = ["TelemetryAccumulator", "check_scalars"]
-
-
-def check_scalars(values: Mapping[str, Any]) -> None:
-    """``UsageError`` unless every value is a real number or a 1-element tensor."""
-    for name, value in values.items():
-        if isinstance(value, torch.Tensor):
-            ok = value.numel() == 1
-        else:
-            ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-        if not ok:
-            what = (f"a tensor of shape {tuple(value.shape)}"
-                    if isinstance(value, torch.Tensor) else type(value).__name__)
-            raise UsageError(f"scalar {name}= must be a number or a 1-element tensor, got "
-                             f"{what}; e.g. step(loss=loss)")
+__all__ = ["TelemetryAccumulator", "check_scalars"]  # check_scalars: re-exported
 
 
 def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -76,7 +61,7 @@ def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class TelemetryAccumulator:
+class TelemetryAccumulator(SignalMoments):
     """Device-side activation statistics of the watched modules, independent of any trainer.
 
     The arguments are the fields of ``TelemetrySettings`` (documented there), checked once.
@@ -184,51 +169,6 @@ class TelemetryAccumulator:
         if self.signals is not None:
             self.signals.begin(self.recording, self.buf.slots.slot)
         return self.recording
-
-    # ---- the diagnosis signals' moments (docs/signals.md, "Wiring") ----------------------
-    def before_optimizer_step(self) -> None:
-        """Gradients are final (after backward, before the step): gradient norms per layer."""
-        if self.signals is not None:
-            self.signals.before_step()
-
-    def after_optimizer_step(self) -> None:
-        """The optimizer stepped: update/weight ratios per layer (recorded batches only)."""
-        if self.signals is not None:
-            self.signals.after_step()
-
-    def record_output(self, out: Any) -> None:
-        """The model's output of this batch, for front ends without a root forward hook."""
-        if self.signals is not None:
-            self.signals.output(out)
-
-    def record_scalars(self, values: Mapping[str, Any]) -> None:
-        """Named scalars of this batch (loss, lr, ...): numbers or 1-element tensors, kept on
-        the device until a read-back; ignored on a batch ``every`` does not record."""
-        check_scalars(values)
-        if not self.recording or self.buf is None or self.signals is None:
-            return
-        dev = self.signals.device()
-        for name, value in values.items():
-            self.buf.sig.write_scalar(str(name), self.buf.slots.slot, value, dev)
-
-    def build_context(self, model: nn.Module | None, **kwargs: Any) -> None:
-        """``meta["context"]`` from ``run_context(model, <watched layers>, **kwargs)`` (once per
-        fit: it reads each weight's std, a host read); a restored context is kept."""
-        if model is None or self._context_restored:
-            return
-        names = dict(zip(self.modules, self.names, strict=True))
-        self.set_context(run_context(model, names, **kwargs))
-
-    def add_step_scalars(self, step: int, values: Mapping[str, float]) -> None:
-        """Host numbers for the record of optimizer step ``step`` (merged in by ``result()``;
-        a step that was not recorded keeps none)."""
-        self.step_scalars.setdefault(int(step), {}).update(
-            {str(k): float(v) for k, v in values.items()})
-
-    def set_context(self, context: dict[str, Any] | None) -> None:
-        """``meta["context"]`` (``telemetry.context.run_context``); a restored one is kept."""
-        if not self._context_restored:
-            self.context = context
 
     @_normal_tensors
     def end_batch(self) -> None:

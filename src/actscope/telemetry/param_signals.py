@@ -68,8 +68,12 @@ class ParamSignals:
             None if p.numel() <= self.sample
             else torch.randint(p.numel(), (self.sample,), generator=gen).sort().values
             for p in self.params]
-        self._prev: list[torch.Tensor] | None = None
+        self._prev: torch.Tensor | None = None
         self._cache: dict[tuple, torch.Tensor] = {}
+        # each parameter's number of sampled elements in ``_samples()``' concatenation
+        lengths = [p.numel() if i is None else i.numel() for p, i in zip(
+            self.params, self._idx, strict=True)]
+        self._lengths = lengths
         owned = set(self.owner)
         self._no_params = [i not in owned for i in range(self.n_layers)]
 
@@ -96,7 +100,10 @@ class ParamSignals:
         out = torch.zeros(self.n_layers, dtype=acc, device=dev)
         if not norms:
             return out
-        vals = torch.stack([n.to(dev, acc) for n in norms]).square()
+        if all(n.device == dev for n in norms):  # one stack (it promotes dtypes), one cast
+            vals = torch.stack(norms).to(acc).square_()
+        else:  # a model split over devices
+            vals = torch.stack([n.to(dev, acc) for n in norms]).square_()
         return out.index_add_(0, self._on(("own", tuple(owners)), owners, torch.long, dev), vals)
 
     def grad_norms(self) -> torch.Tensor:
@@ -121,8 +128,14 @@ class ParamSignals:
         mask = self._on(("bad", tuple(bad)), bad, torch.bool, sq.device)
         return sq.sqrt().masked_fill(mask, float("nan")).float()
 
-    def _samples(self) -> list[torch.Tensor]:
-        out = []
+    def _samples(self) -> torch.Tensor:
+        """All parameters' samples in one float32 tensor (a copy: ``step()`` updates in place).
+
+        One ``cat`` instead of a copy per parameter: on a small model the per-op overhead, not
+        the bytes, is the cost.
+        """
+        dev = self._device()
+        parts = []
         for k, p in enumerate(self.params):
             flat = p.detach().reshape(-1)
             idx = self._idx[k]
@@ -130,23 +143,37 @@ class ParamSignals:
                 if idx.device != flat.device:
                     idx = self._idx[k] = idx.to(flat.device)
                 flat = flat.index_select(0, idx)
-            out.append(flat.to(torch.float32, copy=True))  # a copy: step() updates p in place
-        return out
+            if flat.device != dev:  # a model split over devices: gather on the first one
+                flat = flat.to(dev, non_blocking=True)
+            parts.append(flat if flat.dtype == torch.float32 else flat.float())
+        return torch.cat(parts) if parts else torch.zeros(0, device=dev)
 
     def update_ratios(self) -> torch.Tensor:
-        """(L,) float32: ||W_t - W_prev|| / ||W_t|| per layer on the sample; NaN the first time."""
+        """(L,) float32: ||W_t - W_prev|| / ||W_t|| per layer on the sample; NaN the first time.
+
+        Few ops whatever the model (each costs 10-40 us in the middle of a real step on a CPU):
+        the squares of the change and of the weights in one (2, n) tensor, one
+        ``segment_reduce`` into per-parameter sums (exact per segment, unlike differences of a
+        cumulative sum, which a huge parameter before a small one would swamp; ``unsafe``: the
+        lengths are ours, and checking them would read a device value back), one
+        ``index_add_`` into the layers.
+        """
         cur = self._samples()
         prev, self._prev = self._prev, cur
-        dev = self._device()
-        moved = prev is not None and any(  # model.to(device) between two calls: start again
-            a.device != b.device for a, b in zip(cur, prev, strict=True))
-        if prev is None or not cur or moved:
+        dev = cur.device
+        # model.to(device) between two calls: start again
+        if prev is None or not self.params or prev.device != dev or prev.shape != cur.shape:
             return torch.full((self.n_layers,), float("nan"), dtype=torch.float32, device=dev)
-        diffs = torch._foreach_sub(cur, prev)
-        num = self._sum_by_layer(list(torch._foreach_norm(diffs)), self.owner)
-        den = self._sum_by_layer(list(torch._foreach_norm(cur)), self.owner)
+        acc = self._acc_dtype(dev)
+        both = torch.stack([cur - prev, cur]).to(acc)  # (2, n): change, weights
+        both.mul_(both)
+        lengths = self._on(("lengths",), [self._lengths] * 2, torch.long, dev)  # (2, P)
+        sums = torch.segment_reduce(both, "sum", lengths=lengths, axis=1, unsafe=True)
+        owner = self._on(("own", tuple(self.owner)), self.owner, torch.long, dev)
+        per = torch.zeros((2, self.n_layers), dtype=acc, device=dev).index_add_(1, owner, sums)
+        per.sqrt_()
         none = self._on(("none",), self._no_params, torch.bool, dev)
-        return (num.sqrt() / den.sqrt()).masked_fill(none, float("nan")).float()
+        return (per[0] / per[1]).masked_fill_(none, float("nan")).float()
 
     def snapshot(self) -> None:
         """Take the weight sample the next ``update_ratios()`` compares with (before a step):

@@ -27,7 +27,7 @@ from torch import nn
 
 from actscope.telemetry.attention import AttentionProbe, attention_slots
 from actscope.telemetry.hooks import WeakCall
-from actscope.telemetry.output_logits import output_logit_stats
+from actscope.telemetry.output_logits import find_logits
 from actscope.telemetry.param_signals import ParamSignals
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_slots import SignalSlots
@@ -91,10 +91,11 @@ class SignalSet:
             return
         if torch.is_inference_mode_enabled():
             return
-        stats = output_logit_stats(out)
-        if stats is not None:
-            self.slots.write_root("out_lse", self.slot, stats[0])
-            self.slots.write_root("out_absmax", self.slot, stats[1])
+        logits = find_logits(out)  # the rule of output_logits.py: else not logits, nothing
+        if logits is not None:
+            z = logits.detach()
+            # float32 so a bf16/fp16 head's lse is not rounded (output_logits.py)
+            self.slots.record_output(self.slot, z if z.dtype == torch.float32 else z.float())
 
     def before_step(self) -> None:
         """Gradients are final for this optimizer step: norms, and the weights before it."""
