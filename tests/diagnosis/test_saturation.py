@@ -45,3 +45,11 @@ def test_recurrent_layers_are_tanh_bounded():
     c = ctx(["rnns.0 RNN"], typ="RNN", kind="recurrent")
     assert bounds(c, "rnns.0 RNN") == (-1.0, 1.0)
     assert bounds(ctx(["x"], activation="gelu"), "x") is None
+
+
+def test_per_record_histogram_ranges_are_read_record_by_record():
+    h = _hist(0.9)
+    per = np.tile(np.array([-1.0, 1.0])[None, None, :], (2, 20, 1))  # (L, N, 2)
+    c = ctx(names(2), activation="tanh")
+    (f,) = diagnose(tel(n_layers=2, n=20, hist=h, hist_range=per, context=c))
+    assert f.kind == "saturated"

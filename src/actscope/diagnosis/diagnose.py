@@ -46,6 +46,9 @@ def _before(t: Telemetry, record: int) -> Telemetry:
         a = getattr(t, name, None)
         if a is not None and a.ndim >= 2:
             cut[name] = a[:, :record]
+    rng = getattr(t, "hist_range", None)
+    if rng is not None and rng.ndim == 3:  # a histogram range per record: (L, N, 2)
+        cut["hist_range"] = rng[:, :record]
     for name in _RECORD:
         a = getattr(t, name, None)
         if a is not None:

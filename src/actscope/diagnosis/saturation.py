@@ -37,9 +37,25 @@ def bounds(ctx: dict, name: str) -> tuple[float, float] | None:
 
 def pinned_share(t: Telemetry, i: int, lo: float, hi: float, band: float) -> np.ndarray | None:
     """(N,) share of layer ``i``'s samples within ``band`` x (hi - lo) of a bound (the
-    histogram's resolution permitting), NaN where it did not run; None if it cannot be read."""
-    hist = np.asarray(t.hist[i], np.float64)  # (N, B)
-    h_lo, h_hi = (float(v) for v in t.hist_range[i])
+    histogram's resolution permitting), NaN where it did not run; None if it cannot be read.
+    A recording with a histogram range per record (``hist_range`` (L, N, 2)) is read record by
+    record."""
+    rng = np.asarray(t.hist_range[i], np.float64)
+    if rng.ndim == 2:  # (N, 2): one range per record
+        parts = [_share(t, i, j, tuple(rng[j]), lo, hi, band) for j in range(rng.shape[0])]
+        if all(p is None for p in parts):
+            return None
+        share = np.array([np.nan if p is None else p[0] for p in parts])
+        return np.where(t.ran_mask()[i], share, np.nan)
+    out = _share(t, i, slice(None), tuple(rng), lo, hi, band)
+    return None if out is None else np.where(t.ran_mask()[i], out, np.nan)
+
+
+def _share(t: Telemetry, i: int, rec: slice | int, rng: tuple, lo: float, hi: float,
+           band: float) -> np.ndarray | None:
+    """The pinned share of records ``rec`` of layer ``i`` under one histogram range."""
+    hist = np.atleast_2d(np.asarray(t.hist[i][rec], np.float64))  # (n, B)
+    h_lo, h_hi = (float(v) for v in rng)
     bins = hist.shape[1]
     if bins == 0 or not h_hi > h_lo:
         return None
@@ -51,8 +67,8 @@ def pinned_share(t: Telemetry, i: int, lo: float, hi: float, band: float) -> np.
     left, right = edges[:-1], edges[1:]
     near = ((left < lo + d) & (right > lo - w)) | ((right > hi - d) & (left < hi + w))
     under, over = field(t, "hist_under"), field(t, "hist_over")
-    u = np.zeros(hist.shape[0]) if under is None else np.nan_to_num(under[i])
-    o = np.zeros(hist.shape[0]) if over is None else np.nan_to_num(over[i])
+    u = np.zeros(hist.shape[0]) if under is None else np.atleast_1d(np.nan_to_num(under[i][rec]))
+    o = np.zeros(hist.shape[0]) if over is None else np.atleast_1d(np.nan_to_num(over[i][rec]))
     total = hist.sum(axis=1) + u + o
     pinned = hist[:, near].sum(axis=1)
     # out-of-range samples sit beyond the histogram: within the band when the range ends there
@@ -62,7 +78,7 @@ def pinned_share(t: Telemetry, i: int, lo: float, hi: float, band: float) -> np.
         share = np.where(total > 0, pinned / total, np.nan)
         if nanmedian(np.where(total > 0, outside / total, np.nan)) > 0.01:
             return None  # values outside the bounds: not the bounded layer the context says
-    return np.where(t.ran_mask()[i], share, np.nan)
+    return share
 
 
 def saturation_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
