@@ -42,3 +42,16 @@ def test_diagnose_merges_growth_into_attention_logits():
     lg[2, 10:] = 200.0
     (f,) = diagnose(tel(n=30, std=std, attn_logit_max=lg))
     assert f.kind == "attention_logits" and f.evidence["also"] == ["growth"]
+
+
+def test_diagnose_reads_the_context_from_meta_or_the_argument_and_keeps_the_old_call():
+    from actscope.diagnosis import Thresholds
+
+    dead = np.full((4, 40), 0.1, np.float32)
+    dead[1] = 0.95
+    tanh = {"layers": {f"blocks.{i} Block": {"activation": "tanh", "zero_floored": False}
+                       for i in range(4)}}
+    assert kinds(diagnose(tel(n=40, dead=dead))) == ["dead"]  # no context: judged
+    assert diagnose(tel(n=40, dead=dead, context=tanh)) == []  # meta["context"]
+    assert diagnose(tel(n=40, dead=dead), context=tanh) == []  # the argument
+    assert diagnose(tel(n=40, dead=dead), Thresholds(dead_share=0.99)) == []  # old positional
