@@ -23,3 +23,15 @@ def test_large_but_steady_logits_and_missing_fields_are_quiet():
     assert diagnose(tel(n=40, out_absmax=np.full(40, 150.0))) == []  # pretrained LM: no growth
     assert diagnose(tel(n=40, out_absmax=np.geomspace(0.4, 5, 40))) == []  # learning
     assert diagnose(tel(n=40, out_absmax=None, out_lse=np.full(40, np.nan))) == []
+
+
+def test_a_regression_output_growing_to_its_targets_is_not_logit_divergence():
+    mx = np.concatenate([[0.4], np.linspace(140, 270, 39)])
+    lse = np.concatenate([[6.7], np.linspace(140, 270, 39)])
+    names_, scal = ["loss"], np.full((1, 40), 3.0)
+    scal[0, 0] = 1.6e4  # squared error on 0-255 targets: far above log(784) = 6.7
+    t = tel(n=40, out_absmax=mx, out_lse=lse, scalar_names=names_, scalars=scal * 1.0)
+    assert diagnose(t) == []
+    scal[0, :] = 6.6  # a cross-entropy starts near the first log-sum-exp: judged
+    t = tel(n=40, out_absmax=mx, out_lse=lse, scalar_names=names_, scalars=scal * 1.0)
+    assert [f.kind for f in diagnose(t)] == ["logit_divergence"]

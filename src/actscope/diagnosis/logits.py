@@ -4,6 +4,8 @@ Reads ``out_absmax`` and ``out_lse`` (NaN when the output is not logits). Fires 
 median max |logit| is above ``logit_level`` (or the log-sum-exp above ``lse_level``) and
 ``logit_growth`` times its early value: a softmax over logits of 100 cannot move any more, the
 z-loss signal of PaLM. A pretrained LM whose logits start large does not grow, and is quiet.
+Where the loss is recorded and starts far above the first log-sum-exp, the output is a
+regression, not logits (a reconstruction of 0-255 pixels grows to 255 by design): no finding.
 The finding names the output layer (the context's ``output`` layer when watched, else the last
 layer in forward order).
 """
@@ -14,7 +16,15 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import field, first_iter, forward_order, late, layer_ctx, start
+from actscope.diagnosis.series import (
+    field,
+    first_iter,
+    forward_order,
+    late,
+    layer_ctx,
+    scalar,
+    start,
+)
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -30,9 +40,26 @@ def _grew(x: np.ndarray | None, th: Thresholds, level: float) -> tuple[float, fl
     return None
 
 
+def _not_logits(t: Telemetry, lse: np.ndarray | None) -> bool:
+    """Whether the recorded loss says the output is not classification logits: a cross-entropy
+    starts near the log-sum-exp of the first logits (log of the number of classes when they
+    are near 0, at most about it when they are not); a regression whose targets need outputs
+    of 100 starts at a squared error far above it."""
+    loss = scalar(t, "loss")
+    if loss is None or lse is None:
+        return False
+    both = np.nonzero(np.isfinite(loss) & np.isfinite(lse))[0]
+    if not len(both):
+        return False
+    j = both[0]  # the first record: the model as initialised
+    return bool(loss[j] > 2.0 * abs(lse[j]) + 1.0)
+
+
 def logit_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     """Output-logit divergence (a model-level finding)."""
     mx, lse = field(t, "out_absmax"), field(t, "out_lse")
+    if _not_logits(t, lse):
+        return []
     by_max, by_lse = _grew(mx, th, th.logit_level), _grew(lse, th, th.lse_level)
     if by_max is None and by_lse is None or not t.names:
         return []
