@@ -69,3 +69,12 @@ def test_depth_growth_quiet_below_unit_scale_and_without_trend():
     assert "depth_growth" not in kinds(diagnose(tel(n=30, std=small)))
     zigzag = np.tile(np.array([[1.0], [20.0], [2.0], [15.0]], np.float32), (1, 30))
     assert "depth_growth" not in kinds(diagnose(tel(n=30, std=zigzag, context=ctx(names()))))
+
+
+def test_the_output_layer_is_not_judged_for_growth():
+    std = np.ones((4, 40), np.float32)
+    std[3, 10:] = 100.0  # a regression head learning targets of scale 100
+    c = ctx(names())
+    c["layers"]["blocks.3 Block"]["kind"] = "output"
+    assert diagnose(tel(std=std, context=c)) == []
+    assert kinds(diagnose(tel(std=std))) == ["growth"]  # no context: judged

@@ -4,6 +4,7 @@ Time: a layer's late std (median of the last window) at least ``growth_factor`` 
 std (median of the first window) AND at least ``growth_level`` in absolute terms; medians over
 windows, so a noisy batch decides nothing, and the late window is the end of the run, so the
 growth stayed. An std that overflowed float32 (inf while the values are finite) counts as huge.
+The output layer is left to logits.py: its scale is set by its targets.
 Depth: over comparable layers (one module type, forward order: the blocks of a residual stream),
 the median std grows ``depth_factor``x over a stretch of them, rising at most steps, to at least
 ``depth_level`` (a stream that grows from 0.02 to 0.5 runs at a healthy scale); a stage that a
@@ -25,6 +26,7 @@ from actscope.diagnosis.series import (
     groups,
     label,
     late,
+    layer_ctx,
     nanmedian,
     rolling_median,
     window,
@@ -43,13 +45,15 @@ def _scale(t: Telemetry) -> np.ndarray:
     return np.where(np.isposinf(std), _HUGE, std)
 
 
-def _growth(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
+def _growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     if t.std.shape[1] < th.min_records:
         return []
     std = _scale(t)
     absmax = field(t, "absmax")
     hits, evidence, firsts = [], {}, []
     for i, name in enumerate(t.names):
+        if layer_ctx(ctx, name).get("kind") == "output":
+            continue  # its scale is set by its targets (a regression); logits: logits.py
         x = std[i]
         e, lt = early(x, th), late(x, th)
         if not (math.isfinite(e) and math.isfinite(lt)):
@@ -127,4 +131,4 @@ def _depth_growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[
 def growth_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     """Growth over time and growth across depth."""
     adv = Advice(ctx)
-    return [*_growth(t, th, adv), *_depth_growth(t, th, ctx, adv)]
+    return [*_growth(t, th, ctx, adv), *_depth_growth(t, th, ctx, adv)]
