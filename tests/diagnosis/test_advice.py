@@ -69,3 +69,10 @@ def test_without_context_advice_is_general():
     s = Advice(None).for_kind("exploding_gradients", LAYERS)
     assert "gradient clipping" in s and "init_cnn" not in s
     assert Advice({}).for_kind("unknown_kind", LAYERS) == ""
+
+
+def test_init_advice_goes_the_right_way():
+    small = _ctx(activation="tanh", layer={"init_scale": 0.05, "init_scheme_guess": "small"})
+    assert "larger initialisation: xavier" in Advice(small).for_kind("vanishing", LAYERS)
+    large = _ctx(activation="tanh", layer={"init_scale": 6.0, "init_scheme_guess": "large"})
+    assert "smaller initialisation: xavier" in Advice(large).for_kind("saturated", LAYERS)

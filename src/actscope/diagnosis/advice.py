@@ -110,7 +110,8 @@ class Advice:
         if acts & set(_BOUNDED) or (not acts & set(_RELU) and self.has_recurrent):
             if self._init_is(layers, "xavier"):
                 return None
-            return "a smaller initialisation: xavier (glorot) for tanh/sigmoid layers"
+            size = "smaller" if side == "large" else "larger"
+            return f"a {size} initialisation: xavier (glorot) for tanh/sigmoid layers"
         if self._init_is(layers, "kaiming"):
             return None
         conv = self.has_conv or (not self.known and any("conv" in n.lower() for n in layers))
