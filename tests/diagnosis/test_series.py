@@ -39,3 +39,18 @@ def test_every_rule_skips_missing_or_empty_signals_without_warnings():
         warnings.simplefilter("error")
         assert diagnose(t) == []
         assert diagnose(tel(n=40)) == []
+
+
+def test_rolling_median_fast_paths_match_the_nan_aware_one():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=60)
+    ref = np.array([np.median(x[max(0, j - 4):j + 1]) for j in range(60)])
+    np.testing.assert_allclose(rolling_median(x, 5), ref)
+    y = x.copy()
+    y[:2] = np.nan  # no previous weights on the first records
+    out = rolling_median(y, 5)
+    assert np.isnan(out[:2]).all()
+    np.testing.assert_allclose(out[2:], rolling_median(x[2:], 5))
+    z = x.copy()
+    z[30] = np.nan  # a hole in the middle: the NaN-aware path
+    assert np.isfinite(rolling_median(z, 5)).all()

@@ -50,7 +50,7 @@ def forward_order(t: Telemetry) -> list[int]:
 
 def window(n: int, th: Thresholds) -> int:
     """How many records an early or late window holds for a series of ``n`` finite values."""
-    w = max(th.min_window, math.ceil(th.window_share * n))
+    w = min(th.max_window, max(th.min_window, math.ceil(th.window_share * n)))
     return max(1, min(w, n // 3))
 
 
@@ -82,6 +82,14 @@ def rolling_median(x: np.ndarray, k: int) -> np.ndarray:
     x = np.asarray(x, np.float64)
     if k <= 1 or len(x) == 0:
         return x.copy()
+    fin = np.isfinite(x)
+    lead = int(np.argmax(fin)) if fin.any() else len(x)
+    if 0 < lead < len(x) and fin[lead:].all():  # NaN only at the start (no previous weights)
+        return np.concatenate([np.full(lead, np.nan), rolling_median(x[lead:], k)])
+    if fin.all() and len(x) >= k:  # the common case: one vectorised median
+        full = np.median(np.lib.stride_tricks.sliding_window_view(x, k), axis=1)  # (N-k+1,)
+        head = [float(np.median(x[:j + 1])) for j in range(k - 1)]
+        return np.concatenate([head, full])
     pad = np.concatenate([np.full(k - 1, np.nan), x])
     win = np.lib.stride_tricks.sliding_window_view(pad, k)  # (N, k)
     return nanmedian(win, axis=1)

@@ -16,9 +16,12 @@ class Thresholds:
     """When a finding fires. All shares are fractions in [0, 1]."""
 
     # ---- windows: how "early" and "late" are read (medians, so one noisy batch cannot decide)
-    # A window is this share of the records, at least ``min_window`` and at most a third of them.
+    # A window is this share of the records, at least ``min_window`` and at most a third of them
     window_share: float = 0.1
     min_window: int = 3
+    # ... and at most this many records: "early" is the start of training, not its first tenth
+    # (and a rolling median over a long run stays cheap).
+    max_window: int = 50
     # Time rules (growth, attention, logits, updates) need at least this many records: with
     # fewer, early and late windows overlap and a ratio between them means nothing.
     min_records: int = 6
