@@ -83,3 +83,19 @@ def mnist_dir() -> Path:
         pytest.skip("real MNIST files not found: set ACTSCOPE_MNIST_DIR to the folder with the "
                     "four IDX files")
     return path
+
+
+@pytest.fixture(scope="session")
+def made_runs(tmp_path_factory) -> dict[str, Path]:
+    """A finished fit run, an lr-find run and a watch() report folder (originals: copy them)."""
+    from tests.battery import make_runs
+
+    return make_runs(tmp_path_factory)
+
+
+@pytest.fixture
+def copy_of(made_runs, tmp_path):
+    """copy_of("fit") -> a fresh copy of that run folder under tmp_path."""
+    from tests.battery import copier
+
+    return copier(made_runs, tmp_path)

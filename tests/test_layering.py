@@ -17,8 +17,8 @@ PACKAGE = Path(actscope.__file__).parent
 
 # Lowest first. A module may import modules of its own layer or of any layer below it.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("foundation", ("errors", "atomic", "dist", "rng", "safe_load", "schedules", "events",
-                    "version", "nn", "data", "config")),
+    ("foundation", ("errors", "oserrors", "pathtext", "atomic", "dist", "rng", "safe_load",
+                    "schedules", "events", "version", "nn", "data", "config")),
     ("storage", ("runs", "checkpoints")),
     ("telemetry", ("telemetry",)),
     ("diagnosis", ("diagnosis",)),

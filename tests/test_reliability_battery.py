@@ -5,7 +5,7 @@ Families: §1 overwrite only what actscope made, §2 one writer per run folder, 
 killed before its first checkpoint, §4 stale temp files and a run killed before its report,
 §6 resume gaps (early stop, torchmetrics, meta.json checksum), §7 refused checkpoints, §9 run
 files validated against a schema. In-process and on tiny synthetic learners; the cases that need
-a real second process or the CLI are in tests/test_run_lock.py and tests/test_resume_kill.py.
+a real second process or the CLI are in tests/runs/test_lock.py and tests/test_resume_kill.py.
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from actscope.oserrors import write_error
+
 __all__ = ["atomic_write", "is_stale_temp", "remove_stale_temps"]
 
 # mkstemp's random part: 8 characters of [a-z0-9_]; the name is ".<target>.<random>.tmp"
@@ -25,10 +27,14 @@ _TEMP = re.compile(r"^\..+\.[a-z0-9_]{8}\.tmp$")
 def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
     """Open a temp file beside ``path``; on success fsync and rename it over ``path``.
 
-    Readers see the old file or the new one, never half of one; on error the temp file is removed.
+    Readers see the old file or the new one, never half of one; on error the temp file is removed,
+    and an OSError (full disk, read-only disk...) becomes ``WriteError`` naming ``path``.
     """
     path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as e:
+        raise write_error(path, e) from e
     try:
         text_args = {} if "b" in mode else {"encoding": "utf-8", "newline": ""}
         with os.fdopen(fd, mode, **text_args) as f:
@@ -37,9 +43,19 @@ def atomic_write(path: str | Path, mode: str = "w") -> Iterator[IO[Any]]:
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a run folder is for sharing
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        _discard(tmp)
+        if isinstance(e, OSError):  # a full disk, a read-only one...: one line naming the file
+            raise write_error(path, e) from e
         raise
+
+
+def _discard(tmp: str) -> None:
+    """Remove a temp file after a failed write; an error here must not hide the first one."""
+    try:
+        os.unlink(tmp)
+    except OSError:
+        pass  # already gone, or the disk fails: remove_stale_temps takes it next time
 
 
 def is_stale_temp(path: Path) -> bool:

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from safetensors.torch import save as safetensors_bytes
 
+from actscope.oserrors import write_error
 from actscope.safe_load import CheckpointError, load_safetensors_into, safe_torch_load
 
 __all__ = ["CheckpointError", "Checkpoint", "save_checkpoint", "verify_checkpoint",
@@ -199,25 +200,36 @@ def save_checkpoint(root: Path, seq: int, weights: dict[str, torch.Tensor],
     """
     final = root / f"ckpt-{seq:06d}"
     _check_save_target(root, final)
-    root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{final.name}-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    buf = io.BytesIO()
-    torch.save(state, buf)
-    files = {MODEL_FILE: _write_synced(tmp / MODEL_FILE, safetensors_bytes(weights)),
-             STATE_FILE: _write_synced(tmp / STATE_FILE, buf.getvalue())}
-    meta = {"format": FORMAT, "seq": seq, **position,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
-            "torch": torch.__version__, "files": files}
-    meta["checksum"] = meta_checksum(meta)
-    _write_synced(tmp / META_FILE, json.dumps(meta, indent=1).encode())
-    _fsync_dir(tmp)
-    if final.is_dir():  # the same seq written twice (a resumed save): replace it
-        shutil.rmtree(final)
-    os.rename(tmp, final)
-    _fsync_dir(root)
+    target = root  # the file being written, for the one-line error
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir()
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        files = {}
+        for name, data in ((MODEL_FILE, safetensors_bytes(weights)), (STATE_FILE, buf.getvalue())):
+            target = tmp / name
+            files[name] = _write_synced(target, data)
+        meta = {"format": FORMAT, "seq": seq, **position,
+                "created": datetime.datetime.now(datetime.timezone.utc).isoformat(),
+                "torch": torch.__version__, "files": files}
+        meta["checksum"] = meta_checksum(meta)
+        target = tmp / META_FILE
+        _write_synced(target, json.dumps(meta, indent=1).encode())
+        _fsync_dir(tmp)
+        target = final
+        if final.is_dir():  # the same seq written twice (a resumed save): replace it
+            shutil.rmtree(final)
+        os.rename(tmp, final)
+        _fsync_dir(root)
+    except OSError as e:
+        # A full or failing disk: the half-written checkpoint goes, the older ones stay.
+        shutil.rmtree(tmp, ignore_errors=True)
+        shown = final / target.name if target.parent == tmp else target
+        raise write_error(shown, e) from e
     return final
 
 

@@ -40,6 +40,15 @@ LossFunc = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 OptFunc = Callable[..., torch.optim.Optimizer]
 
 
+def _as_cbs(cbs: Any) -> list[Any]:
+    """``cbs`` as a list: one Callback is a list of one, never iterated (it is not iterable)."""
+    if isinstance(cbs, Callback) or isinstance(cbs, type):
+        return [cbs]  # a class alone is refused, naming it, by the instance check
+    if isinstance(cbs, (str, bytes)) or not isinstance(cbs, Iterable):
+        raise TypeError(f"cbs must be a Callback or a list of them, got {type(cbs).__name__}")
+    return list(cbs)
+
+
 class Learner:
     """Trains ``model`` on ``dls`` with ``loss_func`` and an optimizer made by ``opt_func``."""
 
@@ -70,8 +79,8 @@ class Learner:
 
     # ---- callbacks -------------------------------------------------------------------------
     def add_cbs(self, cbs: Iterable[Callback]) -> None:
-        """Add callbacks; each runs at its ``order``."""
-        for cb in cbs:
+        """Add callbacks (one Callback alone is a list of one); each runs at its ``order``."""
+        for cb in _as_cbs(cbs):
             if not isinstance(cb, Callback):
                 raise TypeError(f"expected a Callback instance, got {type(cb).__name__}; "
                                 "pass an instance such as MetricsCallback(), not the class")
@@ -80,7 +89,7 @@ class Learner:
 
     def remove_cbs(self, cbs: Iterable[Callback]) -> None:
         """Remove callbacks added before (missing ones are ignored)."""
-        ids = {id(cb) for cb in cbs}
+        ids = {id(cb) for cb in _as_cbs(cbs)}
         self.cbs = [cb for cb in self.cbs if id(cb) not in ids]
         self._build_handlers()
 
@@ -113,7 +122,7 @@ class Learner:
         """
         if not isinstance(n_epochs, int) or n_epochs <= 0:
             raise UsageError(f"n_epochs must be a positive integer, got {n_epochs!r}")
-        added = list(cbs)
+        added = _as_cbs(cbs)
         self.add_cbs(added)
         try:
             if lr is not None:

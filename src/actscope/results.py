@@ -11,9 +11,8 @@ from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.metrics import MetricsCallback
 from actscope.callbacks.recorder import RecorderCallback
 from actscope.learner import Learner
-from actscope.report.page import write_report
-from actscope.report.plots import save_run_plots
 from actscope.report.publish import publish_telemetry
+from actscope.report.writer import write_run_report
 from actscope.runs import RunFolder
 from actscope.runs.layout import RECORDER_FILE
 
@@ -42,6 +41,6 @@ def save_fit_results(run: RunFolder, learn: Learner, finish: bool = True) -> lis
         findings = publish_telemetry(run.path, stats.result())
     if finish:
         run.finish()
-    save_run_plots(run.path)
-    write_report(run.path)
+    # this process holds the run's lock and made the folder: nothing to check
+    write_run_report(run.path, writer="fit", check=False, held=True)
     return findings

@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from actscope.diagnosis import diagnose
+from actscope.diagnosis.nonfinite import non_finite
 from tests.diagnosis.synth import kinds, tel
+from tests.telemetry.fakes import telemetry
 
 
 def test_blames_the_first_real_nonfinite_not_the_overflowed_std():
@@ -43,3 +45,11 @@ def test_only_records_before_the_blow_up_are_judged_for_every_field():
     u = np.full((4, 30), 1e-3)
     u[:, 20:] = 5.0  # garbage after the blow-up
     assert kinds(diagnose(tel(n=30, absmax=absmax, update_ratio=u))) == ["non_finite"]
+
+
+def test_non_finite_names_the_first_bad_record():
+    t = telemetry(n_layers=2)
+    assert non_finite(t) == []
+    t.mean[1, 7] = np.nan  # a NaN in the values (no absmax recorded: the mean says it)
+    (f,) = non_finite(t)
+    assert f.kind == "non_finite" and f.evidence["record"] == 7

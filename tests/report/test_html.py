@@ -40,7 +40,7 @@ def hostile_run(parent, payload: str, tag: str):
               mean=np.zeros((L, n), np.float32), std=np.ones((L, n), np.float32),
               hist=np.ones((L, n, 8), np.int32), hist_range=np.tile([-1.0, 1.0], (L, 1)),
               dead=np.full((L, n), 0.2, np.float32),
-              meta={"every": payload, "sample_size": payload, "scope": payload, payload: payload}
+              meta={"scope": payload, payload: payload}
               ).save(run / "telemetry.npz")
     np.savez(run / "lr_find.npz", lrs=np.geomspace(1e-4, 1, 20), losses=np.ones(20),
              suggestion=np.array(0.01), **{f"suggestion_{payload.replace('/', '_')}": 0.1})

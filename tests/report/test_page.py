@@ -13,8 +13,8 @@ import torch
 from torch import nn
 
 from actscope.errors import ActscopeError
+from actscope.report.figures import save_run_plots
 from actscope.report.page import render_report, write_report
-from actscope.report.plots import save_run_plots
 from actscope.report.publish import publish_telemetry
 from actscope.runs.files import RunFolderError
 from actscope.telemetry.record import Telemetry
@@ -87,18 +87,19 @@ def test_render_report_writes_nothing(tmp_path):
     assert len(images(text)) == 5  # drawn in memory instead
 
 
-def test_saved_plot_is_embedded_only_when_newer_than_its_data(tmp_path):
-    """plots/*.png written after its data file is reused; an older one is redrawn from data."""
+def test_saved_plots_are_never_read_back(tmp_path):
+    """The page draws its figures from the data (figures.py draws each once); a PNG in plots/,
+    whatever its age, is neither embedded nor rewritten by rendering."""
     run = make_run(tmp_path)
     marker = PNG + b"saved by save_run_plots"
     saved = run / "plots" / "stats.png"
     saved.parent.mkdir()
     saved.write_bytes(marker)
-    assert images(render_report(run))["stats"] == marker
-    ns = (run / "telemetry.npz").stat().st_mtime_ns - 10**9
-    os.utime(saved, ns=(ns, ns))
     fresh = images(render_report(run))["stats"]
     assert fresh != marker and fresh[:8] == PNG
+    ns = (run / "telemetry.npz").stat().st_mtime_ns - 10**9
+    os.utime(saved, ns=(ns, ns))
+    assert images(render_report(run))["stats"] == fresh
     assert saved.read_bytes() == marker  # rendering never rewrites plots/
 
 

@@ -9,6 +9,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from actscope.report import plots
+from actscope.report.figures import save_run_plots
 from actscope.telemetry.record import Telemetry
 
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -91,13 +92,13 @@ def test_lr_loss_and_lr_find(tmp_path):
 
 
 def test_save_run_plots_only_what_exists(tmp_path):
-    assert plots.save_run_plots(tmp_path) == []
+    assert save_run_plots(tmp_path) == []
     np.savez(tmp_path / "recorder.npz", lrs=np.full((20, 1), 0.1), losses=np.linspace(2, 1, 20))
-    assert [p.name for p in plots.save_run_plots(tmp_path)] == ["lr_loss.png"]
+    assert [p.name for p in save_run_plots(tmp_path)] == ["lr_loss.png"]
     telemetry().save(tmp_path / "telemetry.npz")
     np.savez(tmp_path / "lr_find.npz", lrs=np.geomspace(1e-4, 1, 20), losses=np.ones(20),
              suggestion=np.array(0.01))
-    names = sorted(p.name for p in plots.save_run_plots(tmp_path))
+    names = sorted(p.name for p in save_run_plots(tmp_path))
     assert names == ["dead_share.png", "hist_heatmap.png", "lr_find.png", "lr_loss.png",
                      "stats.png"]
     assert all(p.read_bytes()[:8] == PNG for p in (tmp_path / "plots").glob("*.png"))
@@ -148,7 +149,7 @@ def test_report_shows_lr_finder_and_channel_plots(tmp_path):
     run = run_folder(tmp_path / "r", fake(2, 30, channels=4))
     np.savez(run / "lr_find.npz", lrs=np.geomspace(1e-4, 1, 20), losses=np.ones(20),
              suggestion=np.array(0.0123))
-    names = [p.name for p in plots.save_run_plots(run)]
+    names = [p.name for p in save_run_plots(run)]
     assert names == ["lr_loss.png", "metrics.png", "stats.png", "hist_heatmap.png",
                      "dead_share.png", "channel_dead.png", "lr_find.png"]
     text = render_report(run)

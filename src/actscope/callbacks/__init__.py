@@ -1,5 +1,6 @@
 """The callbacks that ship with actscope, one per file."""
 
+from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.checkpoint import (
     CheckpointCallback,
     CheckpointError,
@@ -63,6 +64,7 @@ from actscope.callbacks.transform import (
 )
 
 __all__ = [
+    "ActivationStatsCallback",
     "BatchTransformCallback",
     "CheckpointCallback",
     "CheckpointError",

@@ -23,6 +23,7 @@ from actscope.config import (
     parse_nfs,
     positive_int,
 )
+from actscope.pathtext import check_utf8, expand_home
 from actscope.recipe.checks import check_seed
 from actscope.recipe.paths import check_path
 
@@ -100,14 +101,20 @@ def threads_flag(what: str = "--threads") -> Callable[[str], int]:
 def check_path_args(args: argparse.Namespace) -> None:
     """Every path argument the command was given can name a file (``recipe.paths.check_path``).
 
-    Run before the command does anything, so a too-long name or a link loop in ``--out``,
-    ``--data``, ``--resume``, ``report RUN_DIR`` or ``compare RUN`` is one line, not an OSError.
+    Run before the command does anything, so a too-long name, a link loop or a name that is not
+    UTF-8 in ``--out``, ``--data``, ``--resume``, ``report RUN_DIR`` or ``compare RUN`` is one
+    line, not an OSError (or a crash after training). A leading ``~`` is expanded in place.
     """
     for dest, flag in PATH_ARGS.items():
         value = getattr(args, dest, None)
-        for path in value if isinstance(value, list) else [value]:
+        paths = value if isinstance(value, list) else [value]
+        for i, path in enumerate(paths):
             if isinstance(path, str) and path:
-                check_path(path, flag)
+                check_utf8(path, flag)
+                paths[i] = expand_home(path, flag)  # '~/x' is the home folder, as in a shell
+                check_path(paths[i], flag)
+        if not isinstance(value, list):
+            setattr(args, dest, paths[0])
 
 
 def _lr(text: str) -> float:

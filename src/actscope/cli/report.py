@@ -5,12 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from actscope.report.folder import check_report_folder
-from actscope.report.page import write_report
-from actscope.report.plots import run_figures, save_run_plots
-from actscope.report.run_view import read_run
+from actscope.report.writer import write_run_report
 from actscope.runs import RunFolder
-from actscope.runs.lock import RunLock
 
 __all__ = ["add_report_parser", "cmd_report"]
 
@@ -29,15 +25,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     writes and any target that is not actscope's; say what state the run is in."""
     run = RunFolder.open(args.run_dir)
     state = run.state  # before our own lock, which would read as a live writer
-    # Held while reading and writing: a live fit refuses us (LockedError), and no fit can
-    # start in the folder while its report is rebuilt.
-    with RunLock(run.path).acquire():
-        if state == "interrupted":
-            print(f"actscope: warning: {run.path} is an interrupted run (RUNNING marker, no live "
-                  f"writer): the report shows what was saved so far; {run.how_to_finish()} "
-                  "finishes it", file=sys.stderr)
-        view = read_run(run.path)  # a damaged file is refused here, naming it
-        check_report_folder(run.path, plots=run_figures(view), owned=run.marker is not None)
-        save_run_plots(run.path, view)
-        print(f"report: {write_report(run.path, view)}")
+    if state == "interrupted":
+        print(f"actscope: warning: {run.path} is an interrupted run (RUNNING marker, no live "
+              f"writer): the report shows what was saved so far; {run.how_to_finish()} "
+              "finishes it", file=sys.stderr)
+    # The writer holds the run's lock while it reads and writes (runs/report_claim.py): a live
+    # fit refuses us (LockedError), and no fit can start in the folder meanwhile. A damaged file
+    # is refused, naming it; so is a target that is not actscope's.
+    path = write_run_report(run.path, writer="report", owned=run.marker is not None)
+    print(f"report: {path}")
     return 0

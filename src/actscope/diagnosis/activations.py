@@ -188,8 +188,9 @@ def _unstable(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
         first_iter=min(firsts))]
 
 
-def activation_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
-    """The activation findings of records known to be finite."""
+def activation_findings(t: Telemetry, th: Thresholds, ctx: dict | None = None) -> list[Finding]:
+    """The activation findings of records known to be finite (``ctx``: the run context)."""
+    ctx = ctx or {}
     adv = Advice(ctx)
     return [*_unstable(t, th, adv), *_vanishing(t, th, adv), *_dead(t, th, ctx, adv),
             *_dead_channels(t, th, ctx, adv)]

@@ -1,8 +1,10 @@
-"""actscope's activation telemetry inside other trainers: Lightning and the Hugging Face Trainer.
+"""actscope's activation telemetry inside other loops: a plain loop, Lightning, the HF Trainer.
 
-Each integration is a callback of that trainer, built on ``actscope.watch()``; import it from its
-own module (``actscope.integrations.lightning``, ``actscope.integrations.transformers``), which
-needs the matching extra (``pip install 'actscope[lightning]'`` / ``'actscope[transformers]'``).
+``watch.py`` is ``actscope.watch(model)`` for a hand-written loop (re-exported from ``actscope``;
+a top-level ``actscope/watch.py`` would be shadowed by that function). The trainers' integrations
+are callbacks of that trainer, built on the shared step recorder (``recording.py``); import
+each from its own module (``actscope.integrations.lightning``, ``...transformers``), which needs
+the matching extra (``pip install 'actscope[lightning]'`` / ``'actscope[transformers]'``).
 This package imports neither trainer.
 """
 

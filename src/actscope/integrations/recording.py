@@ -18,14 +18,16 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
-from actscope.report.folder import check_report_folder, write_report_folder
+from actscope.pathtext import user_path
+from actscope.report.folder import check_report_folder
+from actscope.report.writer import write_run_report
+from actscope.runs.report_claim import check_claim
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
-__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules",
-           "write_report_folder"]
+__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules"]
 
 STATE_VERSION = 1
 
@@ -142,12 +144,15 @@ class StepRecorder:
         return self.acc.result()
 
     def report(self, out_dir: str | Path) -> Path:
-        return write_report_folder(out_dir, self.result())
+        """The report of the recording in ``out_dir`` (``report.writer``); report.html's path."""
+        return write_run_report(out_dir, self.result(), writer="watch")
 
     def check_report_target(self, out_dir: str | Path) -> None:
         """At fit start: ``UsageError`` now, not after training, if the report folder holds a
         file actscope must not replace (checked again when the report is written)."""
-        check_report_folder(out_dir)
+        out = user_path(out_dir, "report folder")
+        check_claim(out, "watch")  # never a fit or lr-find run's folder
+        check_report_folder(out)
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -55,7 +55,7 @@ from actscope.errors import UsageError
 from actscope.integrations.optimizer_steps import OptimizerSteps
 from actscope.telemetry.accumulator import TelemetryAccumulator, check_scalars
 from actscope.telemetry.hooks import WeakCall
-from actscope.telemetry.modules import ModuleSpec
+from actscope.telemetry.modules import ModuleSpec, check_modules_in_model
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
@@ -97,6 +97,7 @@ class Watch:
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
+        check_modules_in_model(self.model, modules)  # names a module outside the model
         self.steps_hooks = OptimizerSteps(self, optimizer)
         if self.enabled:
             self.acc.attach(self.model, modules)
@@ -210,10 +211,9 @@ class Watch:
         out = Path(out_dir)
         if not self.enabled:
             return out
-        from actscope.report.folder import write_report_folder
+        from actscope.report.writer import write_run_report  # loaded when a report is written
 
-        write_report_folder(out, self.result())
-        return out
+        return write_run_report(out, self.result(), writer="watch").parent  # '~' expanded
 
     # ---- tear-down and checkpoints -------------------------------------------------------
     def remove(self) -> None:

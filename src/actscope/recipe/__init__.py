@@ -5,7 +5,6 @@ from actscope.recipe.build import (
     locate_data,
     make_dataloaders,
     make_learner,
-    make_model,
     make_optimizer,
     make_schedule,
     seed_everything,
@@ -21,6 +20,7 @@ from actscope.recipe.checks import (
     check_settings,
 )
 from actscope.recipe.memory import available_bytes, check_memory, estimate_fit_bytes
+from actscope.recipe.model import make_model
 from actscope.recipe.paths import check_data_path, check_path
 
 __all__ = ["available_bytes", "build", "check_batch_norm", "check_data_path", "check_device",

@@ -23,7 +23,6 @@ from actscope.config import FitConfig
 from actscope.data.errors import DataError
 from actscope.data.loaders import DataLoaders
 from actscope.dist import DistEnv
-from actscope.errors import UsageError
 from actscope.learner import Learner
 from actscope.recipe.checks import (
     check_batch_norm,
@@ -35,10 +34,11 @@ from actscope.recipe.checks import (
     check_settings,
 )
 from actscope.recipe.memory import check_memory
+from actscope.recipe.model import make_model
 from actscope.recipe.paths import check_data_path
 from actscope.schedules import one_cycle, sched_lin, sched_no
 
-__all__ = ["build", "seed_everything", "make_dataloaders", "make_model", "make_schedule",
+__all__ = ["build", "seed_everything", "make_dataloaders", "make_schedule",
            "make_optimizer", "make_learner", "locate_data", "ONE_CYCLE_MOMS", "MOMS_CENTRE"]
 
 # fastai's one-cycle momentum cycle, centred on the default momentum 0.9; another --momentum m
@@ -83,30 +83,6 @@ def make_dataloaders(cfg: FitConfig) -> DataLoaders:
     from actscope.data.mnist import find_mnist_dir, mnist_dataloaders
 
     return mnist_dataloaders(find_mnist_dir(cfg.data), bs=cfg.bs, seed=cfg.seed, limit=cfg.limit)
-
-
-def make_model(cfg: FitConfig, c_in: int = 1, n_out: int = 10, xb: Any = None,
-               init: bool = True) -> nn.Module:
-    """The lesson's CNN with ``cfg``'s channels, norm and GeneralRelu, initialised by ``cfg.init``.
-
-    ``cfg.init == "lsuv"`` needs ``xb``, a training batch the blocks are calibrated on;
-    ``init=False`` skips initialisation (for a model built on the meta device).
-    """
-    from actscope.nn.cnn import cnn
-    from actscope.nn.init import init_cnn, lsuv_init
-    from actscope.nn.layers import GeneralRelu
-
-    leak, sub, maxv = cfg.act
-    model = cnn(cfg.nfs, c_in=c_in, n_out=n_out, norm=cfg.norm,
-                act=lambda: GeneralRelu(leak=leak, sub=sub, maxv=maxv))
-    if cfg.init == "default" or not init:
-        return model
-    init_cnn(model)
-    if cfg.init == "lsuv":
-        if xb is None:
-            raise UsageError("init 'lsuv' needs a batch of training inputs (make_model(..., xb=))")
-        lsuv_init(model, xb)
-    return model
 
 
 def make_schedule(cfg: FitConfig) -> dict[str, Any]:

@@ -17,6 +17,7 @@ import torch
 
 from actscope.config import FitConfig
 from actscope.errors import UsageError
+from actscope.recipe.model import make_model
 
 __all__ = ["estimate_fit_bytes", "available_bytes", "check_memory"]
 
@@ -25,7 +26,6 @@ BYTES = 4  # float32
 
 def estimate_fit_bytes(cfg: FitConfig, input_shape: tuple[int, ...], n_out: int = 10) -> int:
     """Bytes one training step of ``cfg``'s model needs at batch size ``cfg.bs`` (an estimate)."""
-    from actscope.recipe.build import make_model
 
     with torch.device("meta"):
         model = make_model(cfg, c_in=input_shape[0], n_out=n_out, init=False)

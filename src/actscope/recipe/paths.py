@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from actscope.errors import UsageError
+from actscope.pathtext import check_utf8
 
 __all__ = ["check_path", "check_data_path", "NAME_MAX"]
 
@@ -47,11 +48,13 @@ def _probe(path: str, flag: str) -> None:
 def check_path(path: str | os.PathLike[str], flag: str) -> Path:
     """``Path(path)`` if it can name a file here; else UsageError naming ``flag``, one line.
 
-    Refused: a component over NAME_MAX bytes (also below a folder that does not exist yet, which
-    ``stat`` alone would not reach), a path the kernel finds too long, a link loop, a NUL byte.
+    Refused: a name that is not UTF-8 (``pathtext.check_utf8``), a component over NAME_MAX bytes
+    (also below a folder that does not exist yet, which ``stat`` alone would not reach), a path
+    the kernel finds too long, a link loop, a NUL byte.
     Whether the file exists, or may be written, is left to the command's own checks.
     """
     text = os.fspath(path)
+    check_utf8(text, flag)  # before any work: never a UnicodeEncodeError after training
     for part in Path(text).parts:
         size = len(os.fsencode(part))
         if size > NAME_MAX:

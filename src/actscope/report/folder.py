@@ -1,4 +1,4 @@
-"""write_report_folder: a recording's report in a folder that actscope does not own.
+"""Which folders a report may be written into, and which files in them are actscope's.
 
 ``actscope.watch().report`` and the Lightning and Hugging Face callbacks write telemetry.npz,
 findings.json, plots/*.png and report.html into a folder the user or the trainer picked: a
@@ -6,7 +6,7 @@ Lightning log dir (hparams.yaml, a CSVLogger's metrics.csv), a Hugging Face ``ou
 model's config.json, checkpoints), or any folder. So the report is drawn from the recording alone,
 never from other files there (a trainer's metrics.csv or config.json is not actscope's), and it
 never replaces a file actscope did not write: every target that exists is checked first, and one
-that is not actscope's stops the call before anything is written.
+that is not actscope's stops the call before anything is written (``writer`` checks first).
 """
 
 from __future__ import annotations
@@ -17,11 +17,12 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from actscope.errors import UsageError
-from actscope.report.publish import publish_telemetry
-from actscope.runs.layout import FINDINGS_FILE, PLOTS_DIR, TELEMETRY_FILE
+from actscope.report.figures import plot_names
+from actscope.report.page import REPORT_TITLE
+from actscope.runs.layout import FINDINGS_FILE, PLOTS_DIR, REPORT_FILE, TELEMETRY_FILE
 from actscope.telemetry.record import Telemetry, TelemetryFileError
 
-__all__ = ["write_report_folder", "check_report_folder", "is_actscope_page"]
+__all__ = ["check_report_folder", "is_actscope_page"]
 
 
 def _is_actscope_telemetry(path: Path) -> bool:
@@ -53,8 +54,6 @@ def is_actscope_page(path: Path, title: str) -> bool:
 
 
 def _is_actscope_report(path: Path) -> bool:
-    from actscope.report.page import REPORT_TITLE  # matplotlib: only when a report is made
-
     return is_actscope_page(path, REPORT_TITLE)
 
 
@@ -87,8 +86,6 @@ def check_report_folder(out_dir: str | Path, plots: Iterable[str] | None = None,
     write (default: every plot a report can have). ``owned``: the folder is known to be actscope's
     (a run folder with its marker), so its plots may be replaced.
     """
-    from actscope.report.page import REPORT_FILE, plot_names
-
     out = Path(out_dir)
     _check_writable(out)
     if not out.exists():
@@ -115,21 +112,3 @@ def _refusal(path: Path) -> str:
     return (f"{path} exists and was not written by actscope, and the report would replace it; "
             "pass a new or empty folder (or one an earlier actscope report wrote), or move the "
             "file away")
-
-
-def write_report_folder(out_dir: str | Path, telemetry: Telemetry) -> Path:
-    """telemetry.npz, findings.json, plots/ and report.html in ``out_dir``; report.html's path.
-
-    Checks the folder first (``check_report_folder``): nothing is written if it would replace a
-    file that is not actscope's. Each file is written atomically.
-    """
-    from actscope.report.page import write_report
-    from actscope.report.plots import run_figures, save_run_plots  # matplotlib: on use only
-    from actscope.report.run_view import RunView
-
-    out = Path(out_dir)
-    check_report_folder(out, plots=run_figures(RunView(path=out, telemetry=telemetry)))
-    findings = publish_telemetry(out, telemetry)
-    view = RunView(path=out, telemetry=telemetry, findings=findings)
-    save_run_plots(out, view)
-    return write_report(out, view)

@@ -1,78 +1,33 @@
-"""The run report: ``render_report(run_dir) -> str`` (pure) and ``write_report`` (report.html).
+"""The run report page: ``render_report(run_dir) -> str`` (pure) and ``write_report`` (report.html).
 
 Reads what the folder has, through ``run_view.read_run`` (every file validated; a damaged one is
 one error naming it): config.json, metrics.csv, recorder.npz, telemetry.npz, findings.json,
 lr_find.npz. The diagnosis is findings.json as ``publish_telemetry`` saved it; the report never
-re-diagnoses. Plots are embedded from plots/*.png when ``save_run_plots`` wrote them after their
-data, else drawn in memory; rendering writes nothing. Nothing is fetched at view time.
+re-diagnoses. The figures come in as PNG bytes drawn once (``figures.draw_figures``: the writer
+passes the same bytes it saved to plots/); rendering writes nothing. Nothing is fetched at view
+time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from actscope.atomic import atomic_write
+from actscope.report.figures import CAPTIONS, draw_figures
 from actscope.report.html import esc, figure, page, table
-from actscope.report.plots import run_figures
-from actscope.report.plots_base import figure_png
 from actscope.report.run_view import RunView, read_run
-from actscope.runs.layout import (
-    LR_FIND_FILE,
-    METRICS_FILE,
-    PLOTS_DIR,
-    RECORDER_FILE,
-    REPORT_FILE,
-    TELEMETRY_FILE,
-)
+from actscope.runs.layout import REPORT_FILE
 
-__all__ = ["write_report", "render_report", "render_view", "plot_names", "REPORT_FILE",
-           "REPORT_TITLE"]
+__all__ = ["write_report", "render_report", "render_view", "REPORT_FILE", "REPORT_TITLE"]
 
-_PNG = b"\x89PNG\r\n\x1a\n"
 REPORT_TITLE = "actscope report: "  # every report's <title> starts so: how a report is recognised
-# Each plot, the file it is drawn from, and its caption.
-_PLOTS = {
-    "metrics.png": (METRICS_FILE, "Accuracy and loss per epoch (validation solid, training "
-                                   "dashed)."),
-    "lr_loss.png": (RECORDER_FILE, "Learning rate and training loss per batch (raw, faint; "
-                                    "smoothed, solid)."),
-    "stats.png": (TELEMETRY_FILE, "Mean and std of each watched layer's output (whole run, and "
-                                   "the first batches)."),
-    "hist_heatmap.png": (TELEMETRY_FILE, "Histogram of each layer's activations over training "
-                         "(log counts): the lesson's picture of activations growing and "
-                         "collapsing. Bands beyond the dashed lines count the values below and "
-                         "above the recorded range."),
-    "dead_share.png": (TELEMETRY_FILE, "Share of each layer's activations near zero (dead "
-                                        "units)."),
-    "channel_dead.png": (TELEMETRY_FILE, "Per-channel dead units: dark where a channel never "
-                         "fired (was never above the dead threshold) during an epoch."),
-    "lr_find.png": (LR_FIND_FILE, "LR finder: loss against learning rate, with the suggestion "
-                                   "marked."),
-}
+Pngs = Mapping[str, bytes]
 
 
-def plot_names() -> tuple[str, ...]:
-    """The file names a report's plots get in plots/."""
-    return tuple(_PLOTS)
-
-
-def _png(view: RunView, name: str, draw) -> bytes:
-    """plots/<name> if it is a PNG written after its data file, else the figure drawn now."""
-    cached, source = view.path / PLOTS_DIR / name, view.path / _PLOTS[name][0]
-    try:
-        if cached.stat().st_mtime_ns >= source.stat().st_mtime_ns:
-            data = cached.read_bytes()
-            if data.startswith(_PNG):
-                return data
-    except OSError:
-        pass  # no saved plot (or no source file): draw it
-    return figure_png(draw())
-
-
-def _images(view: RunView, names: tuple[str, ...]) -> str:
-    figs = run_figures(view)
-    return "".join(figure(_png(view, n, figs[n]), n.removesuffix(".png"), _PLOTS[n][1])
-                   for n in names if n in figs)
+def _images(pngs: Pngs, names: tuple[str, ...]) -> str:
+    return "".join(figure(pngs[n], n.removesuffix(".png"), CAPTIONS[n]) for n in names
+                   if n in pngs)
 
 
 def _findings(view: RunView) -> tuple[str, int]:
@@ -89,16 +44,16 @@ def _findings(view: RunView) -> tuple[str, int]:
     return f'<div id="findings">{items}</div>', len(texts)
 
 
-def _metrics(view: RunView) -> str:
+def _metrics(view: RunView, pngs: Pngs) -> str:
     if view.metrics is None:
         return "<p>No metrics.csv is part of this report.</p>"
     if not view.metrics:
         return "<p>metrics.csv has no epochs yet.</p>"
     rows = [[r[h] for h in view.metrics_header] for r in view.metrics]
-    return table(view.metrics_header, rows) + _images(view, ("metrics.png",))
+    return table(view.metrics_header, rows) + _images(pngs, ("metrics.png",))
 
 
-def _activations(view: RunView) -> str:
+def _activations(view: RunView, pngs: Pngs) -> str:
     t = view.telemetry
     if t is None or not len(t.iters):
         return "<p>No telemetry was recorded.</p>" if t is None else "<p>No recorded batches.</p>"
@@ -112,17 +67,17 @@ def _activations(view: RunView) -> str:
             f"of each global batch; see docs/distributed.md).</p>")
     return (note + table(["layer", "final mean", "final std", "final dead share",
                           "histogram range"], rows)
-            + _images(view, ("stats.png", "hist_heatmap.png", "dead_share.png",
+            + _images(pngs, ("stats.png", "hist_heatmap.png", "dead_share.png",
                              "channel_dead.png")))
 
 
-def _lr_find(view: RunView) -> str:
+def _lr_find(view: RunView, pngs: Pngs) -> str:
     if view.lr_find is None:
         return ""
     s = view.lr_find["suggestion"]
     text = f"<p>LR finder suggestion: {s:.3g}</p>" if s is not None else (
         "<p>The LR finder made no suggestion.</p>")
-    return "<h2>LR finder</h2>" + text + _images(view, ("lr_find.png",))
+    return "<h2>LR finder</h2>" + text + _images(pngs, ("lr_find.png",))
 
 
 def _config(view: RunView) -> str:
@@ -137,28 +92,32 @@ def render_report(run_dir: str | Path) -> str:
     return render_view(read_run(run_dir))
 
 
-def render_view(view: RunView) -> str:
-    """The report's HTML text for what ``view`` holds (no file is read but saved plots)."""
+def render_view(view: RunView, pngs: Pngs | None = None) -> str:
+    """The report's HTML text for what ``view`` holds; ``pngs``: its figures, already drawn
+    (``figures.draw_figures``), else drawn here. No file is read."""
+    pngs = draw_figures(view) if pngs is None else pngs
     findings, n = _findings(view)
     banner = ('<p class="warn">This run did not finish (RUNNING marker present): the report '
               "shows what was saved so far.</p>") if view.running else ""
-    training = _images(view, ("lr_loss.png",))
+    training = _images(pngs, ("lr_loss.png",))
     body = (f"<h1>actscope run: {esc(view.name)}</h1>{banner}"
             f"<h2>Diagnosis</h2>{findings}"
-            f"<h2>Metrics per epoch</h2>{_metrics(view)}"
+            f"<h2>Metrics per epoch</h2>{_metrics(view, pngs)}"
             + (f"<h2>Training</h2>{training}" if training else "")
-            + f"<h2>Activations</h2>{_activations(view)}{_lr_find(view)}"
+            + f"<h2>Activations</h2>{_activations(view, pngs)}{_lr_find(view, pngs)}"
             f"<h2>Configuration</h2>{_config(view)}")
     return page(f"{REPORT_TITLE}{view.name}", body, f" data-findings='{n}'")
 
 
-def write_report(run_dir: str | Path, view: RunView | None = None) -> Path:
+def write_report(run_dir: str | Path, view: RunView | None = None,
+                 pngs: Pngs | None = None) -> Path:
     """Write ``run_dir/report.html`` atomically (temp file + fsync + rename); returns its path.
 
-    ``view``: render what it holds instead of reading the folder's run files.
+    ``view``: render what it holds instead of reading the folder's run files; ``pngs``: its
+    figures, already drawn.
     """
     run_dir = Path(run_dir)
-    text = render_report(run_dir) if view is None else render_view(view)
+    text = render_view(read_run(run_dir) if view is None else view, pngs)
     path = run_dir / REPORT_FILE
     with atomic_write(path) as f:
         f.write(text)

@@ -1,4 +1,4 @@
-"""Plots of one run. Each returns a Figure, never shows it; ``save_run_plots`` writes plots/*.png.
+"""Plots of one run. Each returns a Figure, never shows it; ``figures.py`` lists the report's.
 
 Only the ``plots*`` modules import matplotlib (never pyplot). Functions that draw one panel take
 ``ax=None``. Every plot stays legible with up to 32 layers (small multiples, colour by depth) and
@@ -7,8 +7,7 @@ Only the ``plots*`` modules import matplotlib (never pyplot). Functions that dra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from pathlib import Path
+from collections.abc import Sequence
 
 import numpy as np
 from matplotlib.axes import Axes
@@ -27,13 +26,10 @@ from actscope.report.plots_base import (
     thin,
 )
 from actscope.report.plots_layers import draw_channel_dead, draw_heatmap
-from actscope.report.run_view import RUN_FILES, RunView, read_run
-from actscope.runs.layout import PLOTS_DIR
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["plot_stats", "plot_hist_heatmap", "plot_dead_share", "plot_channel_dead",
-           "plot_metrics", "plot_lr_loss", "plot_lr_find", "run_figures", "save_figure",
-           "save_run_plots"]
+           "plot_metrics", "plot_lr_loss", "plot_lr_find", "save_figure"]
 
 
 def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
@@ -197,33 +193,3 @@ def plot_lr_find(lrs: np.ndarray, losses: np.ndarray, suggestion: float | None =
         ax.legend()
     ax.set_title("LR finder")
     return fig
-
-
-def run_figures(view: RunView) -> dict[str, Callable[[], Figure]]:
-    """``plots/<name>.png -> draw()`` for every plot the run's files allow, in reading order."""
-    out: dict[str, Callable[[], Figure]] = {}
-    rec, t, lrf = view.recorder, view.telemetry, view.lr_find
-    if rec is not None and len(rec["losses"]):
-        out["lr_loss.png"] = lambda: plot_lr_loss(rec["lrs"], rec["losses"])
-    if view.metrics:
-        out["metrics.png"] = lambda: plot_metrics(view.metrics)
-    if t is not None and len(t.iters) and t.n_layers:
-        out["stats.png"] = lambda: plot_stats(t)
-        out["hist_heatmap.png"] = lambda: plot_hist_heatmap(t)
-        out["dead_share.png"] = lambda: plot_dead_share(t)
-    if has_channel_dead(t):
-        out["channel_dead.png"] = lambda: plot_channel_dead(t)
-    if lrf is not None and len(lrf["lrs"]):
-        out["lr_find.png"] = lambda: plot_lr_find(lrf["lrs"], lrf["losses"], lrf["suggestion"])
-    return out
-
-
-def save_run_plots(run_dir: str | Path, view: RunView | None = None) -> list[Path]:
-    """Every plot the run folder's files allow (or ``view``'s, if given: then no file is read),
-    as ``plots/*.png``; returns the written paths."""
-    run_dir = Path(run_dir)
-    if view is None:
-        has_files = run_dir.is_dir() and any((run_dir / f).is_file() for f in RUN_FILES)
-        view = read_run(run_dir) if has_files or not run_dir.is_dir() else RunView(run_dir)
-    out = run_dir / PLOTS_DIR
-    return [save_figure(draw(), out / name) for name, draw in run_figures(view).items()]

@@ -34,9 +34,12 @@ from actscope.runs.layout import (
 )
 from actscope.runs.lock import LOCK_FILE, RunLock, is_locked
 
-__all__ = ["RunFolder", "new_run_name", "MARKER", "RUNNING", "STATES"]
+__all__ = ["RunFolder", "new_run_name", "MARKER", "RUNNING", "STATES", "SHARED_KINDS"]
 
 STATES = ("running", "interrupted", "unreported", "complete")
+# Marker kinds of folders actscope shares with the user or a trainer (a watch() report in a
+# Lightning log dir, a compare page): never replaced as a whole (runs/report_claim.py).
+SHARED_KINDS = ("watch", "compare")
 # Files by which a v0.1 run (written before the marker existed) is recognised, read-only.
 _LEGACY_FILES = (CONFIG_FILE, METRICS_FILE, TELEMETRY_FILE, FINDINGS_FILE)
 
@@ -143,8 +146,15 @@ class RunFolder(RunContents):
     def check_replaceable(path: str | Path) -> None:
         """RunFolderError unless ``--overwrite`` may replace ``path`` (marker, or empty)."""
         path = Path(path)
-        if _is_empty(path) or (path / MARKER).is_file():
+        if _is_empty(path):
             return
+        if (path / MARKER).is_file():
+            kind = RunFolder(path).marker_kind()
+            if kind not in SHARED_KINDS:
+                return
+            raise RunFolderError(f"{path} is an actscope {kind} folder, not a run folder: it may "
+                                 "hold files that are not actscope's, so --overwrite does not "
+                                 "replace it, nothing was touched; choose another --out")
         raise RunFolderError(f"{path} is not an actscope run folder (no {MARKER} marker): refusing "
                              "to replace it, nothing was touched; choose another --out (a run of "
                              "actscope 0.1 has no marker: delete it yourself)")
@@ -249,6 +259,11 @@ class RunFolder(RunContents):
             raise RunFolderError(f"{path} is damaged: expected a JSON object; delete it only if "
                                  "this folder is not an actscope run")
         return found
+
+    def marker_kind(self) -> str:
+        """The marker's ``kind`` (``fit`` for a marker without one)."""
+        kind = (self.marker or {}).get("kind", "fit")
+        return kind if isinstance(kind, str) else repr(kind)
 
     @property
     def complete(self) -> bool:

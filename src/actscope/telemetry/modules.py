@@ -30,7 +30,7 @@ from actscope.telemetry.hooks import child_blocks, modules_by_name
 
 __all__ = ["ModuleSpec", "OutputSpec", "default_modules", "resolve_modules", "describe_module",
            "layer_names", "pick_tensor", "channel_dim", "check_output_spec", "spread",
-           "MAX_MODULES", "check_module_list", "explicit_modules"]
+           "MAX_MODULES", "check_module_list", "explicit_modules", "check_modules_in_model"]
 
 MAX_MODULES = 32
 ModuleSpec = (Sequence[nn.Module] | type | tuple[type, ...] | str
@@ -145,6 +145,28 @@ def resolve_modules(model: nn.Module, spec: ModuleSpec = None,
 def explicit_modules(spec: Any) -> list[nn.Module]:
     """An explicit collection of modules (no model to search), checked like ``resolve_modules``."""
     return check_module_list(_expand_containers(_as_list(spec, "modules= got")), spec)
+
+
+def check_modules_in_model(model: nn.Module, spec: Any, owner: str = "watch()") -> None:
+    """``UsageError`` naming the first module of an explicit ``modules=`` that is not part of
+    ``model``: ``watch()`` counts a batch by the model's own forward, so a module outside it
+    would record nothing and the later message would blame the wrong cause."""
+    if isinstance(spec, nn.Module):
+        mods: list[Any] = _expand_containers([spec])
+    elif spec is None or isinstance(spec, (str, type)) or callable(spec) or (
+            isinstance(spec, tuple) and spec and all(isinstance(t, type) for t in spec)):
+        return  # searched inside the model: always part of it
+    else:
+        mods = _expand_containers(_as_list(spec, "modules= got"))
+    inside = {id(m) for m in unwrap_model(model).modules()}
+    for i, m in enumerate(mods):
+        if isinstance(m, nn.Module) and id(m) not in inside:
+            shown = f"{type(m).__name__}({m.extra_repr()[:40]})"
+            raise UsageError(f"{owner}: modules[{i}] ({shown}) is not "
+                             f"part of the watched model ({type(model).__name__}), so its "
+                             "forwards are never the model's batches; pass modules of this model "
+                             "(a module kept in a plain Python list: register it with "
+                             "nn.ModuleList)")
 
 
 def check_module_list(mods: Sequence[Any], spec: Any) -> list[nn.Module]:

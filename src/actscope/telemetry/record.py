@@ -2,7 +2,9 @@
 
 This module is numpy only (no torch), so plots, the diagnosis and the report can read a run's
 ``telemetry.npz`` without the training stack. ``Telemetry.load`` checks the file against a schema
-(keys, dtypes, consistent shapes, no pickles) and raises ``TelemetryFileError`` naming the file.
+(keys, dtypes, consistent shapes, no pickles) and their meaning (``record_checks``: finite,
+increasing histogram ranges, non-negative counts, ...) and raises ``TelemetryFileError`` naming
+the file and the field.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 
 from actscope.atomic import atomic_write
 from actscope.errors import ActscopeError
+from actscope.telemetry.record_checks import check_meaning
 
 __all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError", "with_step_scalars"]
 
@@ -208,6 +211,7 @@ class Telemetry:
             if sv.shape != (sn.shape[0], N) or sv.dtype.kind != "f":
                 raise bad(f"scalars has shape {sv.shape} ({sv.dtype}), expected "
                           f"({sn.shape[0]}, {N}) floats")
+        check_meaning(raw, meta, bad)  # values that cannot be true: one error naming the field
         arrays = {k: raw[k] for k in _ARRAYS if k in raw}
         if sn is not None:
             arrays["scalar_names"] = [str(v) for v in sn]

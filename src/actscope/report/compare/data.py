@@ -14,9 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from actscope.errors import UsageError
+from actscope.pathtext import user_path_list
 from actscope.report.run_view import RunView, read_run
 from actscope.runs.files import RunFolderError
 from actscope.runs.folder import RunFolder
+from actscope.runs.labels import run_labels
 
 COMPARE_TITLE = "actscope compare: "  # every compare page's <title> starts so: how one is known
 
@@ -31,7 +33,7 @@ _WHERE = {"out", "overwrite", "progress", "resume", "download"}
 
 def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
     """``(label, RunView)`` per folder, all validated; ActscopeError on the first bad input."""
-    paths = [Path(p) for p in paths]
+    paths = user_path_list(paths, "compare runs")  # a str is one run, never its characters
     if not 1 <= len(paths) <= MAX_RUNS:
         raise UsageError(f"compare takes 1 to {MAX_RUNS} runs, got {len(paths)}; pick the runs "
                          "that matter (the page stays readable with at most 8)")
@@ -49,9 +51,7 @@ def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
             raise RunFolderError(f"{p} is not a finished run ({why}); wait for it to finish, or "
                                  f"finish it with {RunFolder(p).how_to_finish()}")
         views.append(view)
-    names = [v.name for v in views]
-    labels = [n if names.count(n) == 1 else f"{v.path.resolve().parent.name}/{n}"
-              for n, v in zip(names, views, strict=True)]
+    labels = run_labels([v.path for v in views])  # distinct, also for same-named parents
     return [(f"{chr(65 + i)}: {lab}", v) for i, (lab, v) in enumerate(zip(labels, views,
                                                                            strict=True))]
 
