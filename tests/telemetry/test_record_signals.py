@@ -71,3 +71,14 @@ def test_step_scalars_land_on_the_records_of_their_steps():
     ev = u.scalar("eval_loss")
     assert ev[1] == 1.5 and np.isnan(ev[[0, 2, 3, 4]]).all()  # step 3 was not recorded
     assert with_step_scalars(t, {}) is t
+
+
+def test_first_cuts_every_per_record_field_alike():
+    t = with_signals()
+    u = t.first(3)
+    assert u.iters.tolist() == [0, 1, 2] and u.hist.shape[:2] == (L, 3)
+    for f in ("mean", "absmax", "nonfinite", "grad_norm", "update_ratio", "attn_entropy",
+              "hist_under"):
+        assert getattr(u, f).shape == (L, 3), f
+    assert u.out_lse.shape == (3,) and u.scalars.shape == (2, 3)
+    assert u.scalar_names == t.scalar_names and u.channel_dead is t.channel_dead

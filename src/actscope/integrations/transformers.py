@@ -23,9 +23,10 @@ The diagnosis signals: gradient norms in ``on_pre_optimizer_step``, which the Tr
 AFTER its gradient clipping (``max_grad_norm``, default 1.0): the per-layer profile is right,
 the level is the clipped one (the Trainer's own unclipped total is ``grad_norm`` in the
 scalars); update ratios in ``on_optimizer_step``; the output from a forward hook on the model;
-``meta["context"]`` from the optimizer, scheduler and ``TrainingArguments`` at train begin. The
-scalars come from ``state.log_history`` at train end (host numbers: loss, ``lr`` (the Trainer's
-``learning_rate``), grad_norm, eval metrics): an entry logged at step ``s`` describes the
+``meta["context"]`` from the optimizer, scheduler and ``TrainingArguments`` at train begin.
+The scalars come from each ``on_log`` and from ``state.log_history`` at train end (host
+numbers: loss, ``lr`` (the Trainer's ``learning_rate``), grad_norm, eval metrics; after a
+resume the history holds the earlier steps too): an entry logged at step ``s`` describes the
 optimizer step recorded as iteration ``s - 1`` (``on_step_begin`` numbers a step before the
 Trainer increments ``global_step``), so with ``every > 1`` an entry lands only where that step
 was recorded.
@@ -157,6 +158,13 @@ class ActscopeCallback(TrainerCallback):
         if state.is_world_process_zero and self.recorder.attached and folder.is_dir():
             torch.save({**self.recorder.state_dict(), "trainer": _trainer_mark(state)},
                        folder / STATE_FILE)
+
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        # host numbers already; kept per step, so a result() before train end has them too
+        if logs and state.is_world_process_zero:
+            for step, values in log_scalars([{**logs, "step": state.global_step}]).items():
+                self.recorder.acc.add_step_scalars(step, values)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.recorder.remove()

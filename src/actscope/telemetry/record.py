@@ -109,6 +109,20 @@ class Telemetry:
             return np.ones(self.mean.shape, dtype=bool)
         return self.ran.astype(bool)
 
+    def first(self, n: int) -> Telemetry:
+        """The first ``n`` records: every per-record field cut alike (the diagnosis signals
+        included), the per-layer and per-epoch ones kept."""
+        cut: dict[str, Any] = {"iters": self.iters[:n], "hist": self.hist[:, :n]}
+        for k in (*_PER_RECORD, "scalars"):
+            v = getattr(self, k)
+            if v is not None:
+                cut[k] = v[:, :n]
+        for k in _PER_STEP:
+            v = getattr(self, k)
+            if v is not None:
+                cut[k] = v[:n]
+        return dataclasses.replace(self, **cut)
+
     @property
     def n_layers(self) -> int:
         """Number of watched modules."""
