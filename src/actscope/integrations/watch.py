@@ -97,8 +97,8 @@ class Watch:
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
-        check_modules_in_model(self.model, modules)  # names a module outside the model
         self.steps_hooks = OptimizerSteps(self, optimizer)
+        check_modules_in_model(self.model, modules)  # names a module outside the model
         if self.enabled:
             self.acc.attach(self.model, modules)
             self.acc.build_context(self.model, optimizer=optimizer, scheduler=scheduler,
