@@ -71,7 +71,8 @@ def test_scalars_reach_tensorboard_and_csv_loggers_at_flush_time(tmp_path):
         assert [e.step for e in events] == [0, 5, 10, 15]
         assert all(e.value > 0 for e in events)
     std = cb.result().std
-    assert ea.Scalars("actscope/blocks.0_Sequential/std")[2].value == pytest.approx(float(std[0, 10]))
+    got = ea.Scalars("actscope/blocks.0_Sequential/std")[2].value
+    assert got == pytest.approx(float(std[0, 10]))
     assert "actscope/blocks.0_Sequential/dead_share" in tags
     assert "actscope/head_Linear/dead_share" not in tags  # a Linear output has no dead units
 

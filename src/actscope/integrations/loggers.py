@@ -1,7 +1,8 @@
 """Per-layer scalars for the trainers' own loggers, sent at flush time (never a sync per step).
 
 ``LayerScalars`` turns a chunk of newly flushed records (a host ``Telemetry``) into
-``(step, {"actscope/<layer>/std": value, ...})`` (``<layer>``: ``layer_tag`` of its name) points, one per ``log_every`` optimizer steps.
+``(step, {"actscope/<layer>/std": value, ...})`` points (``<layer>``: ``layer_tag`` of the
+layer's name), one per ``log_every`` optimizer steps.
 ``FlushFeed`` hands each such chunk to listeners: it is driven from the recorders' one end-of-batch
 call site and reads records back only when a flush has produced new ones (every ``chunk``
 recorded steps), so a logger costs one read-back per flush, none per step.
