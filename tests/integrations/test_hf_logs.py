@@ -8,6 +8,7 @@ transformers = pytest.importorskip("transformers", reason="make test installs "
                                    "actscope[transformers]")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
 
+from actscope.integrations.hf_logs import move_first  # noqa: E402
 from actscope.integrations.transformers import ActscopeCallback  # noqa: E402
 from tests.integrations.test_transformers import Tokens, gpt2, train_args  # noqa: E402
 
@@ -55,3 +56,22 @@ def test_loggers_false_adds_nothing(tmp_path, monkeypatch):
                                    callbacks=[cb])
     trainer.train()
     assert not [t for t in events(tmp_path / "tb").Tags()["scalars"] if "actscope/" in t]
+
+
+def test_move_first_puts_the_callback_at_the_front_of_the_running_handler():
+    class CallbackHandler:  # the name move_first looks for on the call stack
+        def __init__(self, cbs):
+            self.callbacks = cbs
+
+        def call(self):
+            seen = []
+            for cb in self.callbacks:  # moving a visited entry keeps the later ones in place
+                seen.append(cb)
+                if cb == "ours":
+                    assert move_first("ours")
+            return seen
+
+    h = CallbackHandler(["a", "b", "ours", "c"])
+    assert h.call() == ["a", "b", "ours", "c"]
+    assert h.callbacks == ["ours", "a", "b", "c"]
+    assert not move_first("ours")  # no handler on the stack: nothing moved
