@@ -81,3 +81,26 @@ def test_check_log_every():
     for bad in (0, -1, 2.0, True):
         with pytest.raises(UsageError, match="log_every"):
             check_log_every("x", bad)
+
+
+def test_flush_feed_uses_the_accumulators_own_flush_listeners_where_there_are_some():
+    class Acc:  # the host record store's interface: listeners called by the flush itself
+        n_records, buf = 3, None
+
+        def __init__(self):
+            self.fns, self.results = [], 0
+
+        def add_flush_listener(self, fn):
+            self.fns.append(fn)
+
+        def result(self):
+            self.results += 1
+
+    acc = Acc()
+    feed = FlushFeed(acc)
+    feed.add(print)
+    assert acc.fns == [print]
+    feed.poll()  # nothing to do: the flushes call the listeners
+    assert acc.results == 0
+    feed.finish()  # flushes the rest, which calls the listeners
+    assert acc.results == 1

@@ -110,18 +110,23 @@ class LayerScalars:
 class FlushFeed:
     """Hands newly flushed records (host ``Telemetry`` chunks) to listeners.
 
-    ``poll()`` after each committed batch costs a comparison; it reads back only when the store
-    has flushed new records. ``finish()`` flushes the records still in the chunk (end of
-    training). The telemetry store's own flush listeners replace ``poll`` when they land.
+    Where the accumulator has its own flush listeners (``add_flush_listener``: the host record
+    store, which copies each flush to the host asynchronously), they are used and ``poll`` does
+    nothing. Otherwise ``poll()`` after each committed batch costs a comparison and reads back
+    (one sync) only when a flush has produced new records. ``finish()`` flushes the records still
+    in the chunk (end of training).
     """
 
     def __init__(self, acc: Any) -> None:
         self.acc = acc
+        self.native = callable(getattr(acc, "add_flush_listener", None))
         self.listeners: list[Callable[[Telemetry], None]] = []
-        self.sent = 0  # records already handed out
+        self.sent = 0  # records already handed out (without native listeners)
 
     def add(self, fn: Callable[[Telemetry], None]) -> None:
         """Call ``fn(chunk)`` with each new chunk of flushed records."""
+        if self.native:
+            self.acc.add_flush_listener(fn)
         self.listeners.append(fn)
 
     def reset(self) -> None:
@@ -130,12 +135,18 @@ class FlushFeed:
 
     def poll(self) -> None:
         """Send the records a flush has produced since the last call (no device op otherwise)."""
+        if self.native:
+            return
         buf = self.acc.buf
         if self.listeners and buf is not None and buf.n > self.sent and not buf.slots.slot:
             self._send()
 
     def finish(self) -> None:
         """Flush and send every record not sent yet (one read-back)."""
+        if self.native:
+            if self.listeners and self.acc.n_records:
+                self.acc.result()  # its flush calls the listeners with the rest
+            return
         if self.listeners and self.acc.n_records > self.sent:
             self._send()
 
