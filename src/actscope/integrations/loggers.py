@@ -49,7 +49,8 @@ def records_between(t: Telemetry, start: int, stop: int) -> Telemetry:
         if f.name == "iters" or not isinstance(v, np.ndarray):
             continue
         n = t.iters.shape[0]
-        if v.ndim >= 2 and v.shape[1] == n and f.name not in ("hist_range", "channel_dead"):
+        per_record = f.name != "channel_dead" and (f.name != "hist_range" or v.ndim == 3)
+        if v.ndim >= 2 and v.shape[1] == n and per_record:
             cut[f.name] = v[:, start:stop]
         elif v.ndim == 1 and v.shape[0] == n and f.name in ("out_lse", "out_absmax"):
             cut[f.name] = v[start:stop]

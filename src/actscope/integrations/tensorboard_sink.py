@@ -78,7 +78,8 @@ class TensorBoardSink:
         prefix = self.scalars.prefix
         for i, name in enumerate(t.names):
             tag = f"{prefix}/{layer_tag(name)}"
-            lo, hi = (float(v) for v in t.hist_range[i][:2])
+            rng = t.hist_range[i, j] if t.hist_range.ndim == 3 else t.hist_range[i]
+            lo, hi = float(rng[0]), float(rng[1])  # per record (L, N, 2) or per layer (L, 2)
             args = histogram_args(t.hist[i, j], lo, hi)
             if args is not None:
                 self.writer.add_histogram_raw(f"{tag}/hist", global_step=step, **args)
