@@ -65,13 +65,12 @@ class TensorBoardSink:
 
     def __call__(self, chunk: Telemetry) -> None:
         """Write the due records of ``chunk`` (a flush listener)."""
-        due = {j: s for j, s in enumerate(chunk.iters.tolist())}
+        record = {s: j for j, s in enumerate(chunk.iters.tolist())}  # step -> record index
         for step, metrics in self.scalars.points(chunk):
             for tag, value in metrics.items():
                 self.writer.add_scalar(tag, value, step)
             if self.histograms:
-                j = next(k for k, s in due.items() if s == step)
-                self._histograms(chunk, j, step)
+                self._histograms(chunk, record[step], step)
         self.writer.flush()
 
     def _histograms(self, t: Telemetry, j: int, step: int) -> None:
