@@ -1,7 +1,9 @@
 """How the zoo scores a diagnosis: named pathologies, false alarms, advice that contradicts a run.
 
 - NAMED: a pathology case is named when some finding has a kind in the case's expected set and
-  a layer in its expected layers. ``Finding.layer`` may join several names with ", "; each is
+  a layer in its expected layers. A finding's kinds are its ``kind`` and the kinds merged into
+  it (``evidence["also"]``: the diagnosis merges related findings on the same layers).
+  ``Finding.layer`` may join several names with ", "; each is
   ``"<qualified name> <label>"`` (``"blocks.2 Block"``). A name matches an expected qualified
   name when it is that module or a module inside it (``blocks.2.attn`` is inside ``blocks.2``),
   never an enclosing one (the root ``model`` names nothing). No adjacency tolerance: where a
@@ -24,7 +26,7 @@ from actscope import Finding  # the top-level name: stable when modules move
 from .base import Case, Setup
 
 __all__ = ["ADVICE_RULES", "CaseScore", "Score", "layer_matches", "named", "score",
-           "score_case", "wrong_advice", "ZERO_FLOORED"]
+           "score_case", "wrong_advice", "ZERO_FLOORED", "kinds_of"]
 
 RELU_FAMILY = {"relu", "leaky_relu", "relu6", "generalrelu", "prelu", "rrelu"}
 
@@ -93,9 +95,17 @@ def layer_matches(finding_layer: str, expected: tuple[str, ...] | None) -> bool:
     return False
 
 
+def kinds_of(finding: Finding) -> set[str]:
+    """The kinds a finding names: its own, and those merged into it (``evidence["also"]``:
+    related findings on the same layers are one finding, CONTRACT.md)."""
+    also = finding.evidence.get("also") if isinstance(finding.evidence, dict) else None
+    return {finding.kind, *(also if isinstance(also, list) else [])}
+
+
 def named(case: Case, findings: list[Finding]) -> bool:
     """Whether some finding names the case's pathology in the right layer."""
-    return any(f.kind in case.expected and layer_matches(f.layer, case.layers) for f in findings)
+    return any(kinds_of(f) & case.expected and layer_matches(f.layer, case.layers)
+               for f in findings)
 
 
 @dataclass

@@ -1,10 +1,10 @@
-"""The activation rules, called directly: count_rise_and_collapse and the non-finite cut."""
+"""The activation rules, called directly: count_rise_and_collapse and the rules' entry point."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from actscope.diagnosis.activations import activation_findings, count_rise_and_collapse, non_finite
+from actscope.diagnosis.activations import activation_findings, count_rise_and_collapse
 from actscope.diagnosis.thresholds import Thresholds
 from tests.telemetry.fakes import telemetry
 
@@ -14,14 +14,6 @@ def test_rise_and_collapse_counts_each_cycle():
     n, first = count_rise_and_collapse(x, growth=10.0, floor=1e-3)
     assert n == 2 and first is not None
     assert count_rise_and_collapse(np.ones(5), growth=10.0, floor=1e-3)[0] == 0
-
-
-def test_non_finite_names_the_first_bad_record():
-    t = telemetry(n_layers=2)
-    assert non_finite(t) == []
-    t.std[1, 7] = np.nan
-    (f,) = non_finite(t)
-    assert f.kind == "non_finite" and f.evidence["record"] == 7
 
 
 def test_activation_findings_on_steady_data_is_empty_and_rules_fire_on_a_collapse():

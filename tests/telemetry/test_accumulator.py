@@ -79,5 +79,6 @@ def test_state_dict_round_trip_continues_the_record():
 def test_bytes_per_record_counts_the_optional_records():
     plain, both = TelemetryAccumulator(bins=10), TelemetryAccumulator(bins=10, mad=True,
                                                                       grads=True)
-    assert plain.bytes_per_record() == 8 + 40 + 8 + 4
+    # + the signals (default on): absmax, grad norm, update ratio, attention max logit/entropy
+    assert plain.bytes_per_record() == 8 + 40 + 8 + 4 + 12 + 8
     assert both.bytes_per_record() == plain.bytes_per_record() + 12

@@ -3,7 +3,7 @@ that actscope watches (else the scoring would compare against names that never a
 
 ``make test`` runs the quick subset (``fast=True``: one case or more per category, a few seconds
 in all); ``ACTSCOPE_ZOO=all`` runs every case (about half a minute). Whether today's diagnosis
-names the pathologies is not asserted here: ``benchmarks/zoo.py`` prints that.
+names the pathologies is asserted in test_zoo_diagnosis.py; ``benchmarks/zoo.py`` prints it.
 """
 
 from __future__ import annotations

@@ -1,28 +1,34 @@
-"""The activation rules: dead units, dead channels, vanishing, unstable, non-finite.
+"""The activation rules: dead units, dead channels, vanishing activations, unstable training.
 
 Every rule reads the host arrays of a ``Telemetry`` (no torch) and is tuned by ``Thresholds``;
-one private function per finding. ``non_finite`` runs first (``diagnose`` cuts the record there).
+one private function per finding. Dead units are judged only where the context says the output
+is zero-floored (ReLU family): elsewhere a near-zero share is a statistic (a tanh output near 0
+is small, not dead). Without a context every layer is judged, as before contexts existed.
 """
 
 from __future__ import annotations
 
 import math
-import warnings
 
 import numpy as np
 
+from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
+from actscope.diagnosis.series import label, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["activation_findings", "count_rise_and_collapse", "non_finite"]
+__all__ = ["activation_findings", "count_rise_and_collapse", "zero_floored"]
 
 
-def count_rise_and_collapse(x: np.ndarray, growth: float, floor: float) -> tuple[int, int | None]:
-    """(events, index of the first) where ``x`` rose ``growth``× above a trough then fell back."""
+def count_rise_and_collapse(x: np.ndarray, growth: float, floor: float,
+                            persist: int = 1) -> tuple[int, int | None]:
+    """(events, index of the first) where ``x`` rose ``growth``x above a trough, then fell back
+    by ``growth`` from its peak and stayed down for ``persist`` values."""
+    x = np.asarray(x, dtype=np.float64)
     events, first = 0, None
     trough, peak, rising = math.inf, 0.0, False
-    for i, v in enumerate(np.asarray(x, dtype=np.float64)):
+    for i, v in enumerate(x):
         if not math.isfinite(v):
             continue
         v = max(v, floor)
@@ -32,20 +38,30 @@ def count_rise_and_collapse(x: np.ndarray, growth: float, floor: float) -> tuple
                 rising, peak = True, v
         else:
             peak = max(peak, v)
-            if v * growth <= peak:
+            after = x[i:i + persist]
+            if v * growth <= peak and len(after) == persist and (
+                    np.nan_to_num(after, nan=np.inf) * growth <= peak).all():
                 events += 1
                 first = i if first is None else first
                 rising, trough = False, v
     return events, first
 
 
-def _label(names: list[str]) -> str:
-    return f"layer {names[0]}" if len(names) == 1 else f"layers {', '.join(names)}"
+def zero_floored(ctx: dict, name: str) -> bool:
+    """Whether "dead units" mean anything for this layer: zero-floored per the context, or no
+    context at all (then every layer is judged, as the rule always did)."""
+    if not ctx:
+        return True
+    entry = layer_ctx(ctx, name)
+    return bool(entry.get("zero_floored")) or (
+        "zero_floored" not in entry and entry.get("activation") == "relu")
 
 
-def _dead(t: Telemetry, th: Thresholds) -> list[Finding]:
+def _dead(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     out = []
     for i, name in enumerate(t.names):
+        if not zero_floored(ctx, name):
+            continue
         # the last records in which the layer ran (NaN: it did not run in that batch)
         ran = t.dead[i][np.isfinite(t.dead[i])]
         if ran.size == 0:
@@ -59,7 +75,7 @@ def _dead(t: Telemetry, th: Thresholds) -> list[Finding]:
                 message=f"layer {name}: {share:.0%} of activations near zero at the end of "
                         f"training (dead units)",
                 evidence={"final_dead_share": share, "window_records": w},
-                suggestion="try GeneralRelu(leak=0.1, sub=0.4) or kaiming init (init_cnn)",
+                suggestion=adv.for_kind("dead", [name]),
                 first_iter=int(t.iters[above[0]]) if len(above) else None))
     return out
 
@@ -69,7 +85,7 @@ def _channel_list(idx: np.ndarray, limit: int = 8) -> str:
     return shown + (f", … ({len(idx) - limit} more)" if len(idx) > limit else "")
 
 
-def _dead_channels(t: Telemetry, th: Thresholds) -> list[Finding]:
+def _dead_channels(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     """Channels that never fired (max < dead_threshold) during the last recorded epoch."""
     if t.channel_dead is None or t.channel_epochs is None or t.n_channels is None:
         return []
@@ -79,8 +95,10 @@ def _dead_channels(t: Telemetry, th: Thresholds) -> list[Finding]:
     out = []
     for i, name in enumerate(t.names):
         n = int(t.n_channels[i])
+        if n == 0 or not zero_floored(ctx, name):
+            continue
         row = t.channel_dead[i, -1, :n]
-        if n == 0 or np.isnan(row).all():
+        if np.isnan(row).all():
             continue
         dead = np.nonzero(row == 1.0)[0]
         if len(dead) == 0 or len(dead) < th.dead_channel_share * n:
@@ -93,12 +111,17 @@ def _dead_channels(t: Telemetry, th: Thresholds) -> list[Finding]:
                     f"{epoch} (dead units): channels {_channel_list(dead)}",
             evidence={"epoch": epoch, "dead_channels": [int(c) for c in dead], "channels": n,
                       "first_epoch": first},
-            suggestion="a lower learning rate, GeneralRelu(leak=0.1, sub=0.4) or kaiming init "
-                       "(init_cnn) keeps units alive; or prune them"))
+            suggestion=adv.for_kind("dead_channels", [name]) + " (or prune them)"))
     return out
 
 
-def _vanishing(t: Telemetry, th: Thresholds) -> list[Finding]:
+def _swings(std: np.ndarray, th: Thresholds) -> bool:
+    """Whether the std moves by more than ``vanishing_swing`` decades per record (median)."""
+    lx = np.log10(np.clip(std[np.isfinite(std)], 1e-30, None))
+    return len(lx) > 2 and bool(np.median(np.abs(np.diff(lx))) > th.vanishing_swing)
+
+
+def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth.
 
     The depth test keeps the rule from firing on models that run at a small scale by design: a
@@ -110,9 +133,8 @@ def _vanishing(t: Telemetry, th: Thresholds) -> list[Finding]:
     if not early.any():
         return []
     std_early = t.std[:, early]  # (L, n)
-    with np.errstate(all="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN rows: a layer that never ran
-        typical = np.nanmedian(std_early, axis=1)  # (L,)
+    typical = nanmedian(std_early, axis=1)  # (L,)
+    with np.errstate(all="ignore"):
         # per record, the running max of the std over the layers up to each one
         before = np.fmax.accumulate(np.nan_to_num(std_early, nan=-np.inf), axis=0)
     grows = len(typical) > 1 and bool(typical[-1] > typical[0])
@@ -125,59 +147,50 @@ def _vanishing(t: Telemetry, th: Thresholds) -> list[Finding]:
         else:
             below &= std < th.shrink * before[i - 1]  # shrinking at the same batch
         where = np.nonzero(below)[0]
-        if len(where):
+        # in most early records, and steady: a small scale set by the init is the same in every
+        # batch, while the std of a handful of numbers (a 3-number code at batch size 1) swings
+        # from one batch to the next and dips below by chance
+        if 2 * len(where) >= std_early.shape[1] and not _swings(std, th):
             hits.append(name)
             firsts.append(int(t.iters[early][where[0]]))
             mins.append(float(np.nanmin(std)))
     if not hits:
         return []
-    conv = any("conv" in name for name in hits)
     return [Finding(
         layer=", ".join(hits), kind="vanishing",
-        message=f"{_label(hits)}: std fell below {th.vanishing_std:g} within the first "
+        message=f"{label(hits)}: std fell below {th.vanishing_std:g} within the first "
                 f"{th.early_batches} batches (vanishing activations)",
         evidence={"min_std": dict(zip(hits, mins, strict=True))},
-        suggestion=("initialisation is too small: use kaiming init (init_cnn) or LSUV (lsuv_init)"
-                    if conv else "initialisation is too small for these layers: use kaiming "
-                    "init for ReLU-family layers, or LSUV (lsuv_init)"),
+        suggestion=adv.for_kind("vanishing", hits),
         first_iter=min(firsts))]
 
 
-def _unstable(t: Telemetry, th: Thresholds) -> list[Finding]:
-    out = []
+def _unstable(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
+    """Layers whose std rose and collapsed (and stayed down): one finding for all of them."""
+    hits: dict[str, int] = {}
+    firsts = []
     for i, name in enumerate(t.names):
-        events, first = count_rise_and_collapse(t.std[i], th.growth, th.scale_floor)
-        if events >= th.min_collapses:
-            out.append(Finding(
-                layer=name, kind="unstable",
-                message=f"layer {name}: activations (std) grew >{th.growth:g}x then collapsed "
-                        f"{events} time{'s' if events > 1 else ''} (unstable training)",
-                evidence={"collapses": events},
-                suggestion="lower the learning rate, warm it up (one-cycle), or add a norm layer",
-                first_iter=int(t.iters[first]) if first is not None else None))
-    return out
-
-
-def non_finite(t: Telemetry) -> list[Finding]:
-    # A layer that did not run in a batch has NaN statistics there too: no value, not a NaN.
-    bad = ~(np.isfinite(t.mean) & np.isfinite(t.std)) & t.ran_mask()  # (L, N)
-    if not bad.any():
+        events, first = count_rise_and_collapse(t.std[i], th.growth, th.scale_floor,
+                                                th.collapse_persist)
+        if events >= th.min_collapses and first is not None:
+            hits[name] = events
+            firsts.append(int(t.iters[first]))
+    if not hits:
         return []
-    rec = int(np.nonzero(bad.any(axis=0))[0][0])
-    # the first in forward order (recorded in meta; else the watch order): where it started
-    order = [i for i in t.meta.get("forward_order", []) if 0 <= i < len(t.names)]
-    order += [i for i in range(len(t.names)) if i not in order]
-    layer = next(i for i in order if bad[i, rec])
-    it = int(t.iters[rec])
-    name = t.names[layer]
+    names = list(hits)
+    most = max(hits.values())
     return [Finding(
-        layer=name, kind="non_finite",
-        message=f"non-finite activations first appeared in layer {name} at batch {it}",
-        evidence={"record": rec, "layers_affected": int(bad[:, rec].sum())},
-        suggestion="lower the learning rate, clip gradients, or check the inputs for NaN/Inf",
-        first_iter=it)]
+        layer=", ".join(names), kind="unstable",
+        message=f"{label(names)}: activations (std) grew >{th.growth:g}x then collapsed "
+                f"{most} time{'s' if most > 1 else ''} (unstable training)",
+        evidence={"collapses": hits if len(hits) > 1 else most},
+        suggestion=adv.for_kind("unstable", names),
+        first_iter=min(firsts))]
 
 
-def activation_findings(t: Telemetry, th: Thresholds) -> list[Finding]:
-    """The activation findings of records known to be finite, most severe first."""
-    return [*_unstable(t, th), *_vanishing(t, th), *_dead(t, th), *_dead_channels(t, th)]
+def activation_findings(t: Telemetry, th: Thresholds, ctx: dict | None = None) -> list[Finding]:
+    """The activation findings of records known to be finite (``ctx``: the run context)."""
+    ctx = ctx or {}
+    adv = Advice(ctx)
+    return [*_unstable(t, th, adv), *_vanishing(t, th, adv), *_dead(t, th, ctx, adv),
+            *_dead_channels(t, th, ctx, adv)]

@@ -13,7 +13,7 @@ class Finding:
     """One diagnosis: which layer(s), what, the numbers behind it, and what to try."""
 
     layer: str
-    kind: str  # "dead", "dead_channels", "vanishing", "unstable", "non_finite"
+    kind: str  # one of ranking.SEVERITY: "non_finite", "growth", "dead", ... (docs/diagnosis.md)
     message: str
     evidence: dict[str, Any] = field(default_factory=dict)
     suggestion: str = ""

@@ -43,6 +43,7 @@ from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
+from actscope.telemetry.staging import STAGE_MAX
 
 __all__ = ["TelemetryAccumulator", "check_scalars"]  # check_scalars: re-exported
 
@@ -96,6 +97,9 @@ class TelemetryAccumulator(SignalMoments):
         self.step_scalars: dict[int, dict[str, float]] = {}
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
+        # Outputs of at most this many elements are staged and reduced together at the batch's
+        # end (staging.py); 0 turns staging off (every output reduced in its hook).
+        self.stage_max = STAGE_MAX
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
         # the layers in the order of their first recorded forward.
         self.skips: dict[int, str] = {}
@@ -248,8 +252,9 @@ class TelemetryAccumulator(SignalMoments):
                 idx = self._idx[(n, flat.device)] = sample_indices(
                     n, self.settings.k, flat.device, self.settings.seed)
             st.idx, st.idx_n = idx, n
-        self.buf.slots.record(st, x, flat, idx, n)
-        if self.settings.extremes:  # one more op: aminmax into the slot (max |x| at flush)
+        staged = n <= self.stage_max
+        self.buf.slots.record(st, x, flat, idx, n, staged)
+        if self.settings.extremes and not staged:  # one more op: aminmax (max |x| at flush)
             self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:

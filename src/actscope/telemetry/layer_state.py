@@ -8,6 +8,7 @@ with plain attribute reads: no dict lookup and no ``getattr`` on the hot path.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -34,3 +35,5 @@ class LayerState:
     n_chan: int = 0
     keep: int = 1
     red_dims: tuple[int, ...] = field(default_factory=tuple)
+    # The staging rows of its current output size (``staging.Stage``; None: not staged yet).
+    stage: Any = None

@@ -107,6 +107,9 @@ class RecordStore:
                 self.sig.clear_slot(slots.slot)
             return
         assert slots.slab is not None
+        # the small outputs staged by the hooks, reduced together now (staging.py)
+        slots.flush_staged(self.sig.extremes_buf(slots.slab.device)
+                           if self.settings.extremes else None)
         self.sig.dirty = False
         slots.wrote = False
         if not all(slots.ran):  # a layer that did not run this batch: no values (NaN), not stale

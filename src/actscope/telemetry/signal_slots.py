@@ -68,6 +68,13 @@ class SignalSlots:
             views = self._ext_views[layer] = (rows[:, 0].unbind(0), rows[:, 1].unbind(0))
         torch.aminmax(flat, out=(views[0][slot], views[1][slot]))
 
+    def extremes_buf(self, device: torch.device) -> torch.Tensor:
+        """The (L, chunk, 2 + fields) layer buffer on ``device``: (min, max) in its first two
+        columns (the staged small outputs write theirs at the batch's end)."""
+        if self.layer is not None and self.layer.device != device:
+            self.drop()
+        return self._layer_buf(device)
+
     def not_ran(self, layer: int, slot: int) -> None:
         """A layer that did not run in the slot's batch: no extremes (NaN), not stale ones."""
         if self.layer is not None:

@@ -10,6 +10,7 @@ plus the fold of a large column max. Nothing here reads a device value back.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -17,6 +18,7 @@ from actscope.telemetry.channels import ChannelMaxima
 from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import channel_dim
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.staging import StagedOutputs
 
 __all__ = ["SampleSlots"]
 
@@ -39,6 +41,9 @@ class SampleSlots:
         self.ran = [False] * n_layers  # which layers wrote in this batch
         self.ever = [False] * n_layers  # which layers have recorded at least once
         self.slot, self.step, self.wrote = 0, 0, False
+        self.staged = StagedOutputs(n_layers, settings.k)  # small outputs, reduced at commit
+        # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
+        self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -63,16 +68,22 @@ class SampleSlots:
         """Forget all device buffers (they are remade on the next forward, on its device)."""
         self.slab, self.gsums, self.views = None, None, [None] * self.L
         self.channels.drop()
+        self.staged.drop()
 
     # ---- per batch -----------------------------------------------------------------------
     def begin(self, step: int) -> None:
         """A recorded batch starts: its records go into the current slot."""
         self.step, self.wrote = step, False
         self.ran = [False] * self.L
+        self.staged.clear()
+        self.chan_pending.clear()
 
     def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
-               n: int) -> None:
-        """The hot path: samples, sum, sum of squares, column max of one module's output."""
+               n: int, stage: bool = False) -> None:
+        """The hot path: samples, sum, sum of squares, column max of one module's output.
+
+        ``stage`` (the accumulator's choice for a small output, ``staging.STAGE_MAX``): copy it
+        into its staging row instead, reduced with the other small ones by ``flush_staged``."""
         layer, slot, ch = st.layer, self.slot, self.channels
         if st.chan_ndim != x.ndim:
             self._channel_setup(st, x)
@@ -82,11 +93,23 @@ class SampleSlots:
             views = self._layer_views(st, x, flat.device)
         chan = st.n_chan and not ch.all_fired[layer]
         if chan and self.ran[layer]:  # a second run in this batch: keep the first one's max
+            if layer in self.chan_pending:  # the first run's column max, now
+                self._pending_column_max(layer, views[3][slot])
             ch.fold_slot(layer, slot)
-        torch.index_select(flat, 0, idx, out=views[0][slot])
-        torch.sum(flat, 0, out=views[1][slot])
-        torch.dot(flat, flat, out=views[2][slot])
-        if chan:
+        if stage:  # one op now; the reductions once per batch for all small layers
+            stage = st.stage
+            if stage is None or stage.owner is not self.staged or stage.n != n or (
+                    stage.device != flat.device):
+                stage = st.stage = self.staged.stage_for(n, idx)
+            stage.rows[layer].copy_(flat)
+            stage.layers.append(layer)
+        else:
+            torch.index_select(flat, 0, idx, out=views[0][slot])
+            torch.sum(flat, 0, out=views[1][slot])
+            torch.dot(flat, flat, out=views[2][slot])
+        if chan and stage and ch.col_slot[layer] is not None:  # taken at commit, batched
+            self.chan_pending[layer] = (st.stage, x.shape, st)
+        elif chan:
             col = views[3][slot]
             # over the batch (and sequence) dims: contiguous rows, a vectorised column max
             torch.amax(x, st.red_dims, out=col)
@@ -95,6 +118,36 @@ class SampleSlots:
                 torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = self.ever[layer] = True
+
+    def flush_staged(self, extremes: torch.Tensor | None) -> None:
+        """The batch's staged outputs into the current slot (before ``RecordStore.commit``);
+        ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
+        if self.slab is not None:
+            if self.chan_pending:
+                self._column_maxima()
+            self.staged.flush(self.slab, self.slot, extremes)
+
+    def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
+        """One staged layer's column max into ``col`` (its first run, before a second)."""
+        stage, shape, st = self.chan_pending.pop(layer)
+        if col.shape == shape[st.keep:]:
+            torch.amax(stage.rows[layer].view(shape), st.red_dims, out=col)
+
+    def _column_maxima(self) -> None:
+        """The column max of every staged layer, per (stage, shape): one ``amax`` over the
+        stacked rows and one ``_foreach_copy_`` into the layers' slot columns."""
+        groups: dict[tuple[int, torch.Size, tuple[int, ...]], list[int]] = {}
+        for layer, (stage, shape, st) in self.chan_pending.items():
+            groups.setdefault((id(stage), shape, st.red_dims), []).append(layer)
+        slot = self.slot
+        for (_, shape, red), layers in groups.items():
+            stage = self.chan_pending[layers[0]][0]
+            layers.sort()
+            rows = stage.buf if len(layers) == self.L else stage.buf.index_select(
+                0, stage.layer_index(tuple(layers)))
+            cols = torch.amax(rows.view(len(layers), *shape), tuple(d + 1 for d in red))
+            torch._foreach_copy_([self.views[i][3][slot] for i in layers], list(cols.unbind(0)))
+        self.chan_pending.clear()
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""

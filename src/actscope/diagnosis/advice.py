@@ -1,0 +1,188 @@
+"""What to try, given what the run already has: advice read from ``meta["context"]``.
+
+Each remedy is proposed only where it fits (QK-norm and z-loss need attention, ``init_cnn`` a
+conv net, ReLU advice a ReLU-family layer) and never where the run has it already (kaiming init
+where the weights are kaiming-sized, clipping where ``grad_clip`` is set, warm-up where the
+schedule warms up, a norm the model has). Without a context the advice stays general and
+proposes nothing the run could already have, except the classic first steps for the classic
+findings. Words come from CONTRACT.md's advice vocabulary.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actscope.diagnosis.series import layer_ctx
+
+__all__ = ["Advice"]
+
+_RELU = ("relu", "leaky_relu")
+_BOUNDED = ("tanh", "sigmoid", "hardtanh")
+
+
+class Advice:
+    """The run's facts, and the suggestion for each finding kind."""
+
+    def __init__(self, ctx: dict[str, Any] | None) -> None:
+        self.ctx = ctx or {}
+        self.known = bool(self.ctx)
+        model = self.ctx.get("model") or {}
+        self.has_conv = bool(model.get("has_conv"))
+        self.has_attention = bool(model.get("has_attention"))
+        self.has_recurrent = bool(model.get("has_recurrent"))
+        self.norms = [str(n) for n in model.get("norms") or []]
+        opt = self.ctx.get("optimizer") or {}
+        self.lr = opt.get("lr")
+        self.weight_decay = opt.get("weight_decay")
+        sched = self.ctx.get("schedule") or {}
+        self.warmup = sched.get("warmup")
+        self.grad_clip = self.ctx.get("grad_clip")
+        self.fp16 = self.ctx.get("mixed_precision") == "fp16"
+
+    # ---- facts ---------------------------------------------------------------------------
+    def _acts(self, layers: list[str]) -> set[str]:
+        return {layer_ctx(self.ctx, n).get("activation") or "none" for n in layers}
+
+    def _has_norm(self, prefix: str) -> bool:
+        return any(n.startswith(prefix) or prefix in n for n in self.norms)
+
+    def _init_is(self, layers: list[str], scheme: str) -> bool:
+        """Whether the layers' weights already look like ``scheme`` (or no layer has one)."""
+        entries = [layer_ctx(self.ctx, n) for n in layers]
+        entries = [e for e in entries if e.get("init_scale") is not None] or [
+            e for e in (self.ctx.get("layers") or {}).values()
+            if isinstance(e, dict) and e.get("init_scale") is not None]
+        if not entries:
+            return False
+        if scheme == "kaiming":
+            return all(e.get("init_scheme_guess") == "kaiming"
+                       or abs(float(e["init_scale"]) - 1.0) <= 0.25 for e in entries)
+        return all(e.get("init_scheme_guess") == scheme for e in entries)
+
+    def _init_off(self, layers: list[str], side: str) -> bool:
+        """Whether the context says the weights are too ``small`` / ``large`` for kaiming."""
+        scales = [layer_ctx(self.ctx, n).get("init_scale") for n in layers]
+        scales = [float(s) for s in scales if s is not None]
+        if not scales:
+            return False
+        return min(scales) < 0.5 if side == "small" else max(scales) > 1.5
+
+    # ---- remedies (each None where it does not fit) --------------------------------------
+    def lower_lr(self) -> str | None:
+        """Lower the learning rate, unless it is already tiny."""
+        if self.lr is not None and float(self.lr) <= 1e-5:
+            return None
+        at = f" (now {float(self.lr):.3g})" if self.lr is not None else ""
+        return f"lower the learning rate{at}, e.g. 3-10x"
+
+    def warm_up(self) -> str | None:
+        """A warm-up, unless the schedule has one (or its schedule is unknown)."""
+        if self.warmup or (self.ctx.get("schedule") and self.warmup is None):
+            return None
+        return "a learning-rate warm-up over the first few hundred steps"
+
+    def clipping(self) -> str | None:
+        """Gradient clipping, unless the run clips."""
+        if self.grad_clip is not None:
+            return None
+        return "gradient clipping (torch.nn.utils.clip_grad_norm_(params, 1.0))"
+
+    def weight_decay_(self) -> str | None:
+        """Weight decay, where the optimizer has none."""
+        if self.weight_decay is None or float(self.weight_decay) > 0:
+            return None
+        return "weight decay (AdamW, 0.1 for transformers, 1e-4 to 1e-2 otherwise)"
+
+    def norm(self) -> str | None:
+        """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
+        conv nets."""
+        if not self.known:
+            return None
+        if self.has_attention or self.has_recurrent or not self.has_conv:
+            if self._has_norm("LayerNorm") or self._has_norm("RMSNorm"):
+                return None
+            return "a LayerNorm before each block (pre-norm)"
+        return None if self._has_norm("BatchNorm") else "BatchNorm after each conv"
+
+    def init(self, layers: list[str], side: str) -> str | None:
+        """Initialisation advice for weights too ``small`` or too ``large``, by activation."""
+        acts = self._acts(layers)
+        if acts & set(_BOUNDED) or (not acts & set(_RELU) and self.has_recurrent):
+            if self._init_is(layers, "xavier"):
+                return None
+            size = "smaller" if side == "large" else "larger"
+            return f"a {size} initialisation: xavier (glorot) for tanh/sigmoid layers"
+        if self._init_is(layers, "kaiming"):
+            return None
+        conv = self.has_conv or (not self.known and any("conv" in n.lower() for n in layers))
+        if conv:
+            return "kaiming init (init_cnn, or nn.init.kaiming_normal_)"
+        return "kaiming init (nn.init.kaiming_normal_ for ReLU-family layers)"
+
+    # ---- per kind ------------------------------------------------------------------------
+    def join(self, *parts: str | None) -> str:
+        """The remedies that fit, as one sentence."""
+        kept = [p for p in parts if p]
+        if not kept:
+            return "check the data and the model definition for what drives this layer"
+        return "what to try: " + "; ".join(kept)
+
+    def for_kind(self, kind: str, layers: list[str]) -> str:
+        """The suggestion for a finding of ``kind`` on ``layers``."""
+        acts = self._acts(layers)
+        if kind == "non_finite":
+            amp = "bf16 instead of fp16 (or a GradScaler)" if self.fp16 else None
+            return self.join(self.lower_lr(), self.clipping(), amp,
+                             "checking the inputs and the loss for NaN/Inf")
+        if kind in ("growth", "oversized_updates", "unstable"):
+            return self.join(self.lower_lr(), self.warm_up(), self.clipping(),
+                             self.weight_decay_() if kind == "growth" else None,
+                             self.norm() if kind != "oversized_updates" else None)
+        if kind == "depth_growth":
+            init = self.init(layers, "large") if self._init_off(layers, "large") or not self.known \
+                else None
+            res = ("residual scaling (scale each block's output projection by "
+                   "1/sqrt(2 x number of blocks))") if self.has_attention or self.has_conv else None
+            return self.join(init, res, self.norm())
+        if kind == "saturated":
+            init = self.init(layers, "large")
+            return self.join(init, "normalising the inputs of these layers", self.norm(),
+                             self.lower_lr())
+        if kind == "exploding_gradients":
+            rnn = "an LSTM or GRU instead of a vanilla RNN" if self.has_recurrent else None
+            init = self.init(layers, "large") if self._init_off(layers, "large") else None
+            return self.join(self.clipping(), init, rnn, self.lower_lr(), self.norm())
+        if kind == "vanishing_gradients":
+            swap = ("ReLU or GELU activations instead of sigmoid/tanh"
+                    if acts & set(_BOUNDED) or self._model_bounded() else None)
+            return self.join(swap, "residual connections", self.norm(),
+                             self.init(layers, "small") if self._init_off(layers, "small")
+                             else None)
+        if kind == "stalled":
+            raise_ = None if self.lr is not None and float(self.lr) >= 1.0 else (
+                "raise the learning rate" + (f" (now {float(self.lr):.3g})"
+                                             if self.lr is not None else ""))
+            return self.join(raise_, "checking that the optimizer holds these parameters and "
+                             "that the schedule does not sit at 0")
+        if kind in ("attention_logits", "attention_entropy"):
+            qk = ("QK-norm (normalise queries and keys before their dot product)"
+                  if self.has_attention or not self.known else None)
+            scale = "checking the 1/sqrt(d_head) scaling of the logits"
+            return self.join(qk, self.lower_lr(), self.warm_up(), scale)
+        if kind == "massive_activations":
+            return self.join("checking this layer's biases and features for a runaway value",
+                             self.weight_decay_(), self.norm())
+        if kind == "logit_divergence":
+            z = "z-loss (1e-4 x logsumexp(logits)^2)" if self.has_attention else None
+            return self.join(z, self.lower_lr(), self.weight_decay_(), "label smoothing")
+        if kind in ("dead", "dead_channels"):
+            leak = "GeneralRelu(leak=0.1, sub=0.4) or a leaky ReLU"
+            init = None if self._init_is(layers, "kaiming") else self.init(layers, "small")
+            return self.join(leak, init, self.lower_lr() if kind == "dead_channels" else None)
+        if kind == "vanishing":
+            return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
+        return ""
+
+    def _model_bounded(self) -> bool:
+        acts = [a.lower() for a in (self.ctx.get("model") or {}).get("activations") or []]
+        return any(a in ("tanh", "sigmoid", "hardtanh") for a in acts)

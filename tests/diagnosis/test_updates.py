@@ -1,0 +1,42 @@
+"""updates.py: stalled and oversized update/weight ratios."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from actscope.diagnosis import diagnose
+from tests.diagnosis.synth import ctx, kinds, names, tel
+
+
+def test_stalled_fires_below_1e_6_with_raise_lr_advice():
+    u = np.full((4, 20), 3e-9)
+    u[:, 0] = np.nan  # the first step has no previous weights
+    (f,) = diagnose(tel(n=20, update_ratio=u, context=ctx(names(), optimizer={"lr": 1e-9})))
+    assert f.kind == "stalled" and f.layer.count("Block") == 4
+    assert "raise the learning rate" in f.suggestion and f.first_iter == 1
+
+
+def test_frozen_layers_are_not_stalled():
+    u = np.zeros((4, 20))
+    g = np.full((4, 20), np.nan)  # no gradient ever: frozen on purpose
+    assert diagnose(tel(n=20, update_ratio=u, grad_norm=g)) == []
+
+
+def test_oversized_fires_on_a_sustained_window_only():
+    u = np.full((4, 40), 1e-3)
+    u[1, :8] = 0.5  # Adam at a too-high lr rewrites the weights in its first steps
+    (f,) = diagnose(tel(n=40, update_ratio=u))
+    assert f.kind == "oversized_updates" and f.layer == "blocks.1 Block"
+    assert "lower the learning rate" in f.suggestion
+    u = np.full((4, 40), 1e-3)
+    u[1, 20] = 0.9  # one spike is not a window
+    assert diagnose(tel(n=40, update_ratio=u)) == []
+
+
+def test_no_warmup_advice_when_the_schedule_warms_up():
+    u = np.full((4, 40), 0.5)
+    warm = ctx(names(), schedule={"type": "OneCycleLR", "warmup": True})
+    (f,) = diagnose(tel(n=40, update_ratio=u, context=warm))
+    assert "warm" not in f.suggestion.lower()
+    assert "warm-up" in diagnose(tel(n=40, update_ratio=u, context=ctx(names())))[0].suggestion
+    assert kinds(diagnose(tel(n=40, update_ratio=np.full((4, 40), 2e-3)))) == []

@@ -1,0 +1,87 @@
+"""Staged small outputs (staging.py) give the numbers of the per-hook path, whatever the model."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.staging import STAGE_MAX
+
+FIELDS = ("mean", "std", "hist", "hist_under", "hist_over", "dead", "absmax", "nonfinite",
+          "channel_dead")
+
+
+class Net(nn.Module):
+    """Small and large outputs, an in-place ReLU after a watched Linear, a layer that runs
+    twice in one batch, one that skips odd batches, a non-finite output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.a, self.b, self.c = nn.Linear(6, 16), nn.Linear(16, 16), nn.Linear(16, 16)
+        self.skip = nn.Linear(16, 16)
+        self.big = nn.Linear(16, STAGE_MAX // 4 + 1)  # above the threshold at batch 4
+        self.relu = nn.ReLU(inplace=True)  # changes a's output after a's hook
+        with torch.no_grad():  # c's first channels never fire: dead in the per-channel record
+            self.c.bias[:5] = -100.0
+
+    def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
+        h = self.relu(self.a(x))
+        h = self.b(self.b(h) * 0.5)  # b runs twice: its second output is the record
+        if step % 2 == 0:
+            h = self.skip(h)
+        if step == 3:
+            h = h * torch.tensor(float("inf"))
+        return self.c(h).sum() + self.big(h).sum()
+
+
+def record(stage_max: int, steps: int = 6) -> tuple[object, list[torch.Tensor]]:
+    torch.manual_seed(1)
+    net = Net()
+    acc = TelemetryAccumulator(sample_size=32, chunk=4, bins=8)
+    acc.stage_max = stage_max
+    acc.attach(net, [net.a, net.b, net.c, net.skip, net.big])
+    outs = []
+    net.a.register_forward_hook(lambda m, i, o: outs.append(o.detach().clone()))
+    for step in range(steps):
+        acc.begin_batch(step)
+        net(torch.randn(4, 6), step)
+        acc.end_batch()
+        if step == 2:  # the per-channel record of an epoch (column maxima)
+            acc.end_epoch(0)
+    acc.end_epoch(1)
+    return acc.result(), outs
+
+
+def test_staged_equals_per_hook_path():
+    staged, outs = record(STAGE_MAX)
+    per_hook, _ = record(0)
+    for f in FIELDS:
+        a, b = getattr(staged, f), getattr(per_hook, f)
+        assert a is not None and a.shape == b.shape, f
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True, err_msg=f)
+    np.testing.assert_array_equal(np.isnan(staged.mean), np.isnan(per_hook.mean))
+    assert (staged.channel_dead[2, 0, :5] == 1).all()  # c's dead channels, from batched maxima
+    assert (staged.channel_dead[:4, 0, :16] == 0).any()
+    assert np.isnan(staged.mean[3, 1::2]).all() and not np.isnan(staged.mean[3, 0::2]).any()
+    assert staged.nonfinite[2, 3] == 1 and staged.nonfinite[:, :3].sum() == 0
+    # a's record is its output before the in-place ReLU (the hook's copy), not after
+    a = outs[0].numpy()
+    assert (a < 0).any()
+    np.testing.assert_allclose(staged.mean[0, 0], a.mean(), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(staged.absmax[0, 0], np.abs(a).max(), rtol=1e-6)
+
+
+def test_small_outputs_are_staged_and_large_ones_are_not():
+    acc = TelemetryAccumulator(sample_size=8, chunk=4)
+    net = Net()
+    acc.attach(net, [net.a, net.big])
+    acc.begin_batch(0)
+    net(torch.randn(4, 6), 1)
+    staged = [k[0] for k, st in acc.buf.slots.staged.stages.items() if st.layers]
+    assert staged == [4 * 16]  # a's output only: big's is above STAGE_MAX
+    acc.end_batch()
+    assert all(not st.layers for st in acc.buf.slots.staged.stages.values())
+    assert acc.result().mean.shape == (2, 1)
