@@ -34,6 +34,7 @@ import torch
 
 from actscope.errors import UsageError
 from actscope.integrations import REPORT_SUBDIR, require
+from actscope.integrations.loggers import LayerScalars, check_log_every
 from actscope.integrations.recording import StepRecorder, inner_network
 from actscope.telemetry.record import Telemetry
 
@@ -53,12 +54,22 @@ class ActscopeCallback(pl.Callback):
             the model's repeated blocks (``actscope.telemetry.modules.default_modules``).
         every: record every ``every``-th optimizer step.
         report: write telemetry.npz, findings.json, plots/ and report.html at fit end.
+        log_every: send the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
+            ``dead_share``, ``grad_norm``, ``update_ratio``) of one record per ``log_every``
+            optimizer steps to every logger in ``trainer.loggers``, at each flush.
+        loggers: False sends nothing to the trainer's loggers.
         **telemetry_kwargs: the accumulator's settings (bins, hist_range, grads, output, ...).
     """
 
     def __init__(self, out_dir: str | Path | None = None, modules: Any = None, every: int = 1,
-                 report: bool = True, **telemetry_kwargs: Any) -> None:
+                 report: bool = True, log_every: int = 50, loggers: bool = True,
+                 **telemetry_kwargs: Any) -> None:
         self.recorder = StepRecorder("ActscopeCallback", modules, every, **telemetry_kwargs)
+        self.log_every = check_log_every("ActscopeCallback", log_every)
+        self._scalars = LayerScalars(self.log_every)
+        self._loggers: list[Any] = []  # the running fit's trainer.loggers
+        if loggers:
+            self.recorder.feed.add(self._to_loggers)
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.write = report
         self.report_path: Path | None = None
@@ -76,6 +87,7 @@ class ActscopeCallback(pl.Callback):
         log_dir = Path(trainer.log_dir or trainer.default_root_dir)
         self._dir = self.out_dir or log_dir / REPORT_SUBDIR
         self.report_path = None
+        self._loggers, self._scalars = list(trainer.loggers), LayerScalars(self.log_every)
         if trainer.is_global_zero:  # the other ranks register no hook at all
             if self.write:
                 self.recorder.check_report_target(self._dir)
@@ -105,6 +117,17 @@ class ActscopeCallback(pl.Callback):
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.recorder.end_epoch(trainer.current_epoch)
+
+    def on_train_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        # Before the loggers' finalize (after fit end): the records still in the chunk.
+        if trainer.is_global_zero:
+            self.recorder.feed.finish()
+
+    def _to_loggers(self, chunk: Telemetry) -> None:
+        """A flush listener: the chunk's due records to every logger of the fit."""
+        for step, metrics in self._scalars.points(chunk):
+            for logger in self._loggers:
+                logger.log_metrics(metrics, step)
 
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.recorder.remove()

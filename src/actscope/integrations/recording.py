@@ -18,6 +18,7 @@ from torch import nn
 
 from actscope.dist import unwrap_model
 from actscope.errors import UsageError
+from actscope.integrations.loggers import FlushFeed
 from actscope.pathtext import user_path
 from actscope.report.folder import check_report_folder
 from actscope.report.writer import write_run_report
@@ -70,6 +71,7 @@ class StepRecorder:
         self.acc = TelemetryAccumulator(every=every, **accumulator_kwargs)
         self._pending: dict[str, Any] | None = None
         self._open = False
+        self.feed = FlushFeed(self.acc)  # the trainers' loggers listen here (integrations/loggers)
 
     # ---- set-up and tear-down ------------------------------------------------------------
     def attach(self, model: nn.Module, output_roots: list[nn.Module] | None = None,
@@ -87,6 +89,7 @@ class StepRecorder:
         if self._pending is not None:
             state, self._pending = self._pending, None
             self.acc.load_state_dict(state)
+        self.feed.reset()  # restored records were sent by the run that made them
         return names
 
     def remove(self) -> None:
@@ -125,11 +128,13 @@ class StepRecorder:
         if self._open:
             self.acc.end_batch()
             self._open = False
+            self.feed.poll()  # the one call site: a flush's new records go to the loggers
 
     def end_epoch(self, epoch: int) -> None:
         if self.acc.attached:
             self.acc.end_epoch(epoch)
             self._open = False
+            self.feed.poll()  # the epoch's end flushed the chunk
 
     # ---- results -------------------------------------------------------------------------
     @property

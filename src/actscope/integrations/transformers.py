@@ -46,6 +46,8 @@ import torch
 
 from actscope.errors import UsageError
 from actscope.integrations import REPORT_SUBDIR, require
+from actscope.integrations.hf_logs import HFLogs, move_first
+from actscope.integrations.loggers import check_log_every
 from actscope.integrations.recording import StepRecorder
 from actscope.telemetry.record import Telemetry
 
@@ -94,12 +96,19 @@ class ActscopeCallback(TrainerCallback):
             the model's repeated blocks (``actscope.telemetry.modules.default_modules``).
         every: record every ``every``-th optimizer step.
         report: write telemetry.npz, findings.json, plots/ and report.html at the end.
+        log_every: add the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
+            ``dead_share``, ``grad_norm``, ``update_ratio``) of a record at most once per
+            ``log_every`` optimizer steps to the Trainer's ``logs``, so ``report_to`` sends them.
+        loggers: False adds nothing to the logs.
         **telemetry_kwargs: the accumulator's settings (bins, hist_range, output, ...).
     """
 
     def __init__(self, out_dir: str | Path | None = None, modules: Any = None, every: int = 1,
-                 report: bool = True, **telemetry_kwargs: Any) -> None:
+                 report: bool = True, log_every: int = 50, loggers: bool = True,
+                 **telemetry_kwargs: Any) -> None:
         self.recorder = StepRecorder("ActscopeCallback", modules, every, **telemetry_kwargs)
+        log_every = check_log_every("ActscopeCallback", log_every)
+        self._logs = HFLogs(self.recorder.feed, log_every) if loggers else None
         self.out_dir = None if out_dir is None else Path(out_dir)
         self.write = report
         self.report_path: Path | None = None
@@ -112,6 +121,9 @@ class ActscopeCallback(TrainerCallback):
         self.report_path = None
         if not state.is_world_process_zero:  # the other processes register no hook at all
             return
+        if self._logs is not None:  # before report_to's callbacks, so they send our keys
+            self._logs.reset()
+            move_first(self)
         if model is None:
             raise UsageError("ActscopeCallback got no model from the Trainer at train begin; "
                              "pass the model to transformers.Trainer(model=...)")
@@ -165,6 +177,8 @@ class ActscopeCallback(TrainerCallback):
         if logs and state.is_world_process_zero:
             for step, values in log_scalars([{**logs, "step": state.global_step}]).items():
                 self.recorder.acc.add_step_scalars(step, values)
+            if self._logs is not None and self.recorder.n_records:  # after: not our own scalars
+                self._logs.add_to(logs, state.global_step)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.recorder.remove()

@@ -52,7 +52,9 @@ from torch import nn
 
 from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
+from actscope.integrations.loggers import FlushFeed, check_log_every
 from actscope.integrations.optimizer_steps import OptimizerSteps
+from actscope.integrations.tensorboard_sink import TensorBoardSink
 from actscope.telemetry.accumulator import TelemetryAccumulator, check_scalars
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import ModuleSpec, check_modules_in_model
@@ -65,15 +67,17 @@ __all__ = ["Watch", "watch"]
 def watch(model: nn.Module, modules: ModuleSpec = None, every: int = 1,
           optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
           grad_clip: float | None = None, mixed_precision: str | None = None,
-          **settings: Any) -> Watch:
+          tensorboard: Any = None, log_every: int = 50, **settings: Any) -> Watch:
     """Start recording ``model``'s activations; see ``Watch`` (and ``TelemetryAccumulator`` for
     ``settings``: bins, hist_range, dead_threshold, mad, grads, channels, output, ...).
 
     ``optimizer``, ``scheduler``, ``grad_clip`` (the max norm you clip to) and
     ``mixed_precision`` ("fp16"/"bf16") go into ``meta["context"]``, so the diagnosis' advice
-    fits the run; ``optimizer`` also says which optimizer's steps to read gradients at."""
+    fits the run; ``optimizer`` also says which optimizer's steps to read gradients at.
+    ``tensorboard`` (a folder or a ``SummaryWriter``): see ``Watch.tensorboard``."""
     return Watch(model, modules=modules, every=every, optimizer=optimizer, scheduler=scheduler,
-                 grad_clip=grad_clip, mixed_precision=mixed_precision, **settings)
+                 grad_clip=grad_clip, mixed_precision=mixed_precision, tensorboard=tensorboard,
+                 log_every=log_every, **settings)
 
 
 class Watch:
@@ -82,7 +86,7 @@ class Watch:
     def __init__(self, model: nn.Module, modules: ModuleSpec = None, every: int = 1,
                  optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                  grad_clip: float | None = None, mixed_precision: str | None = None,
-                 **settings: Any) -> None:
+                 tensorboard: Any = None, log_every: int = 50, **settings: Any) -> None:
         if not isinstance(model, nn.Module):
             raise UsageError(f"watch() needs an nn.Module, got {type(model).__name__}")
         check_settings(settings, exclude=("every", "training_only"))
@@ -97,6 +101,8 @@ class Watch:
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
         self._pre = self._post = None
+        self.log_every = check_log_every("watch", log_every)
+        self.feed, self._sinks = FlushFeed(self.acc), []  # loggers, sent at flush time
         check_modules_in_model(self.model, modules)  # names a module outside the model
         self.steps_hooks = OptimizerSteps(self, optimizer)
         if self.enabled:
@@ -109,6 +115,8 @@ class Watch:
             self._post = self.model.register_forward_hook(WeakCall(self, "_post_forward"))
             self.steps_hooks.register()
             self.acc.begin_batch(0)
+        if tensorboard is not None:
+            self.tensorboard(tensorboard)
 
     @property
     def names(self) -> list[str]:
@@ -141,8 +149,18 @@ class Watch:
         if not torch.is_inference_mode_enabled():
             self._forwarded = self._forwarded or module.training or self.acc.trained_in_batch
 
+    def tensorboard(self, writer_or_dir: Any, histograms: bool = True) -> Watch:
+        """Also write per-layer scalars and histograms to TensorBoard (a folder or a
+        ``SummaryWriter``), one record per ``log_every`` steps, at each flush; returns self."""
+        if self.enabled:
+            sink = TensorBoardSink(writer_or_dir, self.log_every, histograms)
+            self._sinks.append(sink)
+            self.feed.add(sink)
+        return self
+
     def _advance(self) -> None:
         self.acc.end_batch()
+        self.feed.poll()  # a flush's new records go to the loggers (no device op otherwise)
         self.steps += 1
         self._forwarded = False
         self.acc.begin_batch(self.steps)
@@ -173,6 +191,7 @@ class Watch:
         self._close_batch()
         e = self.epoch if epoch is None else epoch
         self.acc.end_epoch(e)
+        self.feed.poll()
         self.epoch = e + 1
         self.acc.begin_batch(self.steps)
 
@@ -220,6 +239,11 @@ class Watch:
         """End the current batch and remove every hook (idempotent); results stay readable."""
         if self.enabled and self.acc.attached:
             self._close_batch()
+        if self._sinks:
+            self.feed.finish()  # the records still in the chunk
+            for sink in self._sinks:
+                sink.close()
+            self._sinks = []
         self._removed = True
         self.acc.remove()
         self._remove_root_hooks()
