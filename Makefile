@@ -38,3 +38,4 @@ bench: setup
 	$(PY) benchmarks/lightning.py
 	$(PY) benchmarks/transformers.py
 	$(PY) benchmarks/gpu_check.py
+	$(PY) benchmarks/zoo.py

@@ -6,7 +6,11 @@ On CUDA (under 5 minutes on one GPU):
    loop run every batch after the first under ``torch.cuda.set_sync_debug_mode("error")``, so any
    host sync on the per-batch path (``.item()``, ``.cpu()``, a data-dependent shape) raises. More
    batches than one flush chunk run, so the flushes are covered too; the read-back at the end of
-   the run (``result()``) is outside, as it is once per run by design.
+   the run (``result()``) is outside, as it is once per run by design. Every diagnosis signal
+   is on (defaults): max |x|, gradient norms and update ratios (the ``watch`` loop passes its
+   optimizer; its step hooks read them), output logits, the loss as a device scalar
+   (``w.step(loss=loss)``), and attention (a second ``watch`` loop on a small causal
+   transformer whose attention calls ``F.scaled_dot_product_attention``).
 2. ``fp32``: plain loop vs ``Learner`` vs ``Learner`` + telemetry, at bs 64 and 512, on the
    lesson's CNN, with the data held on the device (batches are slices: no loader, no copies).
 3. ``bf16``: the same under ``torch.autocast(dtype=torch.bfloat16)``.
@@ -85,9 +89,47 @@ def plain_epoch(model: torch.nn.Module, opt: torch.optim.Optimizer, dl: Slices, 
         loss.backward()
         opt.step()
         if w is not None:
-            w.step()
+            w.step(loss=loss.detach())  # a device scalar, read back with the rest
     if guard:
         torch.cuda.set_sync_debug_mode("default")
+
+
+class _Attn(torch.nn.Module):
+    """A causal self-attention block through ``F.scaled_dot_product_attention``."""
+
+    def __init__(self, d: int = 64, heads: int = 4) -> None:
+        super().__init__()
+        self.ln, self.qkv = torch.nn.LayerNorm(d), torch.nn.Linear(d, 3 * d)
+        self.proj, self.heads = torch.nn.Linear(d, d), heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, t, d = x.shape
+        q, k, v = (z.view(b, t, self.heads, -1).transpose(1, 2)
+                   for z in self.qkv(self.ln(x)).split(d, dim=-1))
+        y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return x + self.proj(y.transpose(1, 2).reshape(b, t, d))
+
+
+def attention_sync(batches: int) -> None:
+    """A small causal LM in a ``watch`` loop, every signal on, syncs forbidden from batch 1."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Embedding(128, 64), _Attn(), _Attn(),
+                                torch.nn.Linear(64, 128)).cuda()
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    ids = torch.randint(0, 128, (batches, 16, 32), device="cuda")
+    with actscope.watch(model, modules=list(model), optimizer=opt) as w:
+        for i in range(batches):
+            if i == 1:
+                torch.cuda.set_sync_debug_mode("error")
+            logits = model(ids[i])
+            loss = F.cross_entropy(logits.reshape(-1, 128), ids[i].reshape(-1))
+            loss.backward()
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            w.step(loss=loss.detach())
+        torch.cuda.set_sync_debug_mode("default")
+    t = w.result()
+    assert t.attn_logit_max is not None and t.update_ratio is not None
 
 
 def check_sync(x: torch.Tensor, y: torch.Tensor, batches: int) -> str:
@@ -101,9 +143,11 @@ def check_sync(x: torch.Tensor, y: torch.Tensor, batches: int) -> str:
         learn.cbs[0].result()
         model = cnn().cuda()
         opt = torch.optim.SGD(model.parameters(), lr=0.1)
-        with actscope.watch(model) as w:
+        with actscope.watch(model, optimizer=opt) as w:
             plain_epoch(model, opt, dl, "cuda", False, w, guard=True)
-        w.result()
+        t = w.result()
+        assert t.grad_norm is not None and t.update_ratio is not None and t.out_lse is not None
+        attention_sync(batches)
     except RuntimeError as e:
         return "SYNC:" + str(e).splitlines()[0].replace(" ", "_")[:120]
     finally:

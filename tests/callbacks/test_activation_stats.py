@@ -150,9 +150,13 @@ def test_result_before_fit_and_bytes_per_record():
     cb = ActivationStatsCallback()
     with pytest.raises(RuntimeError, match="no telemetry recorded"):
         cb.result()
-    # var+mean, 40 int32 bins, the two overflow counts, the dead share
-    assert cb.bytes_per_record() == 8 + 4 * 40 + 8 + 4
-    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184 + 8
+    # var+mean, 40 int32 bins, the two overflow counts, the dead share; the signals:
+    # absmax, grad norm, update ratio (4 each), attention max logit and entropy (8)
+    assert cb.bytes_per_record() == 8 + 4 * 40 + 8 + 4 + 12 + 8
+    off = ActivationStatsCallback(extremes=False, grad_norms=False, update_ratios=False,
+                                  attention=False, output_logits=False)
+    assert off.bytes_per_record() == 8 + 4 * 40 + 8 + 4
+    assert ActivationStatsCallback(grads=True, mad=True).bytes_per_record() == 184 + 8 + 20
 
 
 def test_tensorboard_callback_writes_scalars_and_histograms(tmp_path):
@@ -203,6 +207,13 @@ def test_resume_from_checkpoint_continues_the_same_telemetry(tmp_path):
     np.testing.assert_allclose(b.mean, a.mean, rtol=1e-5)
     np.testing.assert_array_equal(b.hist_range, a.hist_range)
     np.testing.assert_array_equal(b.hist, a.hist)
+    # the diagnosis signals continue exactly too (the update ratio of the first step after the
+    # resume spans that step alone, so it needs nothing from before the save)
+    for f in ("absmax", "nonfinite", "grad_norm", "update_ratio", "out_lse", "out_absmax",
+              "scalars"):
+        np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-5, err_msg=f)
+    assert b.scalar_names == a.scalar_names == ["lr", "loss"]
+    assert b.meta["context"] == a.meta["context"]
 
 
 def test_watched_module_that_never_runs_records_nothing():

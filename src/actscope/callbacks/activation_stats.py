@@ -22,7 +22,30 @@ from actscope.telemetry.record import Telemetry
 if TYPE_CHECKING:
     from actscope.learner import Learner
 
-__all__ = ["ActivationStatsCallback"]
+__all__ = ["ActivationStatsCallback", "learner_schedule"]
+
+
+def learner_schedule(learn: Learner) -> dict[str, Any] | None:
+    """The context's ``schedule`` for a Learner driven by ``ParamSchedulerCallback``: its type
+    and whether the lr warms up (its value at the start below 0.99 x its largest later on)."""
+    from actscope.callbacks.schedule import ParamSchedulerCallback
+
+    cb = learn.find_cb(ParamSchedulerCallback)
+    if cb is None:
+        return None
+    spec = cb.scheds.get("lr")
+    fn = spec if callable(spec) else (spec[0] if spec else None)
+    if fn is None:
+        return {"type": "ParamSchedulerCallback", "warmup": None}
+    try:
+        first = fn(0.0)
+        later = [fn(p) for p in (0.05, 0.1, 0.25, 0.5)]
+        first = first[0] if isinstance(first, (list, tuple)) else first
+        later = [v[0] if isinstance(v, (list, tuple)) else v for v in later]
+        warm = float(first) < 0.99 * max(float(v) for v in later)
+    except Exception:  # a schedule that cannot be probed: unknown, not a guess
+        warm = None
+    return {"type": "ParamSchedulerCallback", "warmup": warm}
 
 
 class ActivationStatsCallback(Callback):
@@ -45,6 +68,10 @@ class ActivationStatsCallback(Callback):
         sample_size: K positions per layer per batch for histogram/dead share/mad.
         chunk: recorded batches between flushes (bounds the sample buffer: L*chunk*K floats).
         output: which tensor of a tuple/dict module output to record (index or key).
+        extremes, grad_norms, update_ratios, attention, output_logits: the diagnosis signals
+            (``TelemetrySettings``); gradient norms are read in ``after_backward`` (before any
+            later callback touches the grads), update ratios in ``after_step``, the output
+            from a forward hook on ``learn.model``, the loss and the lr in ``after_batch``.
     """
 
     order = -5
@@ -54,11 +81,15 @@ class ActivationStatsCallback(Callback):
                  dead_threshold: float = 0.05, dead_bins: int | None = None,
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
-                 output: OutputSpec = None) -> None:
+                 output: OutputSpec = None, extremes: bool = True, grad_norms: bool = True,
+                 update_ratios: bool = True, attention: bool = True,
+                 output_logits: bool = True) -> None:
         self.acc = TelemetryAccumulator(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
-            sample_size=sample_size, chunk=chunk, seed=seed, output=output)
+            sample_size=sample_size, chunk=chunk, seed=seed, output=output, extremes=extremes,
+            grad_norms=grad_norms, update_ratios=update_ratios, attention=attention,
+            output_logits=output_logits)
         self.modules_spec = modules
 
     # Settings read by tools and tests, forwarded from the accumulator.
@@ -81,6 +112,9 @@ class ActivationStatsCallback(Callback):
 
     def before_fit(self, learn: Learner) -> None:
         self.acc.attach(learn.model, self.modules_spec)
+        self.acc.build_context(learn.model, optimizer=learn.opt, trainer={"trainer": "Learner"})
+        if self.acc.context is not None and self.acc.context.get("schedule") is None:
+            self.acc.context["schedule"] = learner_schedule(learn)
 
     def watch(self, modules: Sequence[nn.Module], model: nn.Module | None = None) -> None:
         """Register the hooks on ``modules`` and reset the buffers (``before_fit`` does this)."""
@@ -94,7 +128,19 @@ class ActivationStatsCallback(Callback):
         if learn.training:
             self.acc.begin_batch(learn.train_iter)
 
+    def after_backward(self, learn: Learner) -> None:
+        self.acc.before_optimizer_step()
+
+    def after_step(self, learn: Learner) -> None:
+        self.acc.after_optimizer_step()
+
     def after_batch(self, learn: Learner) -> None:
+        if learn.training and self.acc.recording:
+            # the loss stays a device tensor until the read-back; the lr is a host number
+            scalars: dict[str, Any] = {"lr": learn.opt.param_groups[0]["lr"]}
+            if learn.loss is not None:
+                scalars["loss"] = learn.loss.detach()
+            self.acc.record_scalars(scalars)
         self.acc.end_batch()
 
     def after_train(self, learn: Learner) -> None:

@@ -15,6 +15,14 @@ the same cost (no host sync per batch) and the same files. Lightning's conventio
   ``trainer.fit(..., ckpt_path=...)`` continues it;
 - it prints one line (where the report is) only when the progress bar is on;
 - its hooks come off on fit end, on an exception and on teardown.
+
+The diagnosis signals: gradient norms in ``on_before_optimizer_step`` (after AMP's unscale,
+before Lightning's own gradient clipping: the unclipped norms), update ratios in
+``on_train_batch_end`` of a batch that stepped, the model output from forward hooks on the
+LightningModule and on the network it wraps (the last one that returns logits wins), the scalars
+at each recorded step's end: ``loss`` (the training step's), ``lr`` (the first optimizer's first
+param group) and ``trainer.callback_metrics`` (device tensors, kept on the device until the
+read-back), and ``meta["context"]`` from the trainer's optimizer, scheduler, clipping, precision.
 """
 
 from __future__ import annotations
@@ -22,9 +30,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from actscope.errors import UsageError
 from actscope.integrations import REPORT_SUBDIR, require
-from actscope.integrations.recording import StepRecorder
+from actscope.integrations.recording import StepRecorder, inner_network
 from actscope.telemetry.record import Telemetry
 
 require("lightning", "lightning")
@@ -69,7 +79,10 @@ class ActscopeCallback(pl.Callback):
         if trainer.is_global_zero:  # the other ranks register no hook at all
             if self.write:
                 self.recorder.check_report_target(self._dir)
-            self.recorder.attach(pl_module)
+            inner = inner_network(pl_module)
+            self.recorder.attach(pl_module, output_roots=[inner, pl_module]
+                                 if inner is not pl_module else [pl_module],
+                                 **lightning_context(trainer))
 
     def on_train_batch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                              batch: Any, batch_idx: int) -> None:
@@ -81,7 +94,14 @@ class ActscopeCallback(pl.Callback):
         # One record per optimizer step: with accumulate_grad_batches=k, global_step moves on
         # every k-th batch only, and the micro-batches in between belong to that step's record.
         if trainer.global_step != self._step:
+            self.recorder.after_step()
+            if self.recorder.acc.recording:  # the metrics only where they are recorded
+                self.recorder.scalars(step_scalars(trainer, outputs))
             self.recorder.end()
+
+    def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
+                                 optimizer: Any) -> None:
+        self.recorder.before_step()
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.recorder.end_epoch(trainer.current_epoch)
@@ -128,3 +148,42 @@ class ActscopeCallback(pl.Callback):
         # Lightning restores callbacks before on_fit_start for most strategies, after it for
         # others: the recorder keeps the state until its hooks exist.
         self.recorder.load_state_dict(state_dict, f"Lightning checkpoint [{self.state_key}]")
+
+
+def _precision(trainer: pl.Trainer) -> str | None:
+    p = str(getattr(trainer, "precision", ""))
+    return "bf16" if p.startswith("bf16") else "fp16" if p.startswith("16") else None
+
+
+def lightning_context(trainer: pl.Trainer) -> dict[str, Any]:
+    """``run_context`` arguments from a Lightning trainer (at fit start: optimizers exist)."""
+    opts = list(getattr(trainer, "optimizers", []) or [])
+    scheds = list(getattr(trainer, "lr_scheduler_configs", []) or [])
+    clip = getattr(trainer, "gradient_clip_val", None)
+    return {"optimizer": opts[0] if opts else None,
+            "scheduler": scheds[0].scheduler if scheds else None,
+            "grad_clip": float(clip) if clip else None,
+            "mixed_precision": _precision(trainer),
+            "trainer": {"trainer": "lightning", "precision": str(trainer.precision),
+                        "accumulate_grad_batches": trainer.accumulate_grad_batches,
+                        "gradient_clip_algorithm": getattr(trainer, "gradient_clip_algorithm",
+                                                           None),
+                        "max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps}}
+
+
+def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
+    """The step's loss, lr and logged metrics, as numbers or 1-element tensors (no host read)."""
+    values: dict[str, Any] = {}
+    loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
+    if isinstance(loss, torch.Tensor) and loss.numel() == 1:
+        values["loss"] = loss.detach()
+    if trainer.optimizers:
+        lr = trainer.optimizers[0].param_groups[0].get("lr")
+        if isinstance(lr, (int, float, torch.Tensor)) and not isinstance(lr, bool):
+            values["lr"] = lr
+    for name, v in trainer.callback_metrics.items():
+        if isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point():
+            values.setdefault(str(name), v.detach())
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            values.setdefault(str(name), v)
+    return values

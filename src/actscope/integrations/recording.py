@@ -27,13 +27,24 @@ from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
-__all__ = ["StepRecorder", "STATE_VERSION", "trainer_default_modules"]
+__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules",
+           "write_report_folder"]
 
 STATE_VERSION = 1
 
 
 def _n_params(m: nn.Module) -> int:
     return sum(p.numel() for p in m.parameters())
+
+
+def inner_network(model: nn.Module) -> nn.Module:
+    """The network a wrapper holds: down through children that hold all the parameters."""
+    inner = model
+    while True:
+        kids = [c for c in inner.children() if _n_params(c) > 0]
+        if len(kids) != 1 or _n_params(kids[0]) != _n_params(inner):
+            return inner
+        inner = kids[0]
 
 
 def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
@@ -43,12 +54,7 @@ def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
     ``self.net = cnn()``, would otherwise be watched as ONE block (the whole network): the rules
     then apply to that child, and on down through further single-child wrappers.
     """
-    inner = model
-    while True:
-        kids = [c for c in inner.children() if _n_params(c) > 0]
-        if len(kids) != 1 or _n_params(kids[0]) != _n_params(inner):
-            return default_modules(inner)
-        inner = kids[0]
+    return default_modules(inner_network(model))
 
 
 class StepRecorder:
@@ -67,11 +73,17 @@ class StepRecorder:
         self._open = False
 
     # ---- set-up and tear-down ------------------------------------------------------------
-    def attach(self, model: nn.Module) -> list[str]:
-        """Hooks on the watched modules of ``model`` (unwrapped); a pending state is restored."""
+    def attach(self, model: nn.Module, output_roots: list[nn.Module] | None = None,
+               **context: Any) -> list[str]:
+        """Hooks on the watched modules of ``model`` (unwrapped); a pending state is restored.
+
+        ``output_roots``: modules whose output is the model's (default: ``model``);
+        ``context``: ``run_context``'s optimizer, scheduler, grad_clip, mixed_precision, trainer.
+        """
         model = unwrap_model(model)
         names = self.acc.attach(model, self.modules if self.modules is not None
-                                else trainer_default_modules(model))
+                                else trainer_default_modules(model), output_roots=output_roots)
+        self.acc.build_context(model, **context)
         self._open = False
         if self._pending is not None:
             state, self._pending = self._pending, None
@@ -93,6 +105,21 @@ class StepRecorder:
         if self.acc.attached:
             self.acc.begin_batch(step)
             self._open = True
+
+    def before_step(self) -> None:
+        """Gradients are final for this optimizer step: gradient norms."""
+        if self._open:
+            self.acc.before_optimizer_step()
+
+    def after_step(self) -> None:
+        """The optimizer stepped: update ratios."""
+        if self._open:
+            self.acc.after_optimizer_step()
+
+    def scalars(self, values: dict[str, Any]) -> None:
+        """Named scalars of the open step (numbers or 1-element tensors)."""
+        if self._open:
+            self.acc.record_scalars(values)
 
     def end(self) -> None:
         """Optimizer step done: commit its record."""

@@ -18,6 +18,18 @@ tensor of a tuple output). The Trainer's conventions:
   (else the recording starts afresh, with a warning);
 - the hooks come off at the end of training. The Trainer has no exception event: if ``train()``
   raises, call ``callback.remove()``, or hold the callback in a ``with`` block.
+
+The diagnosis signals: gradient norms in ``on_pre_optimizer_step``, which the Trainer calls
+AFTER its gradient clipping (``max_grad_norm``, default 1.0): the per-layer profile is right,
+the level is the clipped one (the Trainer's own unclipped total is ``grad_norm`` in the
+scalars); update ratios in ``on_optimizer_step``; the output from a forward hook on the model;
+``meta["context"]`` from the optimizer, scheduler and ``TrainingArguments`` at train begin.
+The scalars come from each ``on_log`` and from ``state.log_history`` at train end (host
+numbers: loss, ``lr`` (the Trainer's ``learning_rate``), grad_norm, eval metrics; after a
+resume the history holds the earlier steps too): an entry logged at step ``s`` describes the
+optimizer step recorded as iteration ``s - 1`` (``on_step_begin`` numbers a step before the
+Trainer increments ``global_step``), so with ``every > 1`` an entry lands only where that step
+was recorded.
 """
 
 from __future__ import annotations
@@ -107,7 +119,7 @@ class ActscopeCallback(TrainerCallback):
             self.recorder.check_report_target(self._dir)
         if state.global_step > 0:  # resumed: continue the checkpoint's recording, if it has one
             self._load_recording(_resumed_checkpoint(args, state) / STATE_FILE, state)
-        self.recorder.attach(model)
+        self.recorder.attach(model, **hf_context(args, kwargs))
 
     def _load_recording(self, saved: Path, state: Any) -> None:
         """Continue the recording saved with the resumed checkpoint, if it belongs to it."""
@@ -127,6 +139,12 @@ class ActscopeCallback(TrainerCallback):
         # Called before the first micro-batch of each optimizer step.
         self.recorder.begin(state.global_step)
 
+    def on_pre_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.recorder.before_step()
+
+    def on_optimizer_step(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.recorder.after_step()
+
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # Called once per optimizer step, after the last micro-batch of gradient accumulation.
         self.recorder.end()
@@ -141,8 +159,18 @@ class ActscopeCallback(TrainerCallback):
             torch.save({**self.recorder.state_dict(), "trainer": _trainer_mark(state)},
                        folder / STATE_FILE)
 
+    def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None,
+               **kwargs: Any) -> None:
+        # host numbers already; kept per step, so a result() before train end has them too
+        if logs and state.is_world_process_zero:
+            for step, values in log_scalars([{**logs, "step": state.global_step}]).items():
+                self.recorder.acc.add_step_scalars(step, values)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.recorder.remove()
+        if state.is_world_process_zero:
+            for step, values in log_scalars(state.log_history).items():
+                self.recorder.acc.add_step_scalars(step, values)
         if self.write and state.is_world_process_zero and self.recorder.n_records:
             self.report_path = self.recorder.report(self._dir)
 
@@ -168,3 +196,42 @@ class ActscopeCallback(TrainerCallback):
             raise UsageError("ActscopeCallback.report() has no folder before training started; "
                              "pass one: report('runs/my-run')")
         return self.recorder.report(target)
+
+
+# log entries of the Trainer's final summary (not per step), and keys that are not metrics
+_SKIP = frozenset({"step", "epoch", "total_flos", "train_runtime", "train_samples_per_second",
+                   "train_steps_per_second", "train_loss", "num_input_tokens_seen"})
+
+
+def log_scalars(log_history: list[dict[str, Any]]) -> dict[int, dict[str, float]]:
+    """The Trainer's log history as {recorded iteration: {name: value}} (``learning_rate`` is
+    named ``lr``); an entry of step ``s`` belongs to iteration ``s - 1`` (module doc)."""
+    out: dict[int, dict[str, float]] = {}
+    for entry in log_history:
+        step = entry.get("step")
+        if not isinstance(step, int) or step < 1 or "train_runtime" in entry:
+            continue
+        vals = {("lr" if k == "learning_rate" else k): float(v) for k, v in entry.items()
+                if k not in _SKIP and not k.endswith(("_runtime", "_per_second"))
+                and isinstance(v, (int, float)) and not isinstance(v, bool)}
+        if vals:
+            out.setdefault(step - 1, {}).update(vals)
+    return out
+
+
+def hf_context(args: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``run_context`` arguments from the Trainer's arguments and its train-begin kwargs."""
+    opt = kwargs.get("optimizer")
+    opt = getattr(opt, "optimizer", opt)  # accelerate's AcceleratedOptimizer wraps the real one
+    sched = kwargs.get("lr_scheduler")
+    sched = getattr(sched, "scheduler", sched)  # accelerate's AcceleratedScheduler, likewise
+    clip = getattr(args, "max_grad_norm", None)
+    mp = "bf16" if getattr(args, "bf16", False) else "fp16" if getattr(args, "fp16", False) \
+        else None
+    fields = ("learning_rate", "weight_decay", "warmup_steps", "warmup_ratio", "lr_scheduler_type",
+              "max_grad_norm", "gradient_accumulation_steps", "per_device_train_batch_size",
+              "num_train_epochs", "max_steps", "optim")
+    trainer = {"trainer": "transformers"} | {f: getattr(args, f, None) for f in fields}
+    return {"optimizer": opt if isinstance(opt, torch.optim.Optimizer) else None,
+            "scheduler": sched, "grad_clip": float(clip) if clip and clip > 0 else None,
+            "mixed_precision": mp, "trainer": trainer}

@@ -1,9 +1,9 @@
 """``actscope.watch(model)``: activation telemetry for a hand-written PyTorch training loop.
 
-    with actscope.watch(model) as w:
+    with actscope.watch(model, optimizer=opt) as w:
         for xb, yb in train_dl:
             loss = loss_fn(model(xb), yb); loss.backward(); opt.step(); opt.zero_grad()
-            w.step()                      # optional: marks the end of one training batch
+            w.step(loss=loss)             # optional: ends one training batch, records scalars
         w.end_epoch()                     # optional: closes the epoch's dead-channel record
     w.report("runs/my-run")               # telemetry.npz, findings.json, plots/, report.html
 
@@ -28,6 +28,17 @@ batch so far; the ``step()`` that follows them does not count a second one. With
 of the model (``copy.deepcopy``, ``torch.save(model)``) carries none. Under DDP it hooks the
 unwrapped module and records on rank 0 only; on other ranks it is inert and ``report`` writes
 nothing.
+
+The diagnosis signals: max |x| per layer (the forward hooks), the model output's log-sum-exp
+(a forward hook on ``model``), attention logits/entropy (hooks on the attention modules inside
+the watched layers), and, once per optimizer step, per-layer gradient norms (a step pre-hook:
+after backward and after any clipping done before ``step()``, e.g. ``clip_grad_norm_``; with a
+``GradScaler``, after its unscale) and update/weight ratios (a step post-hook). The hooks go on
+``optimizer`` when given, else on every optimizer that holds a watched parameter
+(``torch.optim``'s global step hooks, filtered). Without any optimizer step (a hand-written
+update), ``step()`` reads the gradient norms itself and the update ratio stays NaN. Call
+``step()`` after the optimizer step. ``step(loss=..., **scalars)`` records named scalars per
+record (numbers, or tensors kept on the device until the read-back).
 """
 
 from __future__ import annotations
@@ -41,7 +52,8 @@ from torch import nn
 
 from actscope.dist import get_rank, unwrap_model
 from actscope.errors import UsageError
-from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.integrations.optimizer_steps import OptimizerSteps
+from actscope.telemetry.accumulator import TelemetryAccumulator, check_scalars
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import ModuleSpec, check_modules_in_model
 from actscope.telemetry.record import Telemetry
@@ -51,16 +63,25 @@ __all__ = ["Watch", "watch"]
 
 
 def watch(model: nn.Module, modules: ModuleSpec = None, every: int = 1,
+          optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+          grad_clip: float | None = None, mixed_precision: str | None = None,
           **settings: Any) -> Watch:
     """Start recording ``model``'s activations; see ``Watch`` (and ``TelemetryAccumulator`` for
-    ``settings``: bins, hist_range, dead_threshold, mad, grads, channels, output, ...)."""
-    return Watch(model, modules=modules, every=every, **settings)
+    ``settings``: bins, hist_range, dead_threshold, mad, grads, channels, output, ...).
+
+    ``optimizer``, ``scheduler``, ``grad_clip`` (the max norm you clip to) and
+    ``mixed_precision`` ("fp16"/"bf16") go into ``meta["context"]``, so the diagnosis' advice
+    fits the run; ``optimizer`` also says which optimizer's steps to read gradients at."""
+    return Watch(model, modules=modules, every=every, optimizer=optimizer, scheduler=scheduler,
+                 grad_clip=grad_clip, mixed_precision=mixed_precision, **settings)
 
 
 class Watch:
     """Telemetry hooks on a model for any training loop; a context manager (see module doc)."""
 
     def __init__(self, model: nn.Module, modules: ModuleSpec = None, every: int = 1,
+                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                 grad_clip: float | None = None, mixed_precision: str | None = None,
                  **settings: Any) -> None:
         if not isinstance(model, nn.Module):
             raise UsageError(f"watch() needs an nn.Module, got {type(model).__name__}")
@@ -77,11 +98,16 @@ class Watch:
         self._removed = False
         self._pre = self._post = None
         check_modules_in_model(self.model, modules)  # names a module outside the model
+        self.steps_hooks = OptimizerSteps(self, optimizer)
         if self.enabled:
             self.acc.attach(self.model, modules)
+            self.acc.build_context(self.model, optimizer=optimizer, scheduler=scheduler,
+                                   grad_clip=grad_clip, mixed_precision=mixed_precision,
+                                   trainer={"trainer": "watch"})
             # weak: the model must not keep the Watch alive; a copy of the model is not watched
             self._pre = self.model.register_forward_pre_hook(WeakCall(self, "_pre_forward"))
             self._post = self.model.register_forward_hook(WeakCall(self, "_post_forward"))
+            self.steps_hooks.register()
             self.acc.begin_batch(0)
 
     @property
@@ -93,9 +119,21 @@ class Watch:
     def _pre_forward(self, module: nn.Module, args: Any) -> None:
         if torch.is_inference_mode_enabled():  # no autograd: not a training step
             return
+        if not self._root_ran:  # the first forward: is it under autocast? (the context's)
+            self._note_autocast()
         self._root_ran = True
         if not self.explicit and self._forwarded:
             self._advance()  # the previous forward was a batch of its own
+
+    def _note_autocast(self) -> None:
+        ctx = self.acc.context
+        if ctx is None or ctx.get("mixed_precision") is not None:
+            return
+        p = next(self.model.parameters(), None)
+        kind = p.device.type if p is not None else "cpu"
+        if torch.is_autocast_enabled(kind):
+            dtype = torch.get_autocast_dtype(kind)
+            ctx["mixed_precision"] = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype)
 
     def _post_forward(self, module: nn.Module, args: Any, out: Any) -> None:
         # A root forward is a training batch if the model, or any watched module in it (a
@@ -109,15 +147,23 @@ class Watch:
         self._forwarded = False
         self.acc.begin_batch(self.steps)
 
-    def step(self) -> None:
-        """Mark the end of one training batch (optional; see the module docstring)."""
+    def step(self, loss: Any = None, **scalars: Any) -> None:
+        """Mark the end of one training batch (optional; see the module docstring), after the
+        optimizer step; ``loss`` and ``scalars`` (numbers or 1-element tensors) are recorded."""
         self.explicit = True
+        if loss is not None:
+            scalars = {"loss": loss, **scalars}
         if not self.enabled:
             return
         if self._peeked and not self._forwarded and not self.acc.trained_in_batch:
             self._peeked = False  # result()/state_dict() already closed this batch
+            check_scalars(scalars)  # checked, not recorded: their batch is closed already
             return
         self._peeked = False
+        self.acc.record_scalars(scalars)
+        signals = self.acc.signals
+        if signals is not None and not signals.stepped:  # no optimizer step seen: grads now
+            self.acc.before_optimizer_step()
         self._advance()
 
     def end_epoch(self, epoch: int | None = None) -> None:
@@ -183,6 +229,7 @@ class Watch:
             if handle is not None:
                 handle.remove()
         self._pre = self._post = None
+        self.steps_hooks.remove()
 
     def _refuse_copy(self) -> NoReturn:
         raise UsageError("a Watch cannot be copied or pickled (its hooks belong to one model): "

@@ -18,6 +18,7 @@ until ``result()`` or ``state_dict()``.
 from __future__ import annotations
 
 import functools
+import json
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -36,12 +37,14 @@ from actscope.telemetry.modules import (
     pick_tensor,
     resolve_modules,
 )
-from actscope.telemetry.record import Telemetry
+from actscope.telemetry.record import Telemetry, with_step_scalars
 from actscope.telemetry.records import RecordStore
 from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.signal_moments import SignalMoments, check_scalars
+from actscope.telemetry.signal_set import SignalSet
 
-__all__ = ["TelemetryAccumulator"]
+__all__ = ["TelemetryAccumulator", "check_scalars"]  # check_scalars: re-exported
 
 
 def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
@@ -58,7 +61,7 @@ def _normal_tensors(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class TelemetryAccumulator:
+class TelemetryAccumulator(SignalMoments):
     """Device-side activation statistics of the watched modules, independent of any trainer.
 
     The arguments are the fields of ``TelemetrySettings`` (documented there), checked once.
@@ -69,17 +72,28 @@ class TelemetryAccumulator:
                  dead_threshold: float = 0.05, dead_bins: int | None = None,
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
-                 output: OutputSpec = None, training_only: bool = True) -> None:
+                 output: OutputSpec = None, training_only: bool = True,
+                 extremes: bool = True, grad_norms: bool = True, update_ratios: bool = True,
+                 attention: bool = True, output_logits: bool = True) -> None:
         self.settings = TelemetrySettings(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output,
-            training_only=training_only)
+            training_only=training_only, extremes=extremes, grad_norms=grad_norms,
+            update_ratios=update_ratios, attention=attention, output_logits=output_logits)
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
+        self.modules: list[nn.Module] = []
         self.recording = False
         self.trained_in_batch = False  # a watched module ran a training-mode forward in it
         self.buf: RecordStore | None = None
+        self.signals: SignalSet | None = None  # gradients, updates, attention, output (attach)
+        # meta["context"] (telemetry/context.py): set by the front end at attach / fit start
+        self.context: dict[str, Any] | None = None
+        self._context_restored = False
+        # Scalars that arrive as host numbers after their record was committed (the HF
+        # Trainer's log history): optimizer step -> {name: value}, merged in by ``result()``.
+        self.step_scalars: dict[int, dict[str, float]] = {}
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
@@ -89,9 +103,13 @@ class TelemetryAccumulator:
         self._warned_skips = False
 
     # ---- set-up and tear-down ------------------------------------------------------------
-    def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None
-               ) -> list[str]:
-        """Resolve ``modules`` on ``model``, register the hooks, reset the buffers; the names."""
+    def attach(self, model: nn.Module | None, modules: ModuleSpec | Sequence[nn.Module] = None,
+               output_roots: Sequence[nn.Module] | None = None) -> list[str]:
+        """Resolve ``modules`` on ``model``, register the hooks, reset the buffers; the names.
+
+        ``output_roots``: modules whose forward output is the model's output (log-sum-exp and
+        max |logit|, ``SignalSet.output``); default ``[model]``; ``()`` when the front end passes
+        the output itself (``record_output``)."""
         if model is None:
             if modules is None or callable(modules) or isinstance(modules, (str, type)):
                 raise UsageError("attach(None, modules) needs an explicit list of modules")
@@ -100,9 +118,20 @@ class TelemetryAccumulator:
             mods = resolve_modules(model, modules)
         self.remove()
         self.names = layer_names(model, mods)
+        self.modules = list(mods)
         self.buf = RecordStore(len(mods), self.settings, reuse=self.buf)  # records start afresh
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
+        self.signals = SignalSet(model, mods, self.settings, self.buf.sig)
+        roots = ([model] if model is not None else []) if output_roots is None else output_roots
+        self.signals.hook_outputs(list(roots))
+        # fields that cannot have values are left out of the records (no attention module in
+        # the watched layers, no parameters in them)
+        self.buf.sig_fields = tuple(
+            f for f in self.buf.sig_fields
+            if not (f.startswith("attn_") and self.signals.probe is None)
+            and not (f in ("grad_norm", "update_ratio") and not self.signals.has_params))
+        self.context, self._context_restored = None, False
         if self.settings.grads:
             # torch warns when the first module's input needs no grad; the output grad we read
             # is still right, so the warning is noise here.
@@ -120,6 +149,9 @@ class TelemetryAccumulator:
         """Remove all hooks (idempotent); what was recorded stays readable."""
         self.hooks.remove()
         self.grad_hooks.remove()
+        if self.signals is not None:
+            self.signals.remove()
+            self.signals = None  # the records stay in ``buf``; the moments now do nothing
         self.recording = False
 
     @property
@@ -134,11 +166,15 @@ class TelemetryAccumulator:
         self.trained_in_batch = False
         if self.recording:
             self.buf.slots.begin(step)
+        if self.signals is not None:
+            self.signals.begin(self.recording, self.buf.slots.slot)
         return self.recording
 
     @_normal_tensors
     def end_batch(self) -> None:
         """Commit the current batch (if any watched module ran in it); flushes a full chunk."""
+        if self.signals is not None:
+            self.signals.end()
         if self.recording and self.buf is not None:
             self.buf.commit()
         self.recording = False
@@ -213,6 +249,8 @@ class TelemetryAccumulator:
                     n, self.settings.k, flat.device, self.settings.seed)
             st.idx, st.idx_n = idx, n
         self.buf.slots.record(st, x, flat, idx, n)
+        if self.settings.extremes:  # one more op: aminmax into the slot (max |x| at flush)
+            self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:
@@ -236,7 +274,7 @@ class TelemetryAccumulator:
                                                     for i in never[:3])
                           + ": no statistics for it; pick the tensor with output=<index or key>",
                           stacklevel=3)
-        return self.buf.result(self.names, self.meta())
+        return with_step_scalars(self.buf.result(self.names, self.meta()), self.step_scalars)
 
     def meta(self) -> dict[str, Any]:
         """The settings stored with the record (``Telemetry.meta``)."""
@@ -248,6 +286,14 @@ class TelemetryAccumulator:
                 "dead_threshold": st.dead_threshold, "sample_size": st.k,
                 "exact": ["mean", "std", "grad_mean", "grad_std"],
                 "sampled": ["hist", "dead", "mad"],
+                # the diagnosis signals: which were on; absmax, nonfinite, grad_norm and the
+                # output's are exact, update_ratio and attention on samples (docs/signals.md);
+                # each record's ratio spans its own batch's optimizer step (not ``every`` steps)
+                "signals": {k: getattr(st, k) for k in ("extremes", "grad_norms",
+                                                        "update_ratios", "attention",
+                                                        "output_logits")},
+                "update_ratio_span": "one optimizer step",
+                "context": self.context,
                 "bytes_per_record_per_layer": self.bytes_per_record(),
                 "hist_range_rule": "fixed" if st.hist_range else "first recorded batch",
                 "forward_order": list(self.forward_order),
@@ -259,6 +305,10 @@ class TelemetryAccumulator:
         """Everything recorded so far (flushes; one read-back), for an exact resume."""
         state: dict[str, Any] = {"names": list(self.names),
                                  "forward_order": list(self.forward_order)}
+        if self.step_scalars:
+            state["step_scalars_json"] = json.dumps(self.step_scalars)
+        if self.context is not None:
+            state["context_json"] = json.dumps(self.context)  # a string: weights_only loads it
         if self.buf is not None:
             state.update(self.buf.state_dict())
         return state
@@ -272,6 +322,11 @@ class TelemetryAccumulator:
         if self.buf is None:
             raise UsageError("attach(model) before load_state_dict: the state names modules")
         self.buf.load_state_dict(state)
+        if "step_scalars_json" in state:
+            self.step_scalars = {int(k): v for k, v in
+                                 json.loads(state["step_scalars_json"]).items()}
+        if "context_json" in state:  # the run's context at its start (init scale, optimizer)
+            self.context, self._context_restored = json.loads(state["context_json"]), True
         # the saved order first, then any layer this process has seen run since the attach
         saved = [int(i) for i in state.get("forward_order", [])]
         self.forward_order = saved + [i for i in self.forward_order if i not in saved]
@@ -282,4 +337,6 @@ class TelemetryAccumulator:
         """Device bytes kept per recorded batch per layer after a flush (the samples are reused)."""
         st = self.settings
         per = 8 + 4 * st.bins + 8 + 4  # var+mean, int32 histogram + 2 overflow, dead share
-        return per + (4 if st.mad else 0) + (8 if st.grads else 0)
+        signals = sum(4 for on in (st.extremes, st.grad_norms, st.update_ratios) if on)
+        signals += 8 if st.attention else 0  # max logit, entropy
+        return per + (4 if st.mad else 0) + (8 if st.grads else 0) + signals

@@ -9,6 +9,7 @@ the file and the field.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -21,13 +22,17 @@ from actscope.atomic import atomic_write
 from actscope.errors import ActscopeError
 from actscope.telemetry.record_checks import check_meaning
 
-__all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError"]
+__all__ = ["Telemetry", "TelemetryFileError", "TelemetryFileMissingError", "with_step_scalars"]
 
 # Per-record arrays: their first two dimensions are (layers L, records N).
+# The diagnosis signals (docs/telemetry.md): per layer and record, per record, named scalars.
+_SIGNALS = ("absmax", "nonfinite", "grad_norm", "update_ratio", "attn_logit_max", "attn_entropy")
+_PER_STEP = ("out_lse", "out_absmax")
 _PER_RECORD = ("mean", "std", "dead", "mad", "grad_mean", "grad_std", "hist_under", "hist_over",
-               "ran")
+               "ran", *_SIGNALS)
 _OPTIONAL = ("mad", "grad_mean", "grad_std", "hist_under", "hist_over", "channel_dead",
-             "channel_epochs", "n_channels", "ran")
+             "channel_epochs", "n_channels", "ran", *_SIGNALS, *_PER_STEP, "scalar_names",
+             "scalars")
 _ARRAYS = ("iters", "mean", "std", "hist", "hist_range", "dead", *_OPTIONAL)
 _REQUIRED = ("names", "iters", "mean", "std", "hist", "hist_range", "dead")
 
@@ -53,6 +58,15 @@ class Telemetry:
     past the layer's ``n_channels[l]``. ``ran[l, j]`` is 0 where layer ``l`` did not run in the
     batch of record ``j`` (its statistics are NaN there: no value, not a non-finite one); absent
     when every layer ran in every recorded batch.
+
+    The diagnosis signals (each optional: absent in files of older versions or when switched
+    off; NaN where not available in a record): ``absmax`` (L, N) exact max |x| of the output
+    (inf/NaN propagate), ``nonfinite`` (L, N) uint8, 1 where the output held an inf/NaN;
+    ``grad_norm`` (L, N) the L2 norm of the layer's own parameters' gradients before the
+    optimizer step, ``update_ratio`` (L, N) ||W_t - W_{t-1}|| / ||W_t|| across that step;
+    ``attn_logit_max`` / ``attn_entropy`` (L, N) for layers holding attention; ``out_lse`` /
+    ``out_absmax`` (N,) the output logits' mean log-sum-exp and max |logit|; ``scalars`` (S, N)
+    float64 named by ``scalar_names`` (loss, lr, a trainer's logged metrics).
     """
 
     names: list[str]
@@ -72,12 +86,42 @@ class Telemetry:
     channel_epochs: np.ndarray | None = None  # (E,) int64
     n_channels: np.ndarray | None = None  # (L,) int64
     ran: np.ndarray | None = None  # (L, N) uint8: 0 where the layer did not run in that batch
+    absmax: np.ndarray | None = None  # (L, N) float32
+    nonfinite: np.ndarray | None = None  # (L, N) uint8
+    grad_norm: np.ndarray | None = None  # (L, N) float32
+    update_ratio: np.ndarray | None = None  # (L, N) float32
+    attn_logit_max: np.ndarray | None = None  # (L, N) float32
+    attn_entropy: np.ndarray | None = None  # (L, N) float32
+    out_lse: np.ndarray | None = None  # (N,) float32
+    out_absmax: np.ndarray | None = None  # (N,) float32
+    scalar_names: list[str] | None = None  # (S,)
+    scalars: np.ndarray | None = None  # (S, N) float64
+
+    def scalar(self, name: str) -> np.ndarray | None:
+        """(N,) values of the scalar ``name`` (e.g. "loss"), or None when it was not recorded."""
+        if self.scalar_names is None or self.scalars is None or name not in self.scalar_names:
+            return None
+        return self.scalars[self.scalar_names.index(name)]
 
     def ran_mask(self) -> np.ndarray:
         """(L, N) bool: True where the layer ran in the record's batch."""
         if self.ran is None:
             return np.ones(self.mean.shape, dtype=bool)
         return self.ran.astype(bool)
+
+    def first(self, n: int) -> Telemetry:
+        """The first ``n`` records: every per-record field cut alike (the diagnosis signals
+        included), the per-layer and per-epoch ones kept."""
+        cut: dict[str, Any] = {"iters": self.iters[:n], "hist": self.hist[:, :n]}
+        for k in (*_PER_RECORD, "scalars"):
+            v = getattr(self, k)
+            if v is not None:
+                cut[k] = v[:, :n]
+        for k in _PER_STEP:
+            v = getattr(self, k)
+            if v is not None:
+                cut[k] = v[:n]
+        return dataclasses.replace(self, **cut)
 
     @property
     def n_layers(self) -> int:
@@ -88,6 +132,8 @@ class Telemetry:
         """Write a ``.npz`` atomically (temp file + fsync + rename); returns the path."""
         path = Path(path)
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
+        if self.scalar_names is not None:
+            arrays["scalar_names"] = np.array(self.scalar_names, dtype=str)
         with atomic_write(path, "wb") as f:
             np.savez_compressed(f, names=np.array(self.names, dtype=str),
                                 meta=np.array(json.dumps(self.meta)), **arrays)
@@ -166,6 +212,42 @@ class Telemetry:
                           "channels) floats")
             if nc.shape != (L,) or nc.dtype.kind not in "iu" or (nc > cd.shape[2]).any():
                 raise bad(f"n_channels must be ({L},) integers <= {cd.shape[2]}")
+        for k in _PER_STEP:
+            a = raw.get(k)
+            if a is not None and (a.shape != (N,) or a.dtype.kind != "f"):
+                raise bad(f"{k} has shape {a.shape} ({a.dtype}), expected ({N},) floats")
+        sn, sv = raw.get("scalar_names"), raw.get("scalars")
+        if (sn is None) != (sv is None):
+            raise bad("scalar_names and scalars must be present together")
+        if sn is not None:
+            if sn.ndim != 1 or (sn.size and sn.dtype.kind not in "US"):
+                raise bad(f"scalar_names must be a 1-D string array, got {sn.dtype} {sn.shape}")
+            if sv.shape != (sn.shape[0], N) or sv.dtype.kind != "f":
+                raise bad(f"scalars has shape {sv.shape} ({sv.dtype}), expected "
+                          f"({sn.shape[0]}, {N}) floats")
         check_meaning(raw, meta, bad)  # values that cannot be true: one error naming the field
         arrays = {k: raw[k] for k in _ARRAYS if k in raw}
+        if sn is not None:
+            arrays["scalar_names"] = [str(v) for v in sn]
         return cls(names=[str(n) for n in names], meta=meta, **arrays)
+
+
+def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Telemetry:
+    """``t`` with host scalars given per optimizer step added to ``scalars`` (records whose
+    ``iters`` match; NaN elsewhere); ``t`` itself when there are none."""
+    if not by_step:
+        return t
+    names = list(t.scalar_names or [])
+    extra = sorted({k for vals in by_step.values() for k in vals} - set(names))
+    n = len(t.iters)
+    rows = np.full((len(names) + len(extra), n), np.nan)
+    if t.scalars is not None:
+        rows[: len(names)] = t.scalars
+    names += extra
+    col = {int(it): j for j, it in enumerate(t.iters)}
+    for step, vals in by_step.items():
+        j = col.get(step)
+        if j is not None:
+            for k, v in vals.items():
+                rows[names.index(k), j] = v
+    return dataclasses.replace(t, scalar_names=names, scalars=rows)

@@ -20,17 +20,22 @@ from actscope.telemetry.channels import ChannelMaxima
 from actscope.telemetry.hist_range import ranges_after_batch
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.signal_slots import LAYER_FIELDS, ROOT_FIELDS, SignalSlots
 from actscope.telemetry.slots import SampleSlots
 
 __all__ = ["RecordStore"]
 
 
-def _grow(buf: torch.Tensor, need: int) -> torch.Tensor:
-    """``buf`` with room for ``need`` records along dim 1, doubling (device-side copy only)."""
-    if need <= buf.shape[1]:
+def _grow(buf: torch.Tensor, need: int, rows: int = 0) -> torch.Tensor:
+    """``buf`` with room for ``need`` records along dim 1, doubling (device-side copy only), and
+    at least ``rows`` rows (new rows NaN: a scalar first given after earlier records)."""
+    if need <= buf.shape[1] and rows <= buf.shape[0]:
         return buf
-    new = buf.new_zeros((buf.shape[0], max(need, 2 * buf.shape[1]), *buf.shape[2:]))
-    new[:, : buf.shape[1]] = buf
+    new = buf.new_zeros((max(rows, buf.shape[0]), max(need, 2 * buf.shape[1]),
+                         *buf.shape[2:]))
+    if rows > buf.shape[0]:
+        new[buf.shape[0]:] = float("nan")
+    new[: buf.shape[0], : buf.shape[1]] = buf
     return new
 
 
@@ -62,6 +67,13 @@ class RecordStore:
         self.L, self.settings = n_layers, settings
         self.channels = ChannelMaxima(n_layers, settings)
         self.slots = SampleSlots(n_layers, settings, self.channels)
+        self.sig = SignalSlots(n_layers, settings.chunk)  # absmax, gradients, ..., scalars
+        st = settings
+        self.sig_fields = tuple(
+            f for f, on in (("grad_norm", st.grad_norms), ("update_ratio", st.update_ratios),
+                            ("attn_logit_max", st.attention), ("attn_entropy", st.attention),
+                            ("out_lse", st.output_logits), ("out_absmax", st.output_logits))
+            if on)
         self.n = 0  # flushed records
         self.iters: list[int] = []
         # Host-side, no device op: record index -> which layers ran, for records where not all
@@ -91,13 +103,17 @@ class RecordStore:
         """The batch is over: keep its slot (if a watched module ran), flush a full chunk."""
         slots, ch = self.slots, self.channels
         if not slots.wrote:
+            if self.sig.dirty:  # signals of a batch that recorded nothing: its slot is reused
+                self.sig.clear_slot(slots.slot)
             return
         assert slots.slab is not None
+        self.sig.dirty = False
         slots.wrote = False
         if not all(slots.ran):  # a layer that did not run this batch: no values (NaN), not stale
             for layer, ran in enumerate(slots.ran):
                 if not ran:
                     slots.slab[layer, slots.slot].fill_(float("nan"))
+                    self.sig.not_ran(layer, slots.slot)
             self.partial[len(self.iters)] = list(slots.ran)
         self.iters.append(slots.step)
         slots.slot += 1
@@ -136,6 +152,7 @@ class RecordStore:
                                                   scratch=self.scratch)}
         if st.mad:
             new["mad"] = reductions.mean_abs_dev(s, vm[..., 1])
+        new.update(self.sig.take(n, st.extremes, self.sig_fields))
         if st.grads and slots.gsums is not None:
             new["grad_var_mean"] = _var_mean(slots.gsums[:, :n], slots.gcounts, n)
             slots.gsums.fill_(float("nan"))
@@ -145,10 +162,10 @@ class RecordStore:
                 buf = buf.to(val.device)
             if buf is None:
                 buf = val.new_zeros((val.shape[0], max(4 * n, 64), *val.shape[2:]))
-                if key == "grad_var_mean":  # grads may start later than the other records
+                if self.n:  # a field that starts later than the other records: NaN before
                     buf = _grow(buf, self.n + n)
                     buf[:, : self.n] = float("nan")
-            buf = _grow(buf, self.n + n)
+            buf = _grow(buf, self.n + n, val.shape[0])
             buf[:, self.n: self.n + n] = val
             self.bufs[key] = buf
         for layer in range(self.L):
@@ -174,6 +191,7 @@ class RecordStore:
         host = {k: v[:, :n].cpu().numpy() for k, v in self.bufs.items()}
         var, mean = host["var_mean"][..., 0], host["var_mean"][..., 1]
         grads = host.get("grad_var_mean")
+        signals = self._signal_fields(host, n)
         epochs = self.channels.all_epochs(self.slots.slot)
         ch: dict[str, Any] = {}
         if epochs:
@@ -192,8 +210,30 @@ class RecordStore:
             grad_mean=None if grads is None else grads[..., 1],
             grad_std=None if grads is None else np.sqrt(np.maximum(grads[..., 0], 0)),
             hist_under=host.get("hist_under"), hist_over=host.get("hist_over"),
-            meta=meta, ran=self._ran_array(n), **ch)
+            meta=meta, ran=self._ran_array(n), **ch, **signals)
         return self.cached
+
+    def _signal_fields(self, host: dict[str, np.ndarray], n: int) -> dict[str, Any]:
+        """The diagnosis signals' ``Telemetry`` fields from the read-back buffers."""
+        out: dict[str, Any] = {}
+        if "absmax" in host:
+            absmax = host["absmax"].astype(np.float32)
+            ran = self._ran_array(n)
+            bad = ~np.isfinite(absmax)
+            if ran is not None:  # a layer that did not run reads NaN, but is not non-finite
+                bad &= ran.astype(bool)
+            out["absmax"], out["nonfinite"] = absmax, bad.astype(np.uint8)
+        for f in LAYER_FIELDS:
+            if f in host:
+                out[f] = host[f].astype(np.float32)
+        for f in ROOT_FIELDS:
+            if f in host:
+                out[f] = host[f][0].astype(np.float32)
+        if "scalars" in host:
+            S = len(self.sig.scalar_names)
+            out["scalar_names"] = list(self.sig.scalar_names)
+            out["scalars"] = host["scalars"][:S].astype(np.float64)
+        return out
 
     def _ran_array(self, n: int) -> np.ndarray | None:
         """(L, n) uint8 of which layers ran per record; None when all ran in every record."""
@@ -215,6 +255,7 @@ class RecordStore:
             "bufs": {k: v[:, :n].cpu() for k, v in self.bufs.items()},
             **self.channels.state_dict(self.slots.slot),
             "ever": list(self.slots.ever),
+            "scalar_names": list(self.sig.scalar_names),
             "partial": {j: list(r) for j, r in self.partial.items() if j < n}}
         if self.lo is not None:
             state["range"] = torch.stack([self.lo, self.hi]).cpu()
@@ -233,6 +274,7 @@ class RecordStore:
         self.has_range = [bool(v) for v in state.get(
             "has_range", [self.lo is not None] * self.L)]
         self.channels.load_state_dict(state)
+        self.sig.set_scalar_names(state.get("scalar_names", []))
         slots = self.slots
         slots.views = [None] * self.L  # column buffers and their views: remade on next forward
         slots.ever = [bool(v) for v in state.get("ever", [True] * self.L)]

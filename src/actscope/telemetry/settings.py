@@ -37,6 +37,10 @@ def _is_range(value: Any) -> bool:
             and all(_is_number(v) for v in value) and value[0] < value[1])
 
 
+_SWITCHES = ("mad", "grads", "channels", "training_only", "extremes", "grad_norms",
+             "update_ratios", "attention", "output_logits")
+
+
 @dataclass(frozen=True)
 class TelemetrySettings:
     """What is recorded and how; checked on construction (``UsageError`` naming the setting)."""
@@ -65,6 +69,15 @@ class TelemetrySettings:
     output: OutputSpec = None
     # Record only forwards of modules in training mode (not validation).
     training_only: bool = True
+    # The diagnosis signals (docs/telemetry.md, "Signals and what they cost"): exact max |x|
+    # (and from it the non-finite flag) per layer; per-layer gradient norm and update/weight
+    # ratio, once per optimizer step; attention max logit and entropy (sampled query rows);
+    # the model output's mean log-sum-exp and max |logit|.
+    extremes: bool = True
+    grad_norms: bool = True
+    update_ratios: bool = True
+    attention: bool = True
+    output_logits: bool = True
 
     def __post_init__(self) -> None:
         ints = {"every": 1, "bins": 2, "sample_size": 1, "chunk": 1, "seed": 0}
@@ -77,7 +90,7 @@ class TelemetrySettings:
         if not _is_number(self.dead_threshold) or not self.dead_threshold > 0:
             raise UsageError(f"dead_threshold must be a finite number > 0, got "
                              f"{self.dead_threshold!r:.40}; e.g. 0.05")
-        for name in ("mad", "grads", "channels", "training_only"):
+        for name in _SWITCHES:
             # "false" would be on: an on/off setting must be a bool
             if not isinstance(getattr(self, name), (bool, np.bool_)):
                 raise UsageError(f"{name} must be True or False, got {getattr(self, name)!r:.40}")
@@ -89,7 +102,7 @@ class TelemetrySettings:
         # numpy numbers are fine; stored as Python ones (Telemetry.meta is JSON)
         for name in ints:
             object.__setattr__(self, name, int(getattr(self, name)))
-        for name in ("mad", "grads", "channels", "training_only"):
+        for name in _SWITCHES:
             object.__setattr__(self, name, bool(getattr(self, name)))
         object.__setattr__(self, "dead_threshold", float(self.dead_threshold))
 

@@ -1,0 +1,85 @@
+"""OptimizerSteps: where ``watch()`` reads gradient norms and update ratios, once per step.
+
+A plain loop has no "after backward" event, but every optimizer step has hooks: a step pre-hook
+runs after backward (and after a ``clip_grad_norm_`` or a ``GradScaler`` unscale done before
+``step()``), a post-hook right after the update. With an ``optimizer`` given, the hooks go on it;
+else on torch's global optimizer step hooks, filtered to optimizers holding a watched parameter
+(decided once per optimizer, kept in a weak map). The hooks hold the ``Watch`` weakly and are
+removed with it; the first optimizer seen fills ``meta["context"]["optimizer"]`` if none was given.
+"""
+
+from __future__ import annotations
+
+import weakref
+from typing import Any
+
+import torch
+from torch.optim.optimizer import (
+    register_optimizer_step_post_hook,
+    register_optimizer_step_pre_hook,
+)
+
+from actscope.telemetry.context import optimizer_context
+from actscope.telemetry.hooks import WeakCall
+
+__all__ = ["OptimizerSteps"]
+
+
+class OptimizerSteps:
+    """Step pre/post hooks that forward to a watch's accumulator (see module doc)."""
+
+    def __init__(self, watch: Any, optimizer: torch.optim.Optimizer | None = None) -> None:
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            from actscope.errors import UsageError
+
+            raise UsageError(f"watch(optimizer=...) needs a torch.optim.Optimizer, got "
+                             f"{type(optimizer).__name__}")
+        self.watch = weakref.ref(watch)
+        self.optimizer = optimizer
+        self._handles: list[Any] = []
+        self._ours: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def register(self) -> None:
+        """Put the hooks on (the given optimizer, or globally, filtered)."""
+        pre, post = WeakCall(self, "_pre"), WeakCall(self, "_post")
+        if self.optimizer is not None:
+            self._handles = [self.optimizer.register_step_pre_hook(pre),
+                             self.optimizer.register_step_post_hook(post)]
+        else:
+            self._handles = [register_optimizer_step_pre_hook(pre),
+                             register_optimizer_step_post_hook(post)]
+
+    def _acc(self, opt: torch.optim.Optimizer) -> Any:
+        w = self.watch()
+        if w is None or not w.enabled or w.acc.signals is None:
+            return None
+        if self.optimizer is None and not self._holds_watched(opt, w):
+            return None
+        return w.acc
+
+    def _holds_watched(self, opt: torch.optim.Optimizer, w: Any) -> bool:
+        ours = self._ours.get(opt)
+        if ours is None:  # once per optimizer: does it update a watched layer's parameter?
+            ids = w.acc.signals.param_ids()
+            ours = any(id(p) in ids for g in opt.param_groups for p in g["params"])
+            self._ours[opt] = ours
+            ctx = w.acc.context
+            if ours and ctx is not None and ctx.get("optimizer") is None:
+                ctx["optimizer"] = optimizer_context(opt)
+        return ours
+
+    def _pre(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        acc = self._acc(opt)
+        if acc is not None:
+            acc.before_optimizer_step()
+
+    def _post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+        acc = self._acc(opt)
+        if acc is not None:
+            acc.after_optimizer_step()
+
+    def remove(self) -> None:
+        """Remove the hooks (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles = []

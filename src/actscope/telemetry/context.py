@@ -1,0 +1,224 @@
+"""What does the run look like? The JSON ``meta["context"]`` the diagnosis reads (CONTRACT.md).
+
+Built once, at attach or the first step, from modules, the optimizer and the scheduler; it reads
+weights (a host read, once per fit) and never runs a forward pass.
+
+``init_scale`` is a layer's weight std divided by the kaiming-normal std for its fan-in,
+``gain / sqrt(fan_in)``, with the gain of the activation that follows the weight (relu, gelu and
+silu: sqrt(2); leaky_relu: sqrt(2 / (1 + a²)); tanh: 5/3; unknown or none: 1). For a block, the
+weight is its first Linear/Conv. ``init_scheme_guess`` reads the same numbers: ``default`` (torch's
+``kaiming_uniform_(a=sqrt(5))``: uniform, std·sqrt(fan_in) ≈ 0.577), ``kaiming`` (scale ≈ 1, or
+≈ 1 with the relu gain), ``xavier`` (std ≈ gain·sqrt(2 / (fan_in + fan_out))), else ``small``
+(below half of kaiming) / ``large`` (above twice), else null.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from actscope.telemetry.layer_facts import (
+    activation_family,
+    activation_of,
+    bounded_range,
+    is_attention_module,
+    module_kind,
+)
+
+__all__ = ["run_context", "layer_context", "optimizer_context", "schedule_context",
+           "is_attention_module"]
+
+_TOL = 0.15  # relative tolerance when matching a weight std to a scheme's std
+
+
+def _leaves(module: nn.Module) -> list[nn.Module]:
+    return [m for m in module.modules() if not any(True for _ in m.children())]
+
+
+def _weight_and_next(module: nn.Module, model_leaves: Sequence[nn.Module]
+                     ) -> tuple[torch.Tensor, str, nn.Module] | None:
+    """The first Linear/Conv weight in ``module``, and the activation that follows it in the
+    model's registration order (a Linear's ReLU is its next sibling, outside the Linear)."""
+    for m in _leaves(module):
+        if module_kind(m) in ("linear", "conv") and getattr(m, "weight", None) is not None:
+            nxt = "none"
+            i = next((j for j, leaf in enumerate(model_leaves) if leaf is m), len(model_leaves))
+            for after in model_leaves[i + 1:]:
+                kind = module_kind(after)
+                if kind == "activation":
+                    nxt = activation_family(after) or "none"
+                    break
+                if kind in ("linear", "conv"):
+                    break
+            return m.weight, nxt, m
+    return None
+
+
+def _gain(family: str, module: nn.Module | None = None) -> float:
+    if family == "leaky_relu":
+        a = getattr(module, "negative_slope", None) or getattr(module, "leak", None) or 0.01
+        return math.sqrt(2.0 / (1 + a * a))
+    return {"relu": math.sqrt(2.0), "gelu": math.sqrt(2.0), "silu": math.sqrt(2.0),
+            "tanh": 5.0 / 3.0}.get(family, 1.0)
+
+
+def _fans(weight: torch.Tensor, owner: nn.Module) -> tuple[int, int]:
+    if type(owner).__name__ == "Conv1D":  # HF GPT-2 stores (in, out)
+        return int(weight.shape[0]), int(weight.shape[1])
+    fan_in, fan_out = nn.init._calculate_fan_in_and_fan_out(weight)
+    return int(fan_in), int(fan_out)
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= _TOL * b
+
+
+def _init_facts(module: nn.Module, model_leaves: Sequence[nn.Module]
+                ) -> tuple[float | None, str | None]:
+    found = _weight_and_next(module, model_leaves)
+    if found is None or found[0].dim() < 2 or found[0].numel() < 16:
+        return None, None
+    w, nxt, owner = found
+    w = w.detach().float()
+    fan_in, fan_out = _fans(w, owner)
+    std = float(w.std())  # once per fit, at attach
+    gain = _gain(nxt)
+    scale = std * math.sqrt(fan_in) / gain
+    r = std * math.sqrt(fan_in)
+    uniform = float(w.abs().max()) < 2.0 * std  # a uniform's max is sqrt(3)·std
+    xavier = math.sqrt(2.0 * fan_in / (fan_in + fan_out))
+    if uniform and _close(r, 1 / math.sqrt(3)):
+        guess = "default"
+    elif _close(scale, 1.0) or _close(r, math.sqrt(2.0)):
+        guess = "kaiming"
+    elif _close(r, xavier) or _close(r, xavier * gain):
+        guess = "xavier"
+    elif scale < 0.5:
+        guess = "small"
+    elif scale > 2.0:
+        guess = "large"
+    else:
+        guess = None
+    return round(scale, 4), guess
+
+
+def layer_context(module: nn.Module, is_output: bool = False,
+                  model_leaves: Sequence[nn.Module] | None = None) -> dict[str, Any]:
+    """One layer's entry of ``context["layers"]`` (``model_leaves``: the model's leaf modules in
+    order, to find the activation after a weight; default: the module's own leaves)."""
+    kind = "output" if is_output else module_kind(module)
+    act = activation_of(module)
+    leaf_act = activation_family(module) is not None
+    last = module
+    if not leaf_act and act != "none":  # the bounds of the activation module that produced it
+        acts = [m for m in module.modules() if activation_family(m) == act]
+        last = acts[-1] if acts else module
+    leaky = act == "relu" and getattr(last, "sub", None) not in (None, 0.0)
+    scale, guess = _init_facts(module, model_leaves or _leaves(module))
+    return {"type": type(module).__name__, "kind": kind, "activation": act,
+            "zero_floored": act == "relu" and not leaky,
+            "bounded": bounded_range(last, act) if act != "none" else None,
+            "init_scale": scale, "init_scheme_guess": guess}
+
+
+def optimizer_context(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
+    """Type, lr, weight decay, momentum and betas of the first param group. ``lr`` is the
+    schedule's peak or base lr (``max_lr``, else ``initial_lr``), not a warm-up's 0 at step 0."""
+    if optimizer is None:
+        return None
+    group = optimizer.param_groups[0] if optimizer.param_groups else dict(optimizer.defaults)
+    betas = group.get("betas")
+    mom = group.get("momentum")
+    lr = group.get("max_lr", group.get("initial_lr", group.get("lr")))
+    return {"type": type(optimizer).__name__, "lr": _num(lr),
+            "weight_decay": _num(group.get("weight_decay", 0.0)),
+            "momentum": _num(mom) if mom is not None else None,
+            "betas": [_num(b) for b in betas] if betas is not None else None}
+
+
+def _num(x: Any) -> float | None:
+    if x is None:
+        return None
+    return float(x.detach().float().mean()) if isinstance(x, torch.Tensor) else float(x)
+
+
+def _lambda_warms(fn: Any) -> bool | None:
+    """A LambdaLR factor warms up when it is lower at step 0 than at a later step."""
+    try:
+        first = float(fn(0))
+        later = max(float(fn(k)) for k in (1, 10, 100, 1000))
+    except Exception:  # a lambda that needs state we do not have: say "unknown"
+        return None
+    return first < 0.99 * later
+
+
+def schedule_context(scheduler: Any) -> dict[str, Any] | None:
+    """The scheduler's type and whether it warms up (True, False, or None when unknown)."""
+    if scheduler is None:
+        return None
+    sched = torch.optim.lr_scheduler
+    name = type(scheduler).__name__
+    warm: bool | None = False
+    if isinstance(scheduler, sched.OneCycleLR):
+        warm = True
+    elif isinstance(scheduler, sched.LinearLR):
+        warm = scheduler.start_factor < scheduler.end_factor
+    elif isinstance(scheduler, sched.ConstantLR):
+        warm = scheduler.factor < 1.0
+    elif isinstance(scheduler, (sched.LambdaLR, sched.MultiplicativeLR)):
+        votes = [_lambda_warms(f) for f in scheduler.lr_lambdas]
+        warm = None if None in votes else any(votes)
+    elif isinstance(scheduler, (sched.SequentialLR, sched.ChainedScheduler)):
+        first = schedule_context(scheduler._schedulers[0])
+        warm = first["warmup"] if first else None
+    return {"type": name, "warmup": warm}
+
+
+def _jsonable(x: Any) -> Any:
+    try:
+        json.dumps(x)
+        return x
+    except (TypeError, ValueError):
+        if isinstance(x, Mapping):
+            return {str(k): _jsonable(v) for k, v in x.items()}
+        if isinstance(x, (list, tuple)):
+            return [_jsonable(v) for v in x]
+        return str(x)
+
+
+def _model_facts(model: nn.Module) -> dict[str, Any]:
+    mods = list(model.modules())
+    kinds = [module_kind(m) for m in mods]
+    norms = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "norm"})
+    acts = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "activation"})
+    has_attn = any(is_attention_module(m) for m in mods)
+    return {"has_conv": "conv" in kinds, "has_attention": has_attn,
+            "has_recurrent": "recurrent" in kinds, "norms": norms, "activations": acts,
+            "is_transformer": has_attn and any("LayerNorm" in n or "RMSNorm" in n for n in norms),
+            "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
+
+
+def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.Module],
+                optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
+                grad_clip: float | None = None, mixed_precision: str | None = None,
+                trainer: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``meta["context"]`` for the watched layers ``names``: a module → name map (pass the
+    recording's names, ``modules.layer_names(model, mods)``, so the diagnosis finds each layer
+    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``."""
+    if not isinstance(names, Mapping):
+        qual = {id(m): n for n, m in model.named_modules()}
+        names = {m: qual.get(id(m)) or ("model" if m is model else f"{i}")
+                 for i, m in enumerate(names)}
+    leaves = _leaves(model)
+    last_leaf = next((m for m in reversed(leaves) if module_kind(m) in ("linear", "conv")), None)
+    layers = {name: layer_context(m, m is last_leaf, leaves) for m, name in names.items()}
+    return {"layers": layers, "model": _model_facts(model),
+            "optimizer": optimizer_context(optimizer), "schedule": schedule_context(scheduler),
+            "grad_clip": None if grad_clip is None else float(grad_clip),
+            "mixed_precision": mixed_precision,
+            "trainer": _jsonable(dict(trainer)) if trainer is not None else None}
