@@ -18,6 +18,7 @@ from matplotlib.figure import Figure
 from actscope.report.hist_view import layer_picture
 from actscope.report.plots_base import (
     finite,
+    fixed_figure,
     grid,
     label_fontsize,
     layer_colours,
@@ -37,7 +38,7 @@ __all__ = ["plot_stats", "plot_hist_heatmap", "plot_dead_share", "plot_channel_d
 def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size, layout="constrained")
+    fig = fixed_figure(size)
     return fig, fig.add_subplot()
 
 
@@ -66,7 +67,7 @@ def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
 def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None) -> Figure:
     """Mean and std per layer over the iterations, plus a zoom on the first ``zoom`` batches."""
     if axes is None:
-        fig = Figure(figsize=(11, 7), layout="constrained")
+        fig = fixed_figure((11, 7), right=1.4 if len(t.names) > 10 else 0.2, top=0.5)
         axes = fig.subplots(2, 2).ravel()
     fig = axes[0].figure
     early = t.iters < t.iters[0] + zoom if len(t.iters) else np.zeros(0, bool)
@@ -137,7 +138,7 @@ def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
     if ax is not None and len(groups) != 1:
         raise ValueError("this telemetry needs two dead-share panels; pass ax=None")
     if ax is None:
-        fig = Figure(figsize=(7 * len(groups), 4), layout="constrained")
+        fig = fixed_figure((7 * len(groups), 4), right=1.4 if t.n_layers > 10 else 0.2)
         axes = list(np.atleast_1d(fig.subplots(1, len(groups))))
     else:
         fig, axes = ax.figure, [ax]
@@ -178,7 +179,7 @@ def plot_channel_dead(t: Telemetry) -> Figure:
 
 def plot_metrics(rows: Sequence[dict[str, float]]) -> Figure:
     """Accuracy and loss per epoch (validation solid, training dashed) from metrics.csv rows."""
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    fig = fixed_figure((10, 3.5))
     axes = fig.subplots(1, 2)
     epochs = np.array([r.get("epoch", i) for i, r in enumerate(rows)], np.float64)
     for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
@@ -198,7 +199,7 @@ def plot_lr_loss(lrs: np.ndarray, losses: np.ndarray, axes: Sequence[Axes] | Non
                  ) -> Figure:
     """Learning rate (first param group) and training loss per batch (raw faint, smoothed)."""
     if axes is None:
-        fig = Figure(figsize=(10, 3.5), layout="constrained")
+        fig = fixed_figure((10, 3.5))
         axes = fig.subplots(1, 2)
     fig = axes[0].figure
     lrs = finite(lrs)
