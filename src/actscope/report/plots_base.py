@@ -20,8 +20,8 @@ __all__ = ["finite", "thin", "thin_columns", "grid", "panel_table", "run_colours
            "layer_colours", "label_fontsize", "plain", "smooth", "figure_png", "save_figure",
            "MAX_POINTS", "fixed_figure"]
 
-# Points per drawn line (min-max pairs): a panel is under 800 pixels wide at 90 dpi, and 100k-point lines make
-# PNGs slow to draw and heavy to embed.
+# Points per drawn line (min-max pairs): a panel is under 800 pixels wide at 90 dpi, and
+# 100k-point lines make PNGs slow to draw and heavy to embed.
 MAX_POINTS = 800
 # Tableau's ten colours: distinct, readable for runs; more layers use a sequential map.
 _TAB10 = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
