@@ -21,8 +21,10 @@ from actscope.report.writer import write_run_report
 from actscope.telemetry.record import Telemetry
 
 
-def synthetic(layers: int, steps: int, bins: int = 40, seed: int = 0) -> Telemetry:
-    """A growing run: std rises over the steps, ranges re-fitted per 100-record chunk."""
+def synthetic(layers: int, steps: int, bins: int = 40, seed: int = 0,
+              per_record: bool = True) -> Telemetry:
+    """A growing run: std rises over the steps, ranges re-fitted per 100-record chunk
+    (``per_record``; else one fixed range per layer, as older files have)."""
     rng = np.random.default_rng(seed)
     growth = np.linspace(1, 5, steps, dtype=np.float32)[None, :] * rng.uniform(
         0.5, 1.5, (layers, 1)).astype(np.float32)
@@ -32,7 +34,8 @@ def synthetic(layers: int, steps: int, bins: int = 40, seed: int = 0) -> Telemet
     return Telemetry(
         names=[f"blocks.{i}" for i in range(layers)], iters=np.arange(steps, dtype=np.int64),
         mean=rng.normal(0, 0.1, (layers, steps)).astype(f32), std=growth,
-        hist=hist, hist_range=np.stack([-chunk, chunk], axis=-1).astype(f32),
+        hist=hist, hist_range=(np.stack([-chunk, chunk], axis=-1) if per_record
+                              else np.stack([-chunk[:, 0], chunk[:, 0]], axis=-1)).astype(f32),
         dead=rng.uniform(0, 0.3, (layers, steps)).astype(f32),
         hist_under=np.zeros((layers, steps), np.int32),
         hist_over=np.ones((layers, steps), np.int32),

@@ -27,8 +27,7 @@ from actscope.telemetry.modules import default_modules
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
-__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules",
-           "write_report_folder"]
+__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules"]
 
 STATE_VERSION = 1
 
