@@ -14,7 +14,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 def test_one_list_names_each_figure_once_with_a_caption():
     names = figures.plot_names()
-    assert len(names) == len(set(names)) == 7
+    assert len(names) == len(set(names)) == 9
     assert all(figures.CAPTIONS[n] for n in names)
 
 

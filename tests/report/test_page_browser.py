@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,27 @@ def test_compare_renders_in_headless_chromium(browser, tmp_path):
     assert body_attrs(dom)["data-runs"] == "3"
     assert 'id="settings"' in dom and 'id="metrics"' in dom and 'id="findings"' in dom
     assert 'id="unmatched"' in dom  # layer 3 is only in run a
+
+
+@pytest.mark.slow
+def test_new_panels_and_notebook_html_render_in_headless_chromium(browser, tmp_path):
+    # A watch()-like run: scalars, signals, per-context dead share; and the notebook fragment.
+    import dataclasses
+
+    from actscope.report.html import page as page_html
+    from actscope.report.notebook import telemetry_html
+    from actscope.report.writer import write_run_report
+
+    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
+    from report_speed import synthetic
+
+    t = synthetic(3, 80, per_record=False)
+    ctx = {"layers": {n: {"zero_floored": i == 0} for i, n in enumerate(t.names)}}
+    t = dataclasses.replace(t, meta={**t.meta, "context": ctx})
+    page = write_run_report(tmp_path / "w", t, writer="watch")
+    dom = check_images(browser, page, tmp_path)
+    assert int(body_attrs(dom)["data-images-total"]) >= 5
+    assert 'alt="scalars"' in dom and 'alt="signals"' in dom
+    nb = tmp_path / "nb.html"
+    nb.write_text(page_html("notebook", telemetry_html(t)), encoding="utf-8")
+    check_images(browser, nb, tmp_path)

@@ -25,7 +25,7 @@ def test_heatmap_with_overflow_bands_extends_the_y_range():
     draw_heatmap(ax, np.arange(5), hist, -1.0, 1.0, under=np.ones(5), over=np.ones(5))
     assert ax.get_ylim() == (-1.4, 1.4)  # two bins of 0.2 on each side
     assert ax.get_xlim() == (0.0, 5.0)
-    assert len(ax.images) == 3 and len(ax.lines) == 2  # body, two bands; two dashed edges
+    assert len(ax.images) == 1 and len(ax.lines) == 2  # body + bands in one image; two edges
 
 
 def test_heatmap_without_overflow_and_with_a_broken_range():

@@ -34,17 +34,24 @@ def test_heatmap_uses_the_recorded_range_and_shows_overflow_at_the_edges():
     hist = np.ones((5, 4), np.int32)
     ax = Figure().add_subplot()
     draw_heatmap(ax, np.arange(5), hist, 0.0, 4.0, under=np.full(5, 3), over=np.full(5, 7))
-    main, under, over = ax.images
-    assert main.get_extent()[2:] == [0.0, 4.0]  # the recorded range, bins of width 1
-    assert under.get_extent()[2:] == [-2.0, 0.0] and over.get_extent()[2:] == [4.0, 6.0]
+    (image,) = ax.images  # one image: two overflow rows below and above the 4 bins
+    assert image.get_extent()[2:] == [-2.0, 6.0]  # the recorded range, bins of width 1, + bands
     assert ax.get_ylim() == (-2.0, 6.0)
-    np.testing.assert_array_equal(under.get_array()[0], 3)
-    np.testing.assert_array_equal(over.get_array()[0], 7)
+    rows = image.get_array()
+    assert rows.shape[0] == 8
+    np.testing.assert_array_equal(rows[:2], 3)
+    np.testing.assert_array_equal(rows[-2:], 7)
+    np.testing.assert_array_equal(rows[2:6], 1)
     # The per-run plot draws each layer on its own recorded range (a GeneralRelu's -0.4..6).
     t = telemetry(2, 30, lo=-0.5, hi=6.0, overflow=True)
     fig = plots.plot_hist_heatmap(t)
-    assert [a.images[0].get_extent()[2:] for a in fig.axes if a.images] == [[-0.5, 6.0]] * 2
-    assert all(len(a.images) == 3 for a in fig.axes if a.images)
+    assert [a.get_ylim() for a in fig.axes if a.images] != []
+    for a in fig.axes:
+        if a.images:
+            lo, hi = a.images[0].get_extent()[2:]
+            band = 2 * 6.5 / t.hist.shape[2]  # two bins of the recorded range each side
+            assert (lo, hi) == pytest.approx((-0.5 - band, 6.0 + band))
+    assert all(len(a.images) == 1 for a in fig.axes if a.images)
 
 
 def test_share_per_batch_counts_overflow_too():

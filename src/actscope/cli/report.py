@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from actscope.report.writer import write_run_report
 from actscope.runs import RunFolder
 
-__all__ = ["add_report_parser", "cmd_report"]
+__all__ = ["add_report_parser", "cmd_report", "open_page"]
 
 
 
@@ -16,6 +17,9 @@ def add_report_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParse
     """Add ``report RUN_DIR``."""
     rep = sub.add_parser("report", help="rebuild the plots and report.html of a run folder")
     rep.add_argument("run_dir", metavar="RUN_DIR")
+    rep.add_argument("--open", action="store_true",
+                     help="open report.html in the default browser (its path is printed "
+                          "where there is none)")
     rep.set_defaults(func=cmd_report)
     return rep
 
@@ -34,4 +38,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     # is refused, naming it; so is a target that is not actscope's.
     path = write_run_report(run.path, writer="report", owned=run.marker is not None)
     print(f"report: {path}")
+    if getattr(args, "open", False):
+        open_page(path)
     return 0
+
+
+def open_page(path: Path) -> bool:
+    """Open ``path`` in the default browser; where there is none, print where the page is."""
+    import webbrowser
+
+    try:
+        opened = webbrowser.open(path.resolve().as_uri())
+    except webbrowser.Error:
+        opened = False
+    if not opened:
+        print(f"no browser to open it here; open {path} yourself")
+    return opened

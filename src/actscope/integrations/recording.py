@@ -11,6 +11,7 @@ diagnosis), plots/*.png and report.html.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,9 +149,13 @@ class StepRecorder:
                              f"during the trainer's fit/train, on the main process only{why}")
         return self.acc.result()
 
-    def report(self, out_dir: str | Path) -> Path:
-        """The report of the recording in ``out_dir`` (``report.writer``); report.html's path."""
-        return write_run_report(out_dir, self.result(), writer="watch")
+    def report(self, out_dir: str | Path, title: str | None = None) -> Path:
+        """The report of the recording in ``out_dir`` (``report.writer``; ``title``: the
+        trainer's run name); report.html's path. Prints how long it took (one line)."""
+        start = time.perf_counter()
+        page = write_run_report(out_dir, self.result(), writer="watch", title=title)
+        print(f"actscope: report written in {time.perf_counter() - start:.1f} s: {page}")
+        return page
 
     def check_report_target(self, out_dir: str | Path) -> None:
         """At fit start: ``UsageError`` now, not after training, if the report folder holds a

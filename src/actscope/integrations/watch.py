@@ -230,9 +230,23 @@ class Watch:
         out = Path(out_dir)
         if not self.enabled:
             return out
+        import time
+
+        from actscope.report.notebook import ReportFolder
         from actscope.report.writer import write_run_report  # loaded when a report is written
 
-        return write_run_report(out, self.result(), writer="watch").parent  # '~' expanded
+        start = time.perf_counter()
+        page = write_run_report(out, self.result(), writer="watch")  # '~' expanded
+        print(f"actscope: report written in {time.perf_counter() - start:.1f} s: {page}")
+        return ReportFolder(page.parent)
+
+    def _repr_html_(self) -> str:
+        """Jupyter: what has been recorded so far, diagnosed and drawn (offline PNGs)."""
+        from actscope.report.notebook import telemetry_html
+
+        if not self.enabled or self.acc.n_records == 0:
+            return "<div class='actscope'>actscope watch: nothing recorded yet.</div>"
+        return telemetry_html(self.result(), "watch()")
 
     # ---- tear-down and checkpoints -------------------------------------------------------
     def remove(self) -> None:

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from actscope.atomic import atomic_write
 from actscope.report.run_view import RUN_FILES, RunView, read_run
 from actscope.runs.layout import (
@@ -23,9 +25,10 @@ from actscope.runs.layout import (
     RECORDER_FILE,
     TELEMETRY_FILE,
 )
+from actscope.telemetry.record import Telemetry
 
 __all__ = ["FIGURES", "CAPTIONS", "Fig", "plot_names", "figure_names", "draw_figures",
-           "save_figures", "save_run_plots"]
+           "save_figures", "save_run_plots", "n_dead_channels"]
 
 
 def _plots() -> Any:
@@ -39,10 +42,33 @@ def _has_telemetry(v: RunView) -> bool:
     return t is not None and bool(len(t.iters)) and bool(t.n_layers)
 
 
+def n_dead_channels(t: Telemetry | None) -> tuple[int, int]:
+    """(channels dead in the last epoch, over all layers; channels in all layers); (0, 0) when
+    nothing per-channel was recorded."""
+    if t is None or t.channel_dead is None or t.channel_dead.shape[1] == 0 or not t.n_layers:
+        return 0, 0
+    dead = sum(int(np.nansum(t.channel_dead[i, -1, : int(t.n_channels[i])]))
+               for i in range(t.n_layers))
+    return dead, int(np.sum(t.n_channels))
+
+
 def _has_channel_dead(v: RunView) -> bool:
+    """The per-channel picture only when some channel is dead (else the page's one line)."""
     t = v.telemetry
     return (t is not None and t.channel_dead is not None and t.channel_dead.shape[1] > 0
-            and t.n_layers > 0)
+            and t.n_layers > 0 and bool(np.nansum(t.channel_dead) > 0))
+
+
+def _has_scalars(v: RunView) -> bool:
+    t = v.telemetry
+    return (t is not None and t.scalars is not None and bool(len(t.iters))
+            and bool(np.isfinite(t.scalars).any()))
+
+
+def _signals() -> Any:
+    from actscope.report import plots_signals  # matplotlib: only when a figure is drawn
+
+    return plots_signals
 
 
 @dataclass(frozen=True)
@@ -65,6 +91,10 @@ FIGURES: tuple[Fig, ...] = (
     Fig("metrics.png", METRICS_FILE, "Accuracy and loss per epoch (validation solid, training "
         "dashed).",
         lambda v: bool(v.metrics), lambda v: _plots().plot_metrics(v.metrics)),
+    Fig("scalars.png", TELEMETRY_FILE, "The run's scalars per training batch as the trainer "
+        "gave them (loss raw faint, smoothed solid; eval metrics as points; log scale where "
+        "values span more than two decades).",
+        _has_scalars, lambda v: _signals().plot_scalars(v.telemetry)),
     Fig("stats.png", TELEMETRY_FILE, "Mean and std of each watched layer's output (whole run, "
         "and the first batches).",
         _has_telemetry, lambda v: _plots().plot_stats(v.telemetry)),
@@ -72,8 +102,13 @@ FIGURES: tuple[Fig, ...] = (
         "training (log counts): the lesson's picture of activations growing and collapsing. "
         "Bands beyond the dashed lines count the values below and above the recorded range.",
         _has_telemetry, lambda v: _plots().plot_hist_heatmap(v.telemetry)),
-    Fig("dead_share.png", TELEMETRY_FILE, "Share of each layer's activations near zero (dead "
-        "units).",
+    Fig("signals.png", TELEMETRY_FILE, "Diagnosis signals: gradient norm and update ratio "
+        "per layer (dashed: the healthy 1e-3), max |x|, attention max logit and entropy, output "
+        "log-sum-exp, as recorded.",
+        lambda v: bool(_signals().signal_panels(v.telemetry)),
+        lambda v: _signals().plot_signals(v.telemetry)),
+    Fig("dead_share.png", TELEMETRY_FILE, "Share of each layer's sampled activations near zero: "
+        "dead units where a layer is zero-floored (ReLU family), else only a near-zero share.",
         _has_telemetry, lambda v: _plots().plot_dead_share(v.telemetry)),
     Fig("channel_dead.png", TELEMETRY_FILE, "Per-channel dead units: dark where a channel "
         "never fired (was never above the dead threshold) during an epoch.",

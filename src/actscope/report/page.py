@@ -14,7 +14,8 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from actscope.atomic import atomic_write
-from actscope.report.figures import CAPTIONS, draw_figures
+from actscope.report.figures import CAPTIONS, draw_figures, n_dead_channels
+from actscope.report.hist_view import in_range_share, layer_ranges, shared_range
 from actscope.report.html import esc, figure, page, table
 from actscope.report.run_view import RunView, read_run
 from actscope.runs.layout import REPORT_FILE
@@ -45,30 +46,46 @@ def _findings(view: RunView) -> tuple[str, int]:
 
 
 def _metrics(view: RunView, pngs: Pngs) -> str:
+    scalars = _images(pngs, ("scalars.png",))
     if view.metrics is None:
+        if scalars:  # watch(), Lightning, HF: the trainer's scalars, on the telemetry's steps
+            names = ", ".join(view.telemetry.scalar_names or [])
+            return f"<p>Scalars recorded with the telemetry: {esc(names)}.</p>{scalars}"
         return "<p>No metrics.csv is part of this report.</p>"
     if not view.metrics:
         return "<p>metrics.csv has no epochs yet.</p>"
     rows = [[r[h] for h in view.metrics_header] for r in view.metrics]
-    return table(view.metrics_header, rows) + _images(pngs, ("metrics.png",))
+    return table(view.metrics_header, rows) + _images(pngs, ("metrics.png",)) + scalars
 
 
 def _activations(view: RunView, pngs: Pngs) -> str:
     t = view.telemetry
     if t is None or not len(t.iters):
         return "<p>No telemetry was recorded.</p>" if t is None else "<p>No recorded batches.</p>"
+    share = in_range_share(t)
+    ranges = [shared_range(layer_ranges(t, i)) for i in range(t.n_layers)]
     rows = [[n, f"{t.mean[i, -1]:.4g}", f"{t.std[i, -1]:.4g}", f"{t.dead[i, -1]:.1%}",
-             f"[{t.hist_range[i, 0]:g}, {t.hist_range[i, 1]:g}]"] for i, n in enumerate(t.names)]
+             f"[{ranges[i][0]:g}, {ranges[i][1]:g}]", f"{share[i]:.1%}"]
+            for i, n in enumerate(t.names)]
     m = t.meta
     note = (f"<p>{len(t.iters)} recorded batches (every {esc(m.get('every', 1))}). Mean and std "
             f"are exact over each whole activation; histograms and the dead share come from "
             f"{esc(m.get('sample_size', '?'))} fixed sampled positions per layer per batch. "
             f"Recorded on: {esc(m.get('scope', 'single process'))} (under DDP, rank 0's share "
             f"of each global batch; see docs/distributed.md).</p>")
-    return (note + table(["layer", "final mean", "final std", "final dead share",
-                          "histogram range"], rows)
-            + _images(pngs, ("stats.png", "hist_heatmap.png", "dead_share.png",
-                             "channel_dead.png")))
+    return (note + table(["layer", "final mean", "final std", "final near-zero share",
+                          "histogram range", "samples in range"], rows)
+            + _images(pngs, ("stats.png", "hist_heatmap.png", "signals.png", "dead_share.png",
+                             "channel_dead.png")) + _channels(view, pngs))
+
+
+def _channels(view: RunView, pngs: Pngs) -> str:
+    """One line when per-channel dead units were recorded but no channel is dead."""
+    dead, total = n_dead_channels(view.telemetry)
+    if total and "channel_dead.png" not in pngs:
+        return (f'<p id="channels">Per-channel dead units: none of the {total} channels was '
+                f"dead in the last epoch.</p>")
+    return ""
 
 
 def _lr_find(view: RunView, pngs: Pngs) -> str:
@@ -100,13 +117,13 @@ def render_view(view: RunView, pngs: Pngs | None = None) -> str:
     banner = ('<p class="warn">This run did not finish (RUNNING marker present): the report '
               "shows what was saved so far.</p>") if view.running else ""
     training = _images(pngs, ("lr_loss.png",))
-    body = (f"<h1>actscope run: {esc(view.name)}</h1>{banner}"
+    body = (f"<h1>actscope run: {esc(view.display_name)}</h1>{banner}"
             f"<h2>Diagnosis</h2>{findings}"
             f"<h2>Metrics per epoch</h2>{_metrics(view, pngs)}"
             + (f"<h2>Training</h2>{training}" if training else "")
             + f"<h2>Activations</h2>{_activations(view, pngs)}{_lr_find(view, pngs)}"
             f"<h2>Configuration</h2>{_config(view)}")
-    return page(f"{REPORT_TITLE}{view.name}", body, f" data-findings='{n}'")
+    return page(f"{REPORT_TITLE}{view.display_name}", body, f" data-findings='{n}'")
 
 
 def write_report(run_dir: str | Path, view: RunView | None = None,

@@ -15,8 +15,10 @@ from matplotlib.cm import ScalarMappable
 from matplotlib.colors import Normalize
 from matplotlib.figure import Figure
 
+from actscope.report.hist_view import layer_picture
 from actscope.report.plots_base import (
     finite,
+    fixed_figure,
     grid,
     label_fontsize,
     layer_colours,
@@ -26,16 +28,17 @@ from actscope.report.plots_base import (
     thin,
 )
 from actscope.report.plots_layers import draw_channel_dead, draw_heatmap
+from actscope.report.scalars import wants_log_scale
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["plot_stats", "plot_hist_heatmap", "plot_dead_share", "plot_channel_dead",
-           "plot_metrics", "plot_lr_loss", "plot_lr_find", "save_figure"]
+           "plot_metrics", "plot_lr_loss", "plot_lr_find", "save_figure", "zero_floored"]
 
 
 def _fig_ax(ax: Axes | None, size: tuple[float, float] = (6, 4)) -> tuple[Figure, Axes]:
     if ax is not None:
         return ax.figure, ax
-    fig = Figure(figsize=size, layout="constrained")
+    fig = fixed_figure(size)
     return fig, fig.add_subplot()
 
 
@@ -64,7 +67,7 @@ def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
 def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None) -> Figure:
     """Mean and std per layer over the iterations, plus a zoom on the first ``zoom`` batches."""
     if axes is None:
-        fig = Figure(figsize=(11, 7), layout="constrained")
+        fig = fixed_figure((11, 7), right=1.4 if len(t.names) > 10 else 0.2, top=0.5)
         axes = fig.subplots(2, 2).ravel()
     fig = axes[0].figure
     early = t.iters < t.iters[0] + zoom if len(t.iters) else np.zeros(0, bool)
@@ -72,7 +75,10 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
         for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
             ax = axes[2 * row + col]
             _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
-            ax.set_title(f"activation {what} ({where}){_scope(t)}")
+            log = what == "std" and wants_log_scale(arr[:, sel])
+            if log:  # a sane run beside a diverging one: linear flattens it to 0
+                ax.set_yscale("log")
+            ax.set_title(f"activation {what} ({where}{', log' if log else ''}){_scope(t)}")
             ax.set_xlabel("training batch")
     _layer_key(fig, axes, t.names)
     return fig
@@ -81,7 +87,8 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
 def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     """Per layer: iterations on x, histogram bins on y, log counts (the lesson's picture).
 
-    The y range is the recorded ``hist_range``; counts outside it (``hist_under``/``hist_over``,
+    The y range is the recorded ``hist_range`` (per-record ranges: their union, ``hist_view``);
+    counts outside it (``hist_under``/``hist_over``,
     when recorded) are the bands beyond the dashed lines.
     """
     L = t.n_layers
@@ -93,8 +100,8 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
         fig, axes = ax.figure, [ax]
     under, over = t.hist_under, t.hist_over
     for i, ax_i in enumerate(axes):
-        lo, hi = (float(v) for v in t.hist_range[i])
-        draw_heatmap(ax_i, t.iters, t.hist[i], lo, hi,
+        counts, lo, hi = layer_picture(t, i)  # per-record ranges mapped onto one shared range
+        draw_heatmap(ax_i, t.iters, counts, lo, hi,
                      None if under is None else under[i], None if over is None else over[i])
         ax_i.set_title(plain(t.names[i]), fontsize="small")
         ax_i.set_xlabel("training batch", fontsize="small")
@@ -105,15 +112,46 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     return fig
 
 
+def zero_floored(t: Telemetry) -> list[bool] | None:
+    """Per layer, whether dead units can exist there (ReLU-family / zero-floored output), from
+    ``meta["context"]["layers"]``; None for files without a context (old recordings)."""
+    layers = (t.meta.get("context") or {}).get("layers") if isinstance(t.meta, dict) else None
+    if not isinstance(layers, dict):
+        return None
+    return [bool((layers.get(n) or {}).get("zero_floored", False)) for n in t.names]
+
+
 def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
-    """The share of activations near zero, per layer, over the iterations (y from 0 to 1)."""
-    fig, ax = _fig_ax(ax, (7, 4))
-    _layer_lines(ax, t.iters, t.dead, t.names)
-    ax.set_ylim(0, 1)
-    ax.set_xlabel("training batch")
-    ax.set_ylabel("share near zero")
-    ax.set_title(f"dead share per layer{_scope(t)}")
-    _layer_key(fig, [ax], t.names)
+    """The share of activations near zero, per layer, over the iterations (y from 0 to 1).
+
+    With a recorded context, "dead share" is drawn only for zero-floored layers (where a unit
+    can die); the others' curve is labelled "near-zero share", a separate panel.
+    """
+    floored = zero_floored(t)
+    groups = ([("dead share per layer", "share near zero", list(range(t.n_layers)))]
+              if floored is None else
+              [(title, ylabel, idx) for title, ylabel, idx in (
+                  ("dead share (zero-floored layers)", "share of dead units",
+                   [i for i, f in enumerate(floored) if f]),
+                  ("near-zero share (layers that cannot die)", "share near zero",
+                   [i for i, f in enumerate(floored) if not f])) if idx])
+    if ax is not None and len(groups) != 1:
+        raise ValueError("this telemetry needs two dead-share panels; pass ax=None")
+    if ax is None:
+        fig = fixed_figure((7 * len(groups), 4), right=1.4 if t.n_layers > 10 else 0.2)
+        axes = list(np.atleast_1d(fig.subplots(1, len(groups))))
+    else:
+        fig, axes = ax.figure, [ax]
+    colours = layer_colours(t.n_layers)
+    for ax_g, (title, ylabel, idx) in zip(axes, groups, strict=True):
+        for i in idx:
+            ax_g.plot(*thin(t.iters, t.dead[i]), label=plain(t.names[i]), lw=1,
+                      color=colours[i])
+        ax_g.set_ylim(0, 1)
+        ax_g.set_xlabel("training batch")
+        ax_g.set_ylabel(ylabel)
+        ax_g.set_title(f"{title}{_scope(t)}")
+    _layer_key(fig, axes, t.names)
     return fig
 
 
@@ -121,6 +159,7 @@ def has_channel_dead(t: Telemetry | None) -> bool:
     """True when ``t`` recorded per-channel dead units for at least one epoch."""
     return t is not None and t.channel_dead is not None and t.channel_dead.shape[1] > 0 \
         and t.n_layers > 0
+
 
 
 def plot_channel_dead(t: Telemetry) -> Figure:
@@ -140,7 +179,7 @@ def plot_channel_dead(t: Telemetry) -> Figure:
 
 def plot_metrics(rows: Sequence[dict[str, float]]) -> Figure:
     """Accuracy and loss per epoch (validation solid, training dashed) from metrics.csv rows."""
-    fig = Figure(figsize=(10, 3.5), layout="constrained")
+    fig = fixed_figure((10, 3.5))
     axes = fig.subplots(1, 2)
     epochs = np.array([r.get("epoch", i) for i, r in enumerate(rows)], np.float64)
     for ax, what in zip(axes, ("accuracy", "loss"), strict=True):
@@ -160,7 +199,7 @@ def plot_lr_loss(lrs: np.ndarray, losses: np.ndarray, axes: Sequence[Axes] | Non
                  ) -> Figure:
     """Learning rate (first param group) and training loss per batch (raw faint, smoothed)."""
     if axes is None:
-        fig = Figure(figsize=(10, 3.5), layout="constrained")
+        fig = fixed_figure((10, 3.5))
         axes = fig.subplots(1, 2)
     fig = axes[0].figure
     lrs = finite(lrs)

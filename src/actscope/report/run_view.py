@@ -55,6 +55,15 @@ class RunView:
     findings: list[str] | None = None
     lr_find: dict[str, Any] | None = None  # lrs, losses, suggestion (float | None)
     running: bool = False  # the RUNNING marker: not finished (or still being written)
+    title: str | None = None  # the trainer's run name, when the writer was given one
+
+    @property
+    def display_name(self) -> str:
+        """How the report names the run: the given title, the telemetry's ``run_name``, else
+        the folder's name."""
+        t = self.telemetry
+        meta_name = t.meta.get("run_name") if t is not None and isinstance(t.meta, dict) else None
+        return self.title or (str(meta_name) if meta_name else "") or self.name
 
     @property
     def name(self) -> str:

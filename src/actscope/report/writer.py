@@ -15,12 +15,17 @@ from __future__ import annotations
 from dataclasses import replace
 from pathlib import Path
 
+from actscope.atomic import atomic_write
 from actscope.pathtext import user_path
 from actscope.report.figures import draw_figures, figure_names, save_figures
 from actscope.report.folder import check_report_folder
 from actscope.report.page import write_report
 from actscope.report.publish import publish_telemetry
 from actscope.report.run_view import RunView, read_run
+from actscope.report.scalars import metrics_rows_from_scalars
+from actscope.runs.contents import METRICS_COLUMNS
+from actscope.runs.files import read_metrics
+from actscope.runs.layout import METRICS_FILE
 from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.record import Telemetry
 
@@ -28,7 +33,8 @@ __all__ = ["write_run_report"]
 
 
 def write_run_report(out_dir: str | Path, telemetry: Telemetry | None = None, *, writer: str,
-                     owned: bool = False, check: bool = True, held: bool = False) -> Path:
+                     owned: bool = False, check: bool = True, held: bool = False,
+                     title: str | None = None) -> Path:
     """Write plots/ and report.html into ``out_dir`` (after telemetry.npz + findings.json when
     ``telemetry`` is given, else from the folder's run files); report.html's path.
 
@@ -36,10 +42,16 @@ def write_run_report(out_dir: str | Path, telemetry: Telemetry | None = None, *,
     honoured (``runs.report_claim``: a watch() report never lands in a fit run, nor in a folder a
     live process writes). ``owned``: the folder is known to be actscope's (a run folder with its
     marker), so its plots may be replaced. ``check=False``: skip the file check, for a run folder
-    this process writes under its lock (``actscope fit``, with ``held=True``).
+    this process writes under its lock (``actscope fit``, with ``held=True``). ``title``: the
+    run's name in the page (a trainer's run name; default: the folder's name).
+
+    A recording with scalars and no metrics.csv beside it (``watch()``, Lightning, HF) also gets
+    a metrics.csv made from them (``scalars.metrics_rows_from_scalars``), so ``actscope compare``
+    compares it with ``actscope fit`` runs.
     """
     out = user_path(out_dir, "report folder")  # '~' expanded, UTF-8 only
     view = read_run(out) if telemetry is None else RunView(path=out, telemetry=telemetry)
+    view.title = title
 
     def check_files() -> None:  # before anything is made or marked
         check_report_folder(out, plots=figure_names(view), owned=owned)
@@ -47,6 +59,33 @@ def write_run_report(out_dir: str | Path, telemetry: Telemetry | None = None, *,
     with claim_report_folder(out, writer, check=check_files if check else None, held=held):
         if telemetry is not None:
             view = replace(view, findings=publish_telemetry(out, telemetry))
+            if writer != "fit":
+                view = replace(view, metrics=write_scalar_metrics(out, telemetry))
         pngs = draw_figures(view)
         save_figures(out, pngs)
         return write_report(out, view, pngs)
+
+
+def write_scalar_metrics(out: Path, telemetry: Telemetry) -> list[dict[str, float]] | None:
+    """metrics.csv from ``telemetry``'s scalars, written atomically; its rows as read back.
+
+    None (nothing written) without scalars, or when a metrics.csv that actscope did not write
+    is there (a Lightning CSVLogger's in its log dir must survive)."""
+    rows = metrics_rows_from_scalars(telemetry)
+    path = out / METRICS_FILE
+    header = ",".join(METRICS_COLUMNS)
+    if not rows or (path.exists() and _first_line(path) != header):
+        return None
+    lines = [header] + [",".join("" if r.get(c) is None else repr(float(r[c])) if c != "epoch"
+                                 else str(r[c]) for c in METRICS_COLUMNS) for r in rows]
+    with atomic_write(path) as f:
+        f.write("\n".join(lines) + "\n")
+    return read_metrics(path)
+
+
+def _first_line(path: Path) -> str:
+    try:
+        with path.open(encoding="utf-8") as f:
+            return f.readline().rstrip("\r\n")
+    except (OSError, UnicodeDecodeError):
+        return ""

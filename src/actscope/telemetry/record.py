@@ -103,6 +103,12 @@ class Telemetry:
             return None
         return self.scalars[self.scalar_names.index(name)]
 
+    def _repr_html_(self) -> str:
+        """Jupyter: the diagnosis and the key plots inline (offline PNGs)."""
+        import importlib  # the report layer sits above this one: reached at call time only
+
+        return importlib.import_module("actscope.report.notebook").telemetry_html(self)
+
     def ran_mask(self) -> np.ndarray:
         """(L, N) bool: True where the layer ran in the record's batch."""
         if self.ran is None:
