@@ -108,6 +108,8 @@ def test_fit_records_each_step_and_writes_the_report_in_the_log_dir(tmp_path, lo
     assert cb.report_path == tmp_path / "lightning_logs" / "version_0" / "actscope" / "report.html"
     saved = check_report(cb.report_path.parent, tel.names)
     assert saved.mean.shape == (3, STEPS)
+    # titled after the trainer's run, not after actscope's own subfolder
+    assert "<title>actscope report: lightning_logs version_0</title>" in cb.report_path.read_text()
     assert leftover_hooks(model) == []
 
 

@@ -55,7 +55,7 @@ def test_gpt2_records_each_optimizer_step_not_eval(tmp_path):
     model, cb = gpt2(), ActscopeCallback()
     assert leftover_hooks(model) == []
     args = train_args(tmp_path, eval_strategy="steps", eval_steps=2,
-                      gradient_accumulation_steps=2)
+                      gradient_accumulation_steps=2, run_name="gpt2-tiny")
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Tokens(64),
                                    eval_dataset=Tokens(8, seed=1), callbacks=[cb])
     trainer.train()
@@ -68,6 +68,7 @@ def test_gpt2_records_each_optimizer_step_not_eval(tmp_path):
     assert cb.report_path == tmp_path / "actscope" / "report.html"
     saved = check_report(tmp_path / "actscope", tel.names)
     assert saved.mean.shape == (LAYERS, 6)
+    assert "<title>actscope report: gpt2-tiny</title>" in cb.report_path.read_text()  # run_name
     assert leftover_hooks(model) == []
 
 

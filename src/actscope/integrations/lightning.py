@@ -132,7 +132,7 @@ class ActscopeCallback(pl.Callback):
     def on_fit_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.recorder.remove()
         if self.write and trainer.is_global_zero and self.recorder.n_records:
-            self.report_path = self.recorder.report(self._dir)
+            self.report_path = self.recorder.report(self._dir, title=_run_name(trainer))
             if trainer.progress_bar_callback is not None:  # quiet with enable_progress_bar=False
                 print(f"actscope: report written to {self.report_path}")
 
@@ -210,3 +210,15 @@ def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
             values.setdefault(str(name), v)
     return values
+
+
+def _run_name(trainer: pl.Trainer) -> str | None:
+    """The trainer's run name for the report's title: its logger's name and version (e.g.
+    "lightning_logs version_3"), else None (the writer then uses the folder's name)."""
+    logger = trainer.logger
+    if logger is None:
+        return None
+    name, version = getattr(logger, "name", None), getattr(logger, "version", None)
+    if isinstance(version, int):
+        version = f"version_{version}"
+    return " ".join(str(p) for p in (name, version) if p) or None

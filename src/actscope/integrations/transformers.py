@@ -186,7 +186,9 @@ class ActscopeCallback(TrainerCallback):
             for step, values in log_scalars(state.log_history).items():
                 self.recorder.acc.add_step_scalars(step, values)
         if self.write and state.is_world_process_zero and self.recorder.n_records:
-            self.report_path = self.recorder.report(self._dir)
+            # HF's run_name (default: output_dir), so the page is not titled after our subfolder
+            title = getattr(args, "run_name", None)
+            self.report_path = self.recorder.report(self._dir, title=title)
 
     # ---- results and clean-up ------------------------------------------------------------
     def remove(self) -> None:
