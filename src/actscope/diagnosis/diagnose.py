@@ -24,6 +24,9 @@ def _before(t: Telemetry, record: int) -> Telemetry:
     """``t`` cut to its first ``record`` records."""
     return replace(t, iters=t.iters[:record], mean=t.mean[:, :record], std=t.std[:, :record],
                    dead=t.dead[:, :record], hist=t.hist[:, :record],
+                   hist_range=t.hist_range[:, :record],
+                   iter_end=None if t.iter_end is None else t.iter_end[:record],
+                   n_steps=None if t.n_steps is None else t.n_steps[:record],
                    ran=None if t.ran is None else t.ran[:, :record])
 
 
