@@ -44,6 +44,8 @@ class ActivationStatsCallback(Callback):
         channels: record which channels never fired (max < dead_threshold) in each epoch.
         sample_size: K positions per layer per batch for histogram/dead share/mad.
         chunk: recorded batches between flushes (bounds the sample buffer: L*chunk*K floats).
+        max_records, keep_first: host records kept per layer; beyond, older history is
+            coarsened exactly, except the first ``keep_first`` (docs/telemetry.md).
         output: which tensor of a tuple/dict module output to record (index or key).
     """
 
@@ -54,11 +56,13 @@ class ActivationStatsCallback(Callback):
                  dead_threshold: float = 0.05, dead_bins: int | None = None,
                  mad: bool = False, grads: bool = False, channels: bool = True,
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
-                 output: OutputSpec = None) -> None:
+                 output: OutputSpec = None, max_records: int = 4096,
+                 keep_first: int = 64) -> None:
         self.acc = TelemetryAccumulator(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
-            sample_size=sample_size, chunk=chunk, seed=seed, output=output)
+            sample_size=sample_size, chunk=chunk, seed=seed, output=output,
+            max_records=max_records, keep_first=keep_first)
         self.modules_spec = modules
 
     # Settings read by tools and tests, forwarded from the accumulator.
