@@ -71,6 +71,10 @@ class HostStore:
             buf = self.f.get(key)
             if buf is None:  # a field that starts now: nothing in the earlier records
                 buf = self._new(key, val, max(need, 64))
+            if val is not None and val.shape[0] > buf.shape[0]:  # a scalar first given now
+                more = np.full((val.shape[0] - buf.shape[0], *buf.shape[1:]), _fill(key, buf.dtype),
+                               dtype=buf.dtype)
+                buf = np.concatenate([buf, more])
             if buf.shape[1] < need:
                 cap = min(self.max_records, max(need, 2 * buf.shape[1]))
                 new = self._new(key, buf, cap)
@@ -79,7 +83,9 @@ class HostStore:
             if val is None:  # a field this chunk does not have
                 buf[:, self.size:need] = _fill(key, buf.dtype)
             else:
-                buf[:, self.size:need] = val
+                rows = val.shape[0]
+                buf[:rows, self.size:need] = val
+                buf[rows:, self.size:need] = _fill(key, buf.dtype)
             self.f[key] = buf
         self.size = need
 

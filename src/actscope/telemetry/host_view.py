@@ -32,7 +32,7 @@ def _counts(a: np.ndarray) -> np.ndarray:
 
 
 def to_telemetry(f: dict[str, np.ndarray], names: list[str], meta: dict[str, Any],
-                 **extra: Any) -> Telemetry:
+                 scalar_names: list[str] | None = None, **extra: Any) -> Telemetry:
     """A ``Telemetry`` of the host fields ``f`` (record axis 1); ``extra``: channel fields."""
     mean, std = _moments(f["n"], f["s1"], f["s2"])
     grads: dict[str, Any] = {}
@@ -45,8 +45,9 @@ def to_telemetry(f: dict[str, np.ndarray], names: list[str], meta: dict[str, Any
     for key, dtype in _PASS.items():
         if key in f and key in have:
             passed[key] = (f[key][0] if key in _RUN_WIDE else f[key]).astype(dtype)
-    if "scalars" in passed and "scalar_names" in meta and "scalar_names" in have:
-        passed["scalar_names"] = np.array(meta["scalar_names"], dtype=str)
+    if "scalars" in passed and scalar_names and "scalar_names" in have:
+        passed["scalar_names"] = list(scalar_names)
+        passed["scalars"] = passed["scalars"][: len(scalar_names)]
     return Telemetry(
         names=list(names), iters=f["iters"][0].astype(np.int64),
         iter_end=f["iter_end"][0].astype(np.int64), n_steps=f["n_steps"][0].astype(np.int64),
@@ -76,4 +77,6 @@ def chunk_fields(dev: dict[str, np.ndarray], known: dict[str, np.ndarray]
             f[key] = val.astype(np.int64)
         else:
             f[key] = val.astype(np.float64)
+    if "absmax" in f:  # exact: an inf/NaN in a batch's output (not a layer that did not run)
+        f["nonfinite"] = (~np.isfinite(f["absmax"]) & (known["ran"] > 0)).astype(np.float64)
     return f

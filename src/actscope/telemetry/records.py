@@ -213,7 +213,11 @@ class RecordStore:
         slots, n = self.slots, self.slots.slot
         slab = slots.slab if slots.slab is not None else slots.restored
         state: dict[str, Any] = {
-            "format": 2, "host": self.host.state_dict(), "committed": self.committed,
+            # tensors, not numpy: checkpoints are read with torch.load(weights_only=True)
+            "format": 2, "host": {"fields": {k: torch.from_numpy(v) for k, v in
+                                             self.host.state_dict()["fields"].items()},
+                                  "total_steps": self.host.total_steps},
+            "committed": self.committed,
             "target": self.target, "chunk_iters": list(self.chunk_iters),
             "partial": {j: list(r) for j, r in self.partial.items()},
             "slab": None if slab is None or n == 0 else slab[:, :n].cpu().clone(),
@@ -235,7 +239,9 @@ class RecordStore:
                              "the bounded record store); resume without it (drop the "
                              "'telemetry' entry of the checkpoint) or finish with that version")
         self.transfer.drain(wait=True)
-        self.host.load_state_dict(state["host"])
+        host = state["host"]
+        self.host.load_state_dict({"total_steps": host["total_steps"], "fields": {
+            k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in host["fields"].items()}})
         self.committed, self.target = int(state["committed"]), int(state["target"])
         self.chunk_iters = [int(i) for i in state["chunk_iters"]]
         self.partial = {int(j): [bool(v) for v in r] for j, r in state["partial"].items()}
