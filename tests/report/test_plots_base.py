@@ -1,0 +1,78 @@
+"""report/plots_base.py: thinning keeps spikes, panels come in the asked numbers, PNGs are PNGs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from actscope.report.plots_base import (
+    figure_png,
+    finite,
+    grid,
+    label_fontsize,
+    layer_colours,
+    panel_table,
+    plain,
+    run_colours,
+    save_figure,
+    smooth,
+    thin,
+    thin_columns,
+)
+
+PNG = b"\x89PNG\r\n\x1a\n"
+
+
+def test_finite_turns_infinities_into_gaps():
+    out = finite(np.array([1.0, np.inf, -np.inf, np.nan]))
+    assert out[0] == 1.0 and np.isnan(out[1:]).all()
+
+
+def test_thin_keeps_the_one_spike_and_bounds_the_points():
+    y = np.zeros(100_000)
+    y[54_321] = 99.0
+    xs, ys = thin(np.arange(len(y)), y, max_points=200)
+    assert len(xs) == len(ys) == 200
+    assert ys.max() == 99.0 and np.all(np.diff(xs) >= 0)
+    x, same = thin(np.arange(5), np.arange(5.0))
+    assert same.tolist() == [0, 1, 2, 3, 4]
+
+
+def test_thin_columns_averages_buckets():
+    a = np.arange(8.0)[None, :].repeat(2, 0)
+    np.testing.assert_allclose(thin_columns(a, 4), [[0.5, 2.5, 4.5, 6.5]] * 2)
+    assert thin_columns(a, 10) is a
+
+
+def test_grid_gives_exactly_n_panels_with_at_most_max_cols_a_row():
+    fig, axes = grid(7, max_cols=3)
+    assert len(axes) == 7 and len(fig.axes) == 7
+    assert len({ax.get_position().x0 for ax in axes}) == 3
+    assert len(grid(0)[1]) == 1
+
+
+def test_panel_table_shape():
+    fig, axes = panel_table(2, 3)
+    assert axes.shape == (2, 3) and len(fig.axes) == 6
+
+
+def test_colours_and_labels():
+    assert run_colours(12)[10] == run_colours(12)[0] and len(set(run_colours(8))) == 8
+    assert len(set(map(str, layer_colours(15)))) == 15 and len(layer_colours(3)) == 3
+    assert plain("cost $5") == r"cost \$5"
+    assert (label_fontsize(10), label_fontsize(11)) == ("small", "x-small")
+
+
+def test_smooth_skips_gaps_and_is_debiased():
+    out = smooth(np.array([2.0, np.nan, 2.0, np.inf]))
+    assert out[0] == pytest.approx(2.0) and out[2] == pytest.approx(2.0)
+    assert np.isnan(out[1]) and np.isnan(out[3])
+
+
+def test_figures_become_png_bytes_and_files(tmp_path):
+    fig, (ax,) = grid(1)
+    ax.plot([0, 1], [1, 0])
+    assert figure_png(fig).startswith(PNG)
+    path = save_figure(fig, tmp_path / "sub" / "a.png")
+    assert path.read_bytes().startswith(PNG)
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.png"]
