@@ -58,7 +58,7 @@ def _activations(view: RunView, pngs: Pngs) -> str:
     if t is None or not len(t.iters):
         return "<p>No telemetry was recorded.</p>" if t is None else "<p>No recorded batches.</p>"
     rows = [[n, f"{t.mean[i, -1]:.4g}", f"{t.std[i, -1]:.4g}", f"{t.dead[i, -1]:.1%}",
-             f"[{t.hist_range[i, 0]:g}, {t.hist_range[i, 1]:g}]"] for i, n in enumerate(t.names)]
+             "[{:g}, {:g}]".format(*t.layer_range(i))] for i, n in enumerate(t.names)]
     m = t.meta
     note = (f"<p>{len(t.iters)} recorded batches (every {esc(m.get('every', 1))}). Mean and std "
             f"are exact over each whole activation; histograms and the dead share come from "

@@ -81,8 +81,9 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
 def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     """Per layer: iterations on x, histogram bins on y, log counts (the lesson's picture).
 
-    The y range is the recorded ``hist_range``; counts outside it (``hist_under``/``hist_over``,
-    when recorded) are the bands beyond the dashed lines.
+    The y range covers every record's ``hist_range`` of the layer, each record's histogram mapped
+    onto it (``Telemetry.layer_hist``); counts outside a record's own range (``hist_under``/
+    ``hist_over``, when recorded) are the bands beyond the dashed lines.
     """
     L = t.n_layers
     if ax is not None and L != 1:
@@ -93,8 +94,8 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
         fig, axes = ax.figure, [ax]
     under, over = t.hist_under, t.hist_over
     for i, ax_i in enumerate(axes):
-        lo, hi = (float(v) for v in t.hist_range[i])
-        draw_heatmap(ax_i, t.iters, t.hist[i], lo, hi,
+        hist, lo, hi = t.layer_hist(i)
+        draw_heatmap(ax_i, t.iters, hist, lo, hi,
                      None if under is None else under[i], None if over is None else over[i])
         ax_i.set_title(plain(t.names[i]), fontsize="small")
         ax_i.set_xlabel("training batch", fontsize="small")
