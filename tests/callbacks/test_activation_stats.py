@@ -59,7 +59,7 @@ def test_every_and_hist_range_and_dead_share():
     fit(cb)
     t = cb.result()
     assert t.iters.tolist() == [0, 2, 4]
-    np.testing.assert_array_equal(t.hist_range, [[0.0, 4.0]] * 2)
+    np.testing.assert_array_equal(t.hist_range, [[[0.0, 4.0]] * 3] * 2)  # (L, N, 2)
     # ReLU outputs: about half the samples are exactly 0, all below the first bin edge (0.5).
     assert (t.dead > 0.3).all() and (t.dead <= 1).all()
     assert (t.hist[:, :, 0] >= (t.dead * cb.k - 1)).all()

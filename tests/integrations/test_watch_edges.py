@@ -386,7 +386,7 @@ def test_a_layer_skipped_in_the_first_batch_takes_its_range_from_its_first_run()
         state = w.state_dict()
     t = w.result()
     assert t.ran[1].tolist() == [0, 1, 1, 1]
-    assert t.hist_range[1, 1] > 10  # not the [-1, 1] of a layer that had no samples
+    assert (t.hist_range[1, 1:, 1] > 10).all()  # not the [-1, 1] of a layer with no samples
     in_range = t.hist[1, 1:].sum(axis=1)
     assert (in_range >= 0.99 * t.meta["sample_size"]).all()
-    assert state["acc"]["has_range"] == [True, True]
+    assert state["acc"]["ladder"][0][1] > 10  # the range state travels with the checkpoint

@@ -82,14 +82,16 @@ def test_range_does_not_depend_on_flush_cadence(at):
     np.testing.assert_array_equal(a.hist_over, b.hist_over)
 
 
-def test_range_from_the_first_batch_and_counts_add_up():
+def test_first_record_range_is_a_power_of_two_fitted_to_it_and_counts_add_up():
     cb = ActivationStatsCallback(sample_size=256)
     learn = Learner(conv_net(), image_dls(), lr=0.5, cbs=[cb])
     learn.fit(2)
     t = cb.result()
     with torch.no_grad():
         first = torch.relu(conv_net()[0][0](learn.dls.train.x[:16]))
-    assert t.hist_range[0, 0] == 0.0 and t.hist_range[0, 1] > float(first.max())
+    lo, hi = t.hist_range[0, 0]
+    assert lo == 0.0 and float(np.log2(hi)).is_integer() and hi > float(first.mean())
     total = t.hist.sum(-1) + t.hist_under + t.hist_over
     assert (total == 256).all()
-    assert (t.hist_under[:, 0] == 0).all() and (t.hist_over[:, 0] == 0).all()
+    # fitted to the first batch itself (a flush after 1 batch): nearly everything in range
+    assert (t.hist_under[:, 0] <= 8).all() and (t.hist_over[:, 0] <= 8).all()

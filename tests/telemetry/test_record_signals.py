@@ -82,3 +82,20 @@ def test_first_cuts_every_per_record_field_alike():
         assert getattr(u, f).shape == (L, 3), f
     assert u.out_lse.shape == (3,) and u.scalars.shape == (2, 3)
     assert u.scalar_names == t.scalar_names and u.channel_dead is t.channel_dead
+    assert u.hist_range.shape == (L, 3, 2)  # per-record ranges cut alike (the store's spans)
+
+
+def test_first_cuts_the_spans_too():
+    t = with_signals()
+    t.iter_end, t.n_steps = t.iters + 1, np.full(N, 2)
+    u = t.first(2)
+    assert u.iter_end.tolist() == [1, 2] and u.n_steps.tolist() == [2, 2]
+
+
+def test_step_scalars_of_a_coarsened_record_average_over_its_span():
+    t = with_signals()
+    t.iters, t.iter_end = np.array([0, 4, 6, 7, 8]), np.array([3, 5, 6, 7, 8])
+    u = with_step_scalars(t, {1: {"eval_loss": 1.0}, 3: {"eval_loss": 3.0},
+                              5: {"eval_loss": 5.0}, 9: {"eval_loss": 9.0}})
+    ev = u.scalar("eval_loss")
+    assert ev[0] == 2.0 and ev[1] == 5.0 and np.isnan(ev[2:]).all()  # step 9: no record

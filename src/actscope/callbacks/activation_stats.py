@@ -67,6 +67,8 @@ class ActivationStatsCallback(Callback):
         channels: record which channels never fired (max < dead_threshold) in each epoch.
         sample_size: K positions per layer per batch for histogram/dead share/mad.
         chunk: recorded batches between flushes (bounds the sample buffer: L*chunk*K floats).
+        max_records, keep_first: host records kept per layer; beyond, older history is
+            coarsened exactly, except the first ``keep_first`` (docs/telemetry.md).
         output: which tensor of a tuple/dict module output to record (index or key).
         extremes, grad_norms, update_ratios, attention, output_logits: the diagnosis signals
             (``TelemetrySettings``); gradient norms are read in ``after_backward`` (before any
@@ -83,13 +85,14 @@ class ActivationStatsCallback(Callback):
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
                  output: OutputSpec = None, extremes: bool = True, grad_norms: bool = True,
                  update_ratios: bool = True, attention: bool = True,
-                 output_logits: bool = True) -> None:
+                 output_logits: bool = True, max_records: int = 4096,
+                 keep_first: int = 64) -> None:
         self.acc = TelemetryAccumulator(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output, extremes=extremes,
             grad_norms=grad_norms, update_ratios=update_ratios, attention=attention,
-            output_logits=output_logits)
+            output_logits=output_logits, max_records=max_records, keep_first=keep_first)
         self.modules_spec = modules
 
     # Settings read by tools and tests, forwarded from the accumulator.

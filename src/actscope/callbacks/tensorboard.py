@@ -109,7 +109,7 @@ class TensorBoardCallback(Callback):
 
     def _histogram(self, tag: str, t: Telemetry, layer: int, rec: int) -> None:
         counts = t.hist[layer, rec].astype(np.float64)
-        lo, hi = (float(v) for v in t.hist_range[layer])
+        lo, hi = (float(v) for v in t.hist_range[layer, rec])
         edges = np.linspace(lo, hi, len(counts) + 1)
         n = counts.sum()
         mean, std = float(t.mean[layer, rec]), float(t.std[layer, rec])

@@ -99,7 +99,7 @@ class RunView:
             return len(self.recorder["losses"])
         t = self.telemetry
         if t is not None and len(t.iters):
-            return int(t.iters[-1]) + 1
+            return int(t.span_end()[-1]) + 1  # a coarsened last record ends at iter_end
         return None
 
 

@@ -11,6 +11,10 @@ drive the accumulator live with the loops they serve (``callbacks.activation_sta
     slots.py         the chunk's sample slots (the hot path writes here)
     channels.py      per-channel maxima (the dead-unit record)
     records.py       the record store: flush, read-back, checkpoint state
+    transfer.py      the flush's device-to-host copy (async + CUDA event on a GPU)
+    host_store.py    the bounded host store: coarsening older records, spans
+    merge_rules.py   how two records merge (one table keyed by field), ladder re-binning
+    host_view.py     host store fields -> Telemetry
     hist_range.py    how and when a layer's histogram range is chosen
     reductions.py    pure on-device reductions (histograms, shares, sample positions)
     record.py        Telemetry (numpy only) and its validated .npz format

@@ -11,8 +11,9 @@ passes beat one ``var_mean``), ``index_select`` of K fixed sample positions, and
 the batch dims (the dead-unit test; on a CPU skipped for a layer whose channels have all fired
 in the epoch, see ``channels``). Every ``chunk`` recorded batches a flush (``records``) turns the
 chunk into mean/std, histograms, dead share (and optionally mad) for all layers at once, on the
-device, with each layer's histogram range chosen as ``hist_range`` says. Nothing reaches the host
-until ``result()`` or ``state_dict()``.
+device, with each layer's histogram range chosen as ``hist_range`` says, and moves the records to
+a bounded host store (``records``; an asynchronous copy on a GPU, read at the next flush, so no
+sync on the training stream). ``add_flush_listener`` sees each flush's new records.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from torch import nn
 
 from actscope.errors import UsageError
 from actscope.telemetry.hooks import Hook, Hooks
+from actscope.telemetry.host_view import to_telemetry
 from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import (
     ModuleSpec,
@@ -75,13 +77,16 @@ class TelemetryAccumulator(SignalMoments):
                  sample_size: int = 2048, chunk: int = 128, seed: int = 0,
                  output: OutputSpec = None, training_only: bool = True,
                  extremes: bool = True, grad_norms: bool = True, update_ratios: bool = True,
-                 attention: bool = True, output_logits: bool = True) -> None:
+                 attention: bool = True, output_logits: bool = True,
+                 max_records: int = 4096, keep_first: int = 64) -> None:
         self.settings = TelemetrySettings(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output,
             training_only=training_only, extremes=extremes, grad_norms=grad_norms,
-            update_ratios=update_ratios, attention=attention, output_logits=output_logits)
+            update_ratios=update_ratios, attention=attention, output_logits=output_logits,
+            max_records=max_records, keep_first=keep_first)
+        self.listeners: list[Callable[[Telemetry], None]] = []
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
         self.modules: list[nn.Module] = []
@@ -123,7 +128,8 @@ class TelemetryAccumulator(SignalMoments):
         self.remove()
         self.names = layer_names(model, mods)
         self.modules = list(mods)
-        self.buf = RecordStore(len(mods), self.settings, reuse=self.buf)  # records start afresh
+        self.buf = RecordStore(len(mods), self.settings, reuse=self.buf,  # records start afresh
+                               listener=self._flushed)
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
         self.signals = SignalSet(model, mods, self.settings, self.buf.sig)
@@ -148,6 +154,18 @@ class TelemetryAccumulator(SignalMoments):
                 h.state = st
         self.skips, self.forward_order, self._warned_skips = {}, [], False
         return list(self.names)
+
+    def add_flush_listener(self, fn: Callable[[Telemetry], None]) -> None:
+        """Call ``fn(chunk)`` after each flush reaches the host, ``chunk`` a ``Telemetry`` of only
+        the newly flushed records (for loggers; on a GPU it comes one flush late, no sync)."""
+        self.listeners.append(fn)
+
+    def _flushed(self, fields: dict[str, Any]) -> None:
+        if self.listeners:
+            names = list(self.buf.sig.scalar_names) if self.buf is not None else None
+            chunk = to_telemetry(fields, self.names, self.meta(), scalar_names=names)
+            for fn in self.listeners:
+                fn(chunk)
 
     def remove(self) -> None:
         """Remove all hooks (idempotent); what was recorded stays readable."""
@@ -300,7 +318,8 @@ class TelemetryAccumulator(SignalMoments):
                 "update_ratio_span": "one optimizer step",
                 "context": self.context,
                 "bytes_per_record_per_layer": self.bytes_per_record(),
-                "hist_range_rule": "fixed" if st.hist_range else "first recorded batch",
+                "hist_range_rule": "fixed" if st.hist_range else "power-of-two ladder per chunk",
+                "max_records": st.max_records, "keep_first": st.keep_first,
                 "forward_order": list(self.forward_order),
                 # under DDP only rank 0 saves its recording, over its B/W rows of each batch
                 "scope": f"rank {get_rank()} of {world}" if world > 1 else "single process"}

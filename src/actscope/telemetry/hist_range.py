@@ -1,14 +1,19 @@
 """How is a layer's histogram range chosen, and when? This file is the one answer.
 
-The rule (``data_hist_range``): the [0.1%, 99.9%] quantiles of the layer's samples, widened by
-half their span on each side (room to grow), rounded outwards to 1, 2 or 5 times a power of ten;
-a side bounded in the data (ReLU's 0) stops there. A fixed ``hist_range=(lo, hi)`` setting
-replaces the rule for every layer.
+The rule the recording uses (``ladder_ranges``, at every flush, per chunk of records): a
+power-of-two ladder. Each layer's range is ``[-R, R]``, or ``[0, R]`` for a layer whose samples
+have never gone below 0 (ReLU), with ``R = 2**k`` the smallest power of two at or above the
+99.9% quantile of the chunk's sampled ``|x|``. The range follows the data: a layer that grows
+gets a wider range in the next flush, and flushes come early at first (after 1, 2, 4, ...
+recorded batches, up to ``chunk``), so a run that blows up in its first steps is re-fitted too.
+It only shrinks when the data fell below an eighth of it (no flicker at a boundary). On the
+ladder a histogram on ``R`` re-bins exactly onto ``2R`` by adding bins (bins a multiple of 4),
+so records with different ranges merge exactly (``merge_rules``). Device ops only, no sync.
+A fixed ``hist_range=(lo, hi)`` setting replaces the rule for every layer and record.
 
-The timing (``ranges_after_batch``): a layer's range is taken from the first recorded batch in
-which it ran, and then never changes, so it does not depend on when a flush happens (checkpoints
-flush). A layer that did not run in the first batch takes its range from the first batch it
-runs in. Values outside the range land in the overflow counts (``split_histograms``).
+``data_hist_range`` (robust quantiles, widened, rounded to 1-2-5) and ``ranges_after_batch``
+(a range from the first batch, then fixed) are the earlier rule, kept for callers of the
+public ``data_hist_range``. Values outside a range land in the overflow counts.
 """
 
 from __future__ import annotations
@@ -17,7 +22,40 @@ from collections.abc import Sequence
 
 import torch
 
-__all__ = ["data_hist_range", "nice_step", "ranges_after_batch"]
+__all__ = ["data_hist_range", "ladder_ranges", "nice_step", "ranges_after_batch"]
+
+# Quantile of the chunk's sampled |x| the ladder range must cover, and how many of the chunk's
+# samples (all layers) it is taken from at most (a strided subset: cost bounded per flush).
+LADDER_Q, LADDER_MAX_SAMPLES = 0.999, 1 << 20
+
+
+def ladder_ranges(samples: torch.Tensor, prev_r: torch.Tensor | None,
+                  floored: torch.Tensor | None
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(lo, hi, r, floored)`` per layer for a chunk of samples ``(L, n, K)`` (see above).
+
+    ``prev_r``/``floored``: the previous chunk's ``R`` and zero-floor flags (None: first chunk).
+    A layer with no finite sample in the chunk keeps its range (1 if it never had one).
+    """
+    L, n, k = samples.shape
+    stride = max(1, -(-L * n * k // LADDER_MAX_SAMPLES))
+    sub = samples[:, :, ::stride].reshape(L, -1)
+    fin = torch.isfinite(sub)
+    mag = torch.where(fin, sub.abs(), torch.full_like(sub, float("nan")))
+    q = torch.nanquantile(mag, LADDER_Q, dim=1)
+    need = torch.exp2(torch.ceil(torch.log2(q.clamp_min(2.0 ** -60))))
+    seen = torch.isfinite(q)
+    floor_now = torch.where(fin, sub, torch.full_like(sub, float("inf"))).amin(dim=1) >= 0
+    if prev_r is None or floored is None:
+        r = torch.where(seen, need, torch.ones_like(need))
+        floored = floor_now
+    else:
+        prev_r, floored = prev_r.to(need.device), floored.to(need.device)
+        keep = ~seen | ((need <= prev_r) & (need * 8 > prev_r))
+        r = torch.where(keep, prev_r, need)
+        floored = floored & (floor_now | ~seen)  # once a layer went below 0 it stays symmetric
+    lo = torch.where(floored, torch.zeros_like(r), -r)
+    return lo, r.clone(), r, floored
 
 
 def nice_step(span: torch.Tensor) -> torch.Tensor:

@@ -32,7 +32,8 @@ _PER_RECORD = ("mean", "std", "dead", "mad", "grad_mean", "grad_std", "hist_unde
                "ran", *_SIGNALS)
 _OPTIONAL = ("mad", "grad_mean", "grad_std", "hist_under", "hist_over", "channel_dead",
              "channel_epochs", "n_channels", "ran", *_SIGNALS, *_PER_STEP, "scalar_names",
-             "scalars")
+             "scalars", "iter_end", "n_steps")
+_SPANS = ("iter_end", "n_steps")  # (N,) integers: a record's last iteration, batches merged
 _ARRAYS = ("iters", "mean", "std", "hist", "hist_range", "dead", *_OPTIONAL)
 _REQUIRED = ("names", "iters", "mean", "std", "hist", "hist_range", "dead")
 
@@ -67,6 +68,11 @@ class Telemetry:
     ``attn_logit_max`` / ``attn_entropy`` (L, N) for layers holding attention; ``out_lse`` /
     ``out_absmax`` (N,) the output logits' mean log-sum-exp and max |logit|; ``scalars`` (S, N)
     float64 named by ``scalar_names`` (loss, lr, a trainer's logged metrics).
+    A record may cover several recorded batches (older history is coarsened to keep memory
+    bounded, docs/telemetry.md): ``iters[j]`` is then its first iteration, ``iter_end[j]`` its
+    last and ``n_steps[j]`` the batches merged into it (exact: counts and sums add); both absent
+    in older files (one batch per record). ``hist_range[l, j]`` is record ``j``'s ``(lo, hi)``
+    (L, N, 2); files with one range per layer (L, 2) load as that range for every record.
     """
 
     names: list[str]
@@ -74,7 +80,7 @@ class Telemetry:
     mean: np.ndarray  # (L, N) float32
     std: np.ndarray  # (L, N)
     hist: np.ndarray  # (L, N, bins) int32
-    hist_range: np.ndarray  # (L, 2): lo, hi of each layer's histogram
+    hist_range: np.ndarray  # (L, N, 2): lo, hi of each record's histogram
     dead: np.ndarray  # (L, N): share of sampled |x| < dead_threshold (or dead_bins * bin width)
     mad: np.ndarray | None = None  # (L, N)
     grad_mean: np.ndarray | None = None  # (L, N), of the module's output gradient
@@ -96,12 +102,45 @@ class Telemetry:
     out_absmax: np.ndarray | None = None  # (N,) float32
     scalar_names: list[str] | None = None  # (S,)
     scalars: np.ndarray | None = None  # (S, N) float64
+    iter_end: np.ndarray | None = None  # (N,) int64: last iteration of each record's span
+    n_steps: np.ndarray | None = None  # (N,) int64: recorded batches merged into each record
 
     def scalar(self, name: str) -> np.ndarray | None:
         """(N,) values of the scalar ``name`` (e.g. "loss"), or None when it was not recorded."""
         if self.scalar_names is None or self.scalars is None or name not in self.scalar_names:
             return None
         return self.scalars[self.scalar_names.index(name)]
+
+    def __post_init__(self) -> None:
+        rng = np.asarray(self.hist_range)
+        if rng.ndim == 2:  # one range per layer (older files, hand-made records): every record
+            rng = np.repeat(rng[:, None, :], np.asarray(self.iters).shape[0], axis=1)
+        self.hist_range = rng
+
+    def layer_range(self, layer: int) -> tuple[float, float]:
+        """One ``(lo, hi)`` covering every record's histogram range of ``layer`` (for a shared
+        y-axis)."""
+        r = self.hist_range[layer]
+        if r.shape[0] == 0:
+            return -1.0, 1.0
+        return float(r[:, 0].min()), float(r[:, 1].max())
+
+    def layer_hist(self, layer: int) -> tuple[np.ndarray, float, float]:
+        """``(counts (N, bins), lo, hi)``: every record's histogram of ``layer`` on the layer's
+        shared range (``layer_range``), for one picture. Exact on the power-of-two ladder (each
+        record's bins fall whole into the shared bins); a record's overflow stays its own."""
+        from actscope.telemetry.merge_rules import rebin
+
+        lo, hi = self.layer_range(layer)
+        r = self.hist_range[layer].astype(np.float64)
+        h = self.hist[layer][None]
+        n = h.shape[1]
+        out = rebin(h, r[None, :, 0], r[None, :, 1], np.full((1, n), lo), np.full((1, n), hi))
+        return out[0], lo, hi
+
+    def span_end(self) -> np.ndarray:
+        """(N,) the last iteration of each record (``iters`` where records are single batches)."""
+        return self.iters if self.iter_end is None else self.iter_end
 
     def _repr_html_(self) -> str:
         """Jupyter: the diagnosis and the key plots inline (offline PNGs)."""
@@ -118,7 +157,12 @@ class Telemetry:
     def first(self, n: int) -> Telemetry:
         """The first ``n`` records: every per-record field cut alike (the diagnosis signals
         included), the per-layer and per-epoch ones kept."""
-        cut: dict[str, Any] = {"iters": self.iters[:n], "hist": self.hist[:, :n]}
+        cut: dict[str, Any] = {"iters": self.iters[:n], "hist": self.hist[:, :n],
+                               "hist_range": self.hist_range[:, :n]}  # (L, N, 2): per record
+        for k in _SPANS:
+            v = getattr(self, k)
+            if v is not None:
+                cut[k] = v[:n]
         for k in (*_PER_RECORD, "scalars"):
             v = getattr(self, k)
             if v is not None:
@@ -205,8 +249,13 @@ class Telemetry:
         if hist.ndim != 3 or hist.shape[:2] != (L, N) or hist.dtype.kind not in "iu":
             raise bad(f"hist has shape {hist.shape} ({hist.dtype}), expected ({L}, {N}, bins) "
                       "integers")
-        if rng.shape != (L, 2) or rng.dtype.kind != "f":
-            raise bad(f"hist_range has shape {rng.shape} ({rng.dtype}), expected ({L}, 2) floats")
+        if rng.shape not in ((L, 2), (L, N, 2)) or rng.dtype.kind != "f":
+            raise bad(f"hist_range has shape {rng.shape} ({rng.dtype}), expected ({L}, {N}, 2) "
+                      f"or ({L}, 2) floats")
+        for k in _SPANS:
+            a = raw.get(k)
+            if a is not None and (a.shape != (N,) or a.dtype.kind not in "iu"):
+                raise bad(f"{k} has shape {a.shape} ({a.dtype}), expected ({N},) integers")
         cd, ce, nc = (raw.get(k) for k in ("channel_dead", "channel_epochs", "n_channels"))
         if (cd is None) != (ce is None) or (cd is None) != (nc is None):
             raise bad("channel_dead, channel_epochs and n_channels must be present together")
@@ -239,8 +288,9 @@ class Telemetry:
 
 
 def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Telemetry:
-    """``t`` with host scalars given per optimizer step added to ``scalars`` (records whose
-    ``iters`` match; NaN elsewhere); ``t`` itself when there are none."""
+    """``t`` with host scalars given per optimizer step added to ``scalars``: a record gets the
+    mean of the values logged at the steps its span covers (``iters``..``iter_end``; one step
+    for a single-batch record); NaN elsewhere; ``t`` itself when there are none."""
     if not by_step:
         return t
     names = list(t.scalar_names or [])
@@ -250,10 +300,13 @@ def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Tel
     if t.scalars is not None:
         rows[: len(names)] = t.scalars
     names += extra
-    col = {int(it): j for j, it in enumerate(t.iters)}
+    starts, ends = np.asarray(t.iters), np.asarray(t.span_end())
+    sums, cnt = np.zeros_like(rows), np.zeros_like(rows)
     for step, vals in by_step.items():
-        j = col.get(step)
-        if j is not None:
+        j = int(np.searchsorted(starts, step, side="right")) - 1
+        if j >= 0 and step <= ends[j]:
             for k, v in vals.items():
-                rows[names.index(k), j] = v
+                sums[names.index(k), j] += v
+                cnt[names.index(k), j] += 1
+    rows = np.where(cnt > 0, sums / np.maximum(cnt, 1), rows)
     return dataclasses.replace(t, scalar_names=names, scalars=rows)

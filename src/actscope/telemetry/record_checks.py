@@ -77,13 +77,14 @@ def _within(name: str, a: np.ndarray | None, allowed: str, ok: np.ndarray | None
 
 def check_meaning(raw: dict[str, np.ndarray], meta: dict[str, Any], bad: Bad) -> None:
     """Raise ``bad(what)`` at the first value that cannot be true of a recording."""
-    rng = raw["hist_range"]
+    full = raw["hist_range"]
+    rng = full.reshape(full.shape[0], -1, 2)  # (L, 2) or (L, N, 2): per layer, per record
     if rng.size and not np.isfinite(rng).all():
-        layer = _first(~np.isfinite(rng))[0]
-        raise bad(f"hist_range of layer {layer} is {rng[layer].tolist()}, not finite numbers")
-    if rng.size and not (rng[:, 0] < rng[:, 1]).all():
-        layer = _first(~(rng[:, 0] < rng[:, 1]))[0]
-        raise bad(f"hist_range of layer {layer} is {rng[layer].tolist()}: lo must be below hi")
+        layer, j = _first(~np.isfinite(rng).all(axis=2))
+        raise bad(f"hist_range of layer {layer} is {rng[layer, j].tolist()}, not finite numbers")
+    if rng.size and not (rng[..., 0] < rng[..., 1]).all():
+        layer, j = _first(~(rng[..., 0] < rng[..., 1]))
+        raise bad(f"hist_range of layer {layer} is {rng[layer, j].tolist()}: lo must be below hi")
     iters = raw["iters"]
     if iters.size and (iters < 0).any():
         raise bad(f"iters has a negative step ({int(iters.min())})")

@@ -1,15 +1,18 @@
-"""RecordStore: the records of a recording, its flush, read-back and checkpoint state.
+"""RecordStore: the records of a recording: commit, flush to the host, read-back, checkpoints.
 
-It owns the chunk (``slots.SampleSlots``) and the per-channel maxima (``channels``). ``commit``
-keeps a batch's slot (and makes no device op); every ``chunk`` recorded batches a flush turns
-the chunk into records (mean, std, histograms with overflow counts, dead share, mad) for all
-layers at once, on the device, and folds the column maxima into the epoch's. Everything stays on
-the device until ``result`` or ``state_dict`` (on a CPU, ``commit`` reads one flag now and then:
-the all-channels-fired skip).
+It owns the chunk (``slots.SampleSlots``, device memory for ``chunk`` recorded batches), the
+per-channel maxima (``channels``) and the host store (``host_store``, bounded, coarsening).
+``commit`` keeps a batch's slot (no device op); a flush, after 1, 2, 4, ... and then every
+``chunk`` recorded batches, fits each layer's histogram range to the chunk (``hist_range``'s
+ladder) and turns the chunk into records (sums, histograms with overflow counts, dead share,
+mad) for all layers at once on the device, then moves them to the host store
+(``transfer``: an asynchronous copy on a GPU, no sync). So device memory is O(chunk) and host
+memory O(``max_records``), whatever the run length.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -17,53 +20,38 @@ import torch
 
 from actscope.telemetry import reductions
 from actscope.telemetry.channels import ChannelMaxima
-from actscope.telemetry.hist_range import ranges_after_batch
+from actscope.telemetry.hist_range import ladder_ranges
+from actscope.telemetry.host_store import HostStore
+from actscope.telemetry.host_view import chunk_fields, to_telemetry
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import TelemetrySettings
-from actscope.telemetry.signal_slots import LAYER_FIELDS, ROOT_FIELDS, SignalSlots
+from actscope.telemetry.signal_slots import SignalSlots
 from actscope.telemetry.slots import SampleSlots
+from actscope.telemetry.transfer import DeviceToHost
 
 __all__ = ["RecordStore"]
 
-
-def _grow(buf: torch.Tensor, need: int, rows: int = 0) -> torch.Tensor:
-    """``buf`` with room for ``need`` records along dim 1, doubling (device-side copy only), and
-    at least ``rows`` rows (new rows NaN: a scalar first given after earlier records)."""
-    if need <= buf.shape[1] and rows <= buf.shape[0]:
-        return buf
-    new = buf.new_zeros((max(rows, buf.shape[0]), max(need, 2 * buf.shape[1]),
-                         *buf.shape[2:]))
-    if rows > buf.shape[0]:
-        new[buf.shape[0]:] = float("nan")
-    new[: buf.shape[0], : buf.shape[1]] = buf
-    return new
+Listener = Callable[[dict[str, np.ndarray]], None]
 
 
-def _var_mean(sums: torch.Tensor, counts: list[list[int | None]], n: int) -> torch.Tensor:
-    """(L, n, 2) var/mean from ``sums`` (L, n, 2: sum, sum of squares) and host-known counts.
-
-    The counts are Python ints (shapes), turned into device tensors by fills only: no
-    list-to-tensor copy, so a flush makes no host-device transfer at all.
-    """
+def _mean(sums: torch.Tensor, counts: list[list[int | None]], n: int) -> torch.Tensor:
+    """(L, n) per-batch means from ``sums`` (L, n, 2) and host-known counts (fills only: no
+    list-to-tensor copy, so no host-device transfer)."""
     dev = sums.device
     rows = []
     for layer in counts:
         cs = [float(c) if c is not None else 1.0 for c in layer[:n]]
         rows.append(torch.full((n,), cs[0], device=dev) if len(set(cs)) == 1 else
                     torch.stack([torch.full((), c, device=dev) for c in cs]))
-    cnt = torch.stack(rows)  # (L, n)
-    mean = sums[..., 0] / cnt
-    # E[x^2] - E[x]^2 in float32: fine while |mean| / std stays below ~1e3 (see docs).
-    var = (sums[..., 1] / cnt - mean * mean).clamp_min(0)
-    var = var * cnt / (cnt - 1).clamp_min(1)  # unbiased, like torch.std
-    return torch.stack([var, mean], dim=-1)
+    return sums[..., 0] / torch.stack(rows)
 
 
 class RecordStore:
-    """The records, the histogram ranges, the chunk and the per-channel maxima of one attach."""
+    """The chunk, the histogram ranges, the per-channel maxima and the host records of one
+    attach."""
 
     def __init__(self, n_layers: int, settings: TelemetrySettings,
-                 reuse: RecordStore | None = None) -> None:
+                 reuse: RecordStore | None = None, listener: Listener | None = None) -> None:
         self.L, self.settings = n_layers, settings
         self.channels = ChannelMaxima(n_layers, settings)
         self.slots = SampleSlots(n_layers, settings, self.channels)
@@ -74,15 +62,17 @@ class RecordStore:
                             ("attn_logit_max", st.attention), ("attn_entropy", st.attention),
                             ("out_lse", st.output_logits), ("out_absmax", st.output_logits))
             if on)
-        self.n = 0  # flushed records
-        self.iters: list[int] = []
-        # Host-side, no device op: record index -> which layers ran, for records where not all
-        # did (a layer skipped by stochastic depth, a branch not taken, a module in eval mode).
+        self.host = HostStore(settings.max_records, settings.keep_first)
+        self.transfer = DeviceToHost(self._arrived)
+        self.listener = listener  # called with each flush's new host records
+        self.committed = 0  # recorded batches committed (flushed or in the chunk)
+        self.target = 1  # flush when the chunk holds this many: 1, 2, 4, ..., chunk
+        self.chunk_iters: list[int] = []
+        # Host-side, no device op: slot -> which layers ran, for slots where not all did (a layer
+        # skipped by stochastic depth, a branch not taken, a module in eval mode).
         self.partial: dict[int, list[bool]] = {}
-        self.bufs: dict[str, torch.Tensor] = {}
-        self.lo: torch.Tensor | None = None
-        self.hi: torch.Tensor | None = None
-        self.has_range = [False] * n_layers  # the layer's range is fixed (hist_range.py)
+        self.r: torch.Tensor | None = None  # (L,) the ladder's R of the last chunk
+        self.floored: torch.Tensor | None = None  # (L,) bool: never went below 0
         self.cached: Telemetry | None = None
         self.scratch = reductions.Scratch()  # the flush's temporaries, kept between flushes
         if reuse is not None and reuse.L == n_layers:  # a new fit: keep the device memory
@@ -95,8 +85,13 @@ class RecordStore:
 
     @property
     def n_records(self) -> int:
-        """Committed records (flushed or still in the chunk)."""
-        return len(self.iters)
+        """Committed recorded batches (in the host store, on their way there, or in the chunk)."""
+        return self.committed
+
+    @property
+    def n(self) -> int:
+        """Records in the host store (coarsened ones count once)."""
+        return len(self.host)
 
     # ---- per batch -----------------------------------------------------------------------
     def commit(self) -> None:
@@ -117,65 +112,82 @@ class RecordStore:
                 if not ran:
                     slots.slab[layer, slots.slot].fill_(float("nan"))
                     self.sig.not_ran(layer, slots.slot)
-            self.partial[len(self.iters)] = list(slots.ran)
-        self.iters.append(slots.step)
+            self.partial[slots.slot] = list(slots.ran)
+        self.chunk_iters.append(slots.step)
+        self.committed += 1
         slots.slot += 1
         ch.ep_batches += 1
         ch.ep_seen, self.cached = True, None
-        if not all(self.has_range):
-            slot = slots.slot - 1  # the batch just committed
-            self.lo, self.hi, self.has_range = ranges_after_batch(
-                self.lo, self.hi, self.has_range, slots.ran,
-                slots.slab[:, slot:slot + 1, : self.settings.k], self.settings.hist_range)
         if ch.ep_batches in (1, 2, 4) or ch.ep_batches % 16 == 0:
             ch.check_all_fired(slots.slot, slots.slab.device)
-        if slots.slot == self.settings.chunk:
+        if slots.slot >= min(self.target, self.settings.chunk):
             self.flush()
+            self.target = min(2 * self.target, self.settings.chunk)
 
-    # ---- flush (device only) -------------------------------------------------------------
+    # ---- flush (device ops, then an asynchronous copy to the host) -----------------------
+    def _ranges(self, s: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """This chunk's (lo, hi) per layer: the fixed setting, or the ladder fitted to it."""
+        fixed = self.settings.hist_range
+        if fixed is not None:
+            return (torch.full((self.L,), float(fixed[0]), device=s.device),
+                    torch.full((self.L,), float(fixed[1]), device=s.device))
+        lo, hi, self.r, self.floored = ladder_ranges(s, self.r, self.floored)
+        return lo, hi
+
     def flush(self) -> None:
-        """Turn the chunk's slots into records (device ops only) and reset the slots."""
+        """Turn the chunk's slots into records (device ops only), send them to the host."""
         slots, st = self.slots, self.settings
         n = slots.slot
-        if n == 0 or slots.slab is None:
+        if n == 0:
             return
+        if slots.slab is None:  # restored from a checkpoint, no forward since
+            slots.slab = slots.restored
+        assert slots.slab is not None
         s = slots.slab[:, :n, : st.k]  # (L, n, K)
-        if self.lo is not None and self.lo.device != s.device:  # restored from a checkpoint
-            self.lo, self.hi = self.lo.to(s.device), self.hi.to(s.device)
-        vm = _var_mean(slots.slab[:, :n, st.k:], slots.counts, n)
-        hist, under, over = reductions.split_histograms(s, self.lo, self.hi, st.bins,
-                                                        self.scratch)
+        lo, hi = self._ranges(s)
+        hist, under, over = reductions.split_histograms(s, lo, hi, st.bins, self.scratch)
         if st.dead_bins is None:
-            thresh = torch.full_like(self.lo, st.dead_threshold)
+            thresh = torch.full_like(lo, st.dead_threshold)
         else:
-            thresh = st.dead_bins * (self.hi - self.lo) / st.bins
+            thresh = st.dead_bins * (hi - lo) / st.bins
         counted = hist.sum(dim=2) + under + over
-        new = {"var_mean": vm, "hist": hist, "hist_under": under, "hist_over": over,
+        dev = {"sums": slots.slab[:, :n, st.k:], "hist": hist, "hist_under": under,
+               "hist_over": over, "n_samp": counted, "lo": lo, "hi": hi,
                "dead": reductions.near_zero_share(s, thresh, counted=counted,
                                                   scratch=self.scratch)}
         if st.mad:
-            new["mad"] = reductions.mean_abs_dev(s, vm[..., 1])
-        new.update(self.sig.take(n, st.extremes, self.sig_fields))
+            dev["mad"] = reductions.mean_abs_dev(s, _mean(dev["sums"], slots.counts, n))
+        dev.update(self.sig.take(n, st.extremes, self.sig_fields))  # absmax, gradients, ...
+        known = self._known(n)
         if st.grads and slots.gsums is not None:
-            new["grad_var_mean"] = _var_mean(slots.gsums[:, :n], slots.gcounts, n)
+            dev["gsums"] = slots.gsums[:, :n].clone()
             slots.gsums.fill_(float("nan"))
-        for key, val in new.items():
-            buf = self.bufs.get(key)
-            if buf is not None and buf.device != val.device:
-                buf = buf.to(val.device)
-            if buf is None:
-                buf = val.new_zeros((val.shape[0], max(4 * n, 64), *val.shape[2:]))
-                if self.n:  # a field that starts later than the other records: NaN before
-                    buf = _grow(buf, self.n + n)
-                    buf[:, : self.n] = float("nan")
-            buf = _grow(buf, self.n + n, val.shape[0])
-            buf[:, self.n: self.n + n] = val
-            self.bufs[key] = buf
+            known["g_n"] = self._counts(slots.gcounts, n)
+        dev["sums"] = dev["sums"].clone()  # the slab's slots are rewritten by the next batches
+        self.transfer.push(dev, known)
         for layer in range(self.L):
             self.channels.fold_columns(layer, n)
-        self.n += n
-        slots.slot = 0  # a slot's rows are all rewritten: by the hooks, or NaN by commit
+        slots.slot, self.chunk_iters, self.partial = 0, [], {}
         slots.counts, slots.gcounts = slots.no_counts(), slots.no_counts()
+
+    def _counts(self, counts: list[list[int | None]], n: int) -> np.ndarray:
+        return np.array([[c or 0 for c in row[:n]] for row in counts], dtype=np.float64)
+
+    def _known(self, n: int) -> dict[str, np.ndarray]:
+        """What the host knows of the chunk without reading the device: spans, counts, ran."""
+        it = np.asarray(self.chunk_iters[:n], dtype=np.int64)[None, :]
+        ran = np.ones((self.L, n), dtype=np.int64)
+        for j, r in self.partial.items():
+            ran[:, j] = r
+        return {"iters": it, "iter_end": it.copy(), "n_steps": np.ones_like(it),
+                "n": self._counts(self.slots.counts, n), "ran": ran}
+
+    def _arrived(self, dev: dict[str, np.ndarray], known: dict[str, np.ndarray]) -> None:
+        """A flush's records reached the host: into the store, then to the listener."""
+        rec = chunk_fields(dev, known)
+        self.host.append(rec)
+        if self.listener is not None:
+            self.listener(rec)
 
     def end_epoch(self, epoch: int) -> None:
         """Close the epoch's per-channel record (if anything was recorded in it)."""
@@ -186,15 +198,12 @@ class RecordStore:
 
     # ---- read-back -----------------------------------------------------------------------
     def result(self, names: list[str], meta: dict[str, Any]) -> Telemetry:
-        """Flush and read everything back to the host (one sync); cached until new records."""
+        """Flush and take everything to the host (waits for the copies); cached until new
+        records."""
         if self.cached is not None:
             return self.cached
         self.flush()
-        n = self.n
-        host = {k: v[:, :n].cpu().numpy() for k, v in self.bufs.items()}
-        var, mean = host["var_mean"][..., 0], host["var_mean"][..., 1]
-        grads = host.get("grad_var_mean")
-        signals = self._signal_fields(host, n)
+        self.transfer.drain(wait=True)
         epochs = self.channels.all_epochs(self.slots.slot)
         ch: dict[str, Any] = {}
         if epochs:
@@ -205,81 +214,72 @@ class RecordStore:
             ch = {"channel_dead": cd,
                   "channel_epochs": np.array([e for e, _ in epochs], dtype=np.int64),
                   "n_channels": np.array(self.channels.widths, dtype=np.int64)}
-        self.cached = Telemetry(
-            names=list(names), iters=np.asarray(self.iters[:n], dtype=np.int64),
-            mean=mean.astype(np.float32), std=np.sqrt(np.maximum(var, 0)).astype(np.float32),
-            hist=host["hist"], hist_range=torch.stack([self.lo, self.hi], 1).cpu().numpy(),
-            dead=host["dead"].astype(np.float32), mad=host.get("mad"),
-            grad_mean=None if grads is None else grads[..., 1],
-            grad_std=None if grads is None else np.sqrt(np.maximum(grads[..., 0], 0)),
-            hist_under=host.get("hist_under"), hist_over=host.get("hist_over"),
-            meta=meta, ran=self._ran_array(n), **ch, **signals)
+        self.cached = to_telemetry(self.host.arrays(), names, meta,
+                                   scalar_names=list(self.sig.scalar_names), **ch)
         return self.cached
-
-    def _signal_fields(self, host: dict[str, np.ndarray], n: int) -> dict[str, Any]:
-        """The diagnosis signals' ``Telemetry`` fields from the read-back buffers."""
-        out: dict[str, Any] = {}
-        if "absmax" in host:
-            absmax = host["absmax"].astype(np.float32)
-            ran = self._ran_array(n)
-            bad = ~np.isfinite(absmax)
-            if ran is not None:  # a layer that did not run reads NaN, but is not non-finite
-                bad &= ran.astype(bool)
-            out["absmax"], out["nonfinite"] = absmax, bad.astype(np.uint8)
-        for f in LAYER_FIELDS:
-            if f in host:
-                out[f] = host[f].astype(np.float32)
-        for f in ROOT_FIELDS:
-            if f in host:
-                out[f] = host[f][0].astype(np.float32)
-        if "scalars" in host:
-            S = len(self.sig.scalar_names)
-            out["scalar_names"] = list(self.sig.scalar_names)
-            out["scalars"] = host["scalars"][:S].astype(np.float64)
-        return out
-
-    def _ran_array(self, n: int) -> np.ndarray | None:
-        """(L, n) uint8 of which layers ran per record; None when all ran in every record."""
-        rows = {j: r for j, r in self.partial.items() if j < n}
-        if not rows:
-            return None
-        ran = np.ones((self.L, n), dtype=np.uint8)
-        for j, r in rows.items():
-            ran[:, j] = r
-        return ran
 
     # ---- checkpoints ---------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Records, range and per-channel state on the host (flushes; one read-back)."""
-        self.flush()
-        n = self.n
+        """The host records, the device chunk and the range state, on the host (one read-back).
+
+        Bounded: ``max_records`` records plus one chunk, whatever the run length. The chunk is
+        saved unflushed, so a resumed run flushes (and fits ranges) where the uninterrupted one
+        does, and its telemetry is the same.
+        """
+        self.transfer.drain(wait=True)
+        slots, n = self.slots, self.slots.slot
+        slab = slots.slab if slots.slab is not None else slots.restored
         state: dict[str, Any] = {
-            "iters": list(self.iters[:n]),
-            "bufs": {k: v[:, :n].cpu() for k, v in self.bufs.items()},
-            **self.channels.state_dict(self.slots.slot),
-            "ever": list(self.slots.ever),
-            "scalar_names": list(self.sig.scalar_names),
-            "partial": {j: list(r) for j, r in self.partial.items() if j < n}}
-        if self.lo is not None:
-            state["range"] = torch.stack([self.lo, self.hi]).cpu()
-            state["has_range"] = list(self.has_range)
+            # tensors, not numpy: checkpoints are read with torch.load(weights_only=True)
+            "format": 2, "host": {"fields": {k: torch.from_numpy(v) for k, v in
+                                             self.host.state_dict()["fields"].items()},
+                                  "total_steps": self.host.total_steps},
+            "committed": self.committed,
+            "target": self.target, "chunk_iters": list(self.chunk_iters),
+            "partial": {j: list(r) for j, r in self.partial.items()},
+            "slab": None if slab is None or n == 0 else slab[:, :n].cpu().clone(),
+            "gsums": None if slots.gsums is None or n == 0 else slots.gsums[:, :n].cpu().clone(),
+            "counts": [list(r[:n]) for r in slots.counts],
+            "gcounts": [list(r[:n]) for r in slots.gcounts],
+            **self.channels.state_dict(n),
+            "ever": list(slots.ever),
+            # the chunk's signal columns (absmax, gradients, ..., scalars), unflushed like it
+            "sig": self.sig.state_dict(n)}
+        if self.r is not None and self.floored is not None:
+            state["ladder"] = (self.r.cpu().clone(), self.floored.cpu().clone())
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore ``state_dict()``; recording then continues after the restored records."""
-        self.iters = list(state["iters"])
-        self.n = len(self.iters)
-        self.partial = {int(j): [bool(v) for v in r]
-                        for j, r in state.get("partial", {}).items()}
-        self.bufs = {k: v.clone() for k, v in state["bufs"].items()}
-        self.lo, self.hi = ((state["range"][0], state["range"][1]) if "range" in state
-                            else (None, None))
-        self.has_range = [bool(v) for v in state.get(
-            "has_range", [self.lo is not None] * self.L)]
+        """Restore ``state_dict()``; recording then continues where it stopped."""
+        from actscope.errors import UsageError
+
+        if state.get("format") != 2:
+            raise UsageError("this checkpoint's telemetry was saved by an older actscope (before "
+                             "the bounded record store); resume without it (drop the "
+                             "'telemetry' entry of the checkpoint) or finish with that version")
+        self.transfer.drain(wait=True)
+        host = state["host"]
+        self.host.load_state_dict({"total_steps": host["total_steps"], "fields": {
+            k: v.numpy() if isinstance(v, torch.Tensor) else v for k, v in host["fields"].items()}})
+        self.committed, self.target = int(state["committed"]), int(state["target"])
+        self.chunk_iters = [int(i) for i in state["chunk_iters"]]
+        self.partial = {int(j): [bool(v) for v in r] for j, r in state["partial"].items()}
+        self.r, self.floored = state.get("ladder", (None, None))
         self.channels.load_state_dict(state)
-        self.sig.set_scalar_names(state.get("scalar_names", []))
-        slots = self.slots
+        slots, k, chunk = self.slots, self.settings.k, self.settings.chunk
         slots.views = [None] * self.L  # column buffers and their views: remade on next forward
         slots.ever = [bool(v) for v in state.get("ever", [True] * self.L)]
-        slots.slot, slots.wrote, self.cached = 0, False, None
-        slots.counts = slots.no_counts()
+        slots.slab, slots.gsums, slots.restored = None, None, None
+        slots.slot, slots.wrote, self.cached = len(self.chunk_iters), False, None
+        self.sig.load_state_dict(state.get("sig", {}), slots.slot)
+        slots.counts, slots.gcounts = slots.no_counts(), slots.no_counts()
+        for rows, saved in ((slots.counts, state["counts"]), (slots.gcounts, state["gcounts"])):
+            for layer, row in enumerate(saved):
+                rows[layer][: len(row)] = row
+        if state["slab"] is not None:
+            slab = torch.full((self.L, chunk, k + 2), float("nan"))
+            slab[:, : slots.slot] = state["slab"]
+            slots.restored = slab
+        if state["gsums"] is not None:
+            slots.gsums = torch.full((self.L, chunk, 2), float("nan"))
+            slots.gsums[:, : slots.slot] = state["gsums"]

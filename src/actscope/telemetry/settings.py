@@ -62,8 +62,12 @@ class TelemetrySettings:
     channels: bool = True
     # K positions per layer per batch for histogram, dead share, mad.
     sample_size: int = 2048
-    # Recorded batches between flushes.
+    # Recorded batches between flushes (the first flushes come after 1, 2, 4, ... of them).
     chunk: int = 128
+    # Records kept per layer in host memory; beyond it older history is coarsened (adjacent
+    # records merge exactly), except the first ``keep_first`` and the most recent half.
+    max_records: int = 4096
+    keep_first: int = 64
     seed: int = 0
     # Which tensor of a tuple/dict output to read (index or key; None: the first).
     output: OutputSpec = None
@@ -80,7 +84,8 @@ class TelemetrySettings:
     output_logits: bool = True
 
     def __post_init__(self) -> None:
-        ints = {"every": 1, "bins": 2, "sample_size": 1, "chunk": 1, "seed": 0}
+        ints = {"every": 1, "bins": 2, "sample_size": 1, "chunk": 1, "seed": 0,
+                "max_records": 16, "keep_first": 0}
         if self.dead_bins is not None:
             ints["dead_bins"] = 1
         for name, low in ints.items():
@@ -98,6 +103,11 @@ class TelemetrySettings:
             raise UsageError(f"hist_range must be (lo, hi): two finite numbers with lo < hi, got "
                              f"{self.hist_range!r:.60}; e.g. hist_range=(0, 10), or None to take "
                              "it from the data")
+        if (_is_int(self.max_records) and _is_int(self.keep_first)
+                and self.max_records < 2 * self.keep_first + 8):
+            raise UsageError(f"max_records must be >= 2 * keep_first + 8 (room to coarsen), got "
+                             f"max_records={self.max_records}, keep_first={self.keep_first}; "
+                             "e.g. max_records=4096, keep_first=64")
         check_output_spec(self.output)
         # numpy numbers are fine; stored as Python ones (Telemetry.meta is JSON)
         for name in ints:

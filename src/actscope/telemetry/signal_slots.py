@@ -17,6 +17,7 @@ so a signal that did not arrive in a batch reads NaN there, never a stale value.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -53,7 +54,8 @@ class SignalSlots:
 
     def _root_buf(self, device: torch.device) -> torch.Tensor:
         if self.root is None or self.root.device != device:
-            self.root = torch.full((3, self.chunk), _NAN, device=device)
+            self.root = (torch.full((3, self.chunk), _NAN, device=device) if self.root is None
+                         else self.root.to(device))  # restored on the CPU: keep its columns
             self._root_views = tuple(row.unbind(0) for row in self.root)
         return self.root
 
@@ -63,7 +65,7 @@ class SignalSlots:
         views = self._ext_views[layer]
         if views is None or views[0][0].device != flat.device:
             if self.layer is not None and self.layer.device != flat.device:
-                self.drop()
+                self.move(flat.device)
             rows = self._layer_buf(flat.device)[layer]
             views = self._ext_views[layer] = (rows[:, 0].unbind(0), rows[:, 1].unbind(0))
         torch.aminmax(flat, out=(views[0][slot], views[1][slot]))
@@ -72,7 +74,7 @@ class SignalSlots:
         """The (L, chunk, 2 + fields) layer buffer on ``device``: (min, max) in its first two
         columns (the staged small outputs write theirs at the batch's end)."""
         if self.layer is not None and self.layer.device != device:
-            self.drop()
+            self.move(device)
         return self._layer_buf(device)
 
     def not_ran(self, layer: int, slot: int) -> None:
@@ -83,6 +85,8 @@ class SignalSlots:
     # ---- per optimizer step / per batch --------------------------------------------------
     def write_layers(self, field: str, slot: int, values: torch.Tensor) -> None:
         """(L,) values of ``field`` (one of LAYER_FIELDS) into the slot."""
+        if self.layer is not None and self.layer.device != values.device:
+            self.move(values.device)  # restored on the CPU: a device-side write, no read-back
         buf = self._layer_buf(values.device)
         buf[:, slot, 2 + LAYER_FIELDS.index(field)].copy_(values, non_blocking=True)
         self.dirty = True
@@ -172,6 +176,36 @@ class SignalSlots:
             self.scalars.fill_(_NAN)
         self.dirty = False
         return out
+
+    def move(self, device: torch.device) -> None:
+        """Move the layer columns to ``device`` keeping their values (a chunk restored from a
+        checkpoint on the CPU, then recorded on a GPU); the views are remade."""
+        if self.layer is not None:
+            self.layer = self.layer.to(device)
+        self._ext_views = [None] * self.L
+
+    # ---- checkpoints (the chunk is saved unflushed, records.RecordStore.state_dict) -------
+    def state_dict(self, n: int) -> dict[str, Any]:
+        """The first ``n`` slots' columns on the host, and the scalar names."""
+        def cut(t: torch.Tensor | None, rows: int | None = None) -> torch.Tensor | None:
+            return None if t is None or n == 0 else t[:rows, :n].cpu().clone()
+        return {"layer": cut(self.layer), "root": cut(self.root),
+                "scalars": cut(self.scalars, len(self.scalar_names)),
+                "scalar_names": list(self.scalar_names)}
+
+    def load_state_dict(self, state: dict[str, Any], n: int) -> None:
+        """Restore ``state_dict()`` into fresh CPU columns (moved on the next write)."""
+        self.layer = self.root = self._root_views = None
+        self._ext_views = [None] * self.L
+        self.set_scalar_names(state.get("scalar_names", []))
+        cpu = torch.device("cpu")
+        if state.get("layer") is not None:
+            self._layer_buf(cpu)[:, :n] = state["layer"]
+        if state.get("root") is not None:
+            self._root_buf(cpu)[:, :n] = state["root"]
+        if state.get("scalars") is not None and self.scalars is not None:
+            self.scalars[: state["scalars"].shape[0], :n] = state["scalars"].to(self.scalars.dtype)
+        self.dirty = False
 
     def drop(self) -> None:
         """Forget the device buffers (remade on the next write, on its device)."""

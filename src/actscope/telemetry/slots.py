@@ -34,6 +34,8 @@ class SampleSlots:
         self.L, self.settings, self.channels = n_layers, settings, channels
         self.slab: torch.Tensor | None = None  # (L, chunk, K + 2): samples, sum, sum of squares
         self.gsums: torch.Tensor | None = None  # (L, chunk, 2): the output gradient's sums
+        # a checkpoint's unflushed chunk (host), moved to the device by the first forward
+        self.restored: torch.Tensor | None = None
         self.counts: list[list[int | None]] = self.no_counts()
         self.gcounts: list[list[int | None]] = self.no_counts()
         # made on first use and kept: the hot path then makes no view of its own
@@ -154,6 +156,8 @@ class SampleSlots:
         if self.gsums is None:
             self.gsums = torch.full((self.L, self.settings.chunk, 2), float("nan"),
                                     device=g.device)
+        elif self.gsums.device != g.device:  # restored from a checkpoint
+            self.gsums = self.gsums.to(g.device)
         row = self.gsums[layer, self.slot]
         torch.sum(g, 0, out=row[0])
         torch.dot(g, g, out=row[1])
@@ -189,6 +193,8 @@ class SampleSlots:
         """The out= views of every slot of this layer (made with one ``unbind`` each, in C++),
         after sizing the column buffers for this output's shape."""
         layer, k = st.layer, self.settings.k
+        if self.slab is None and self.restored is not None:  # a checkpoint's chunk continues
+            self.slab, self.restored = self.restored.to(device), None
         if self.slab is None:
             self.slab = torch.full((self.L, self.settings.chunk, k + 2), float("nan"),
                                    device=device)

@@ -128,7 +128,7 @@ def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]]
              if v.telemetry is not None and layer in v.telemetry.names and len(v.telemetry.iters)}
     if not found:
         return None
-    spans = [t.hist_range[t.names.index(layer)] for t in found.values()]
+    spans = [t.layer_range(t.names.index(layer)) for t in found.values()]
     spans = [(float(a), float(b)) for a, b in spans if np.isfinite(a) and np.isfinite(b) and a < b]
     lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 1.0)
     bins = max(t.hist.shape[2] for t in found.values())
@@ -136,10 +136,10 @@ def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]]
     out = {}
     for i, t in found.items():
         k = t.names.index(layer)
-        a, b = (float(v) for v in t.hist_range[k])
+        hist, a, b = t.layer_hist(k)
         under = None if t.hist_under is None else t.hist_under[k]
         over = None if t.hist_over is None else t.hist_over[k]
-        h, u, o = heat_values(t.hist[k], under, over, share=True)
+        h, u, o = heat_values(hist, under, over, share=True)
         if np.isfinite(a) and np.isfinite(b) and a < b:
             h = _rebin(h, a, b, edges)
         out[i] = (h, u, o)
