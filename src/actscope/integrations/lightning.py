@@ -134,7 +134,8 @@ class ActscopeCallback(pl.Callback):
         if self.write and trainer.is_global_zero and self.recorder.n_records:
             self.report_path = self.recorder.report(self._dir, title=_run_name(trainer))
             if trainer.progress_bar_callback is not None:  # quiet with enable_progress_bar=False
-                print(f"actscope: report written to {self.report_path}")
+                print(f"actscope: report written to {self.report_path} "
+                      f"({self.recorder.report_seconds:.1f} s)")
 
     def on_exception(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
                      exception: BaseException) -> None:

@@ -73,6 +73,7 @@ class StepRecorder:
         self._pending: dict[str, Any] | None = None
         self._open = False
         self.feed = FlushFeed(self.acc)  # the trainers' loggers listen here (integrations/loggers)
+        self.report_seconds = 0.0  # how long the last report took
 
     # ---- set-up and tear-down ------------------------------------------------------------
     def attach(self, model: nn.Module, output_roots: list[nn.Module] | None = None,
@@ -151,10 +152,11 @@ class StepRecorder:
 
     def report(self, out_dir: str | Path, title: str | None = None) -> Path:
         """The report of the recording in ``out_dir`` (``report.writer``; ``title``: the
-        trainer's run name); report.html's path. Prints how long it took (one line)."""
+        trainer's run name); report.html's path. ``report_seconds``: how long it took (the
+        callbacks show it in their one line, where the trainer is not quiet)."""
         start = time.perf_counter()
         page = write_run_report(out_dir, self.result(), writer="watch", title=title)
-        print(f"actscope: report written in {time.perf_counter() - start:.1f} s: {page}")
+        self.report_seconds = time.perf_counter() - start
         return page
 
     def check_report_target(self, out_dir: str | Path) -> None:

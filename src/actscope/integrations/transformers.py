@@ -189,6 +189,9 @@ class ActscopeCallback(TrainerCallback):
             # HF's run_name (default: output_dir), so the page is not titled after our subfolder
             title = getattr(args, "run_name", None)
             self.report_path = self.recorder.report(self._dir, title=title)
+            if not getattr(args, "disable_tqdm", False):  # as quiet as the Trainer
+                print(f"actscope: report written to {self.report_path} "
+                      f"({self.recorder.report_seconds:.1f} s)")
 
     # ---- results and clean-up ------------------------------------------------------------
     def remove(self) -> None:
