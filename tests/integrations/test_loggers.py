@@ -71,9 +71,11 @@ def test_flush_feed_sends_each_record_once_at_flushes_only():
             m(torch.randn(8, 4))
             w.step()
             feed.poll()
-        assert chunks == [[0, 1, 2, 3], [4, 5, 6, 7]]
+        # the store's flushes: after 1, 2 and 4 recorded batches, then every chunk (4)
+        assert chunks == [[0], [1, 2], [3, 4, 5, 6]]
         feed.finish()
-    assert chunks[-1] == [8, 9]
+    assert chunks[-1] == [7, 8, 9]
+    assert sum(chunks, []) == list(range(10))  # each record once
 
 
 def test_check_log_every():
