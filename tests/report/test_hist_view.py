@@ -4,16 +4,12 @@ speed benchmark, notebook HTML and ``actscope report --open``."""
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from actscope.report.hist_view import in_range_share, layer_picture
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from report_speed import synthetic  # noqa: E402
+from benchmarks.report_speed import synthetic  # the repo root is on sys.path, not benchmarks/
 
 
 def growing(layers: int = 2, steps: int = 300, per_record: bool = True):

@@ -3,14 +3,9 @@ speed benchmark, notebook HTML and ``actscope report --open``."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 from actscope.report.notebook import ReportFolder
 from actscope.report.writer import write_run_report
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from report_speed import synthetic  # noqa: E402
+from benchmarks.report_speed import synthetic  # the repo root is on sys.path, not benchmarks/
 
 
 def test_notebook_html_of_telemetry_and_report_folder(tmp_path):

@@ -11,7 +11,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -124,9 +123,7 @@ def test_new_panels_and_notebook_html_render_in_headless_chromium(browser, tmp_p
     from actscope.report.html import page as page_html
     from actscope.report.notebook import telemetry_html
     from actscope.report.writer import write_run_report
-
-    sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-    from report_speed import synthetic
+    from benchmarks.report_speed import synthetic
 
     t = synthetic(3, 80, per_record=False)
     ctx = {"layers": {n: {"zero_floored": i == 0} for i, n in enumerate(t.names)}}

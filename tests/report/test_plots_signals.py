@@ -3,13 +3,9 @@ speed benchmark, notebook HTML and ``actscope report --open``."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from report_speed import synthetic  # noqa: E402
+from benchmarks.report_speed import synthetic  # the repo root is on sys.path, not benchmarks/
 
 
 def test_signals_panel_drawn_with_update_ratio_guide(tmp_path):

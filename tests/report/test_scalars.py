@@ -4,16 +4,12 @@ speed benchmark, notebook HTML and ``actscope report --open``."""
 from __future__ import annotations
 
 import dataclasses
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from actscope.report.scalars import metrics_rows_from_scalars, wants_log_scale
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from report_speed import synthetic  # noqa: E402
+from benchmarks.report_speed import synthetic  # the repo root is on sys.path, not benchmarks/
 
 
 def test_metrics_rows_from_scalars_end_at_eval_points():

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import runpy
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,9 +13,7 @@ from actscope.report.figures import figure_names
 from actscope.report.page import render_view
 from actscope.report.run_view import RunView, read_run
 from actscope.report.writer import write_run_report
-
-sys.path.insert(0, str(Path(__file__).parents[2] / "benchmarks"))
-from report_speed import synthetic  # noqa: E402
+from benchmarks.report_speed import synthetic  # the repo root is on sys.path, not benchmarks/
 
 
 def test_watch_like_run_gets_loss_panel_and_metrics_csv_and_compares_with_a_fit_run(tmp_path):
