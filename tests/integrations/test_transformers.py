@@ -165,3 +165,13 @@ def test_a_users_file_in_the_report_folder_stops_train_before_training(tmp_path)
         trainer.train()
     assert trainer.state.global_step == 0 and leftover_hooks(model) == []
     assert (folder / "findings.json").read_text() == '["my notes"]'
+
+
+def test_report_without_run_name_is_titled_after_the_output_dir(tmp_path):
+    # transformers 5 leaves run_name None: the title was our subfolder, "actscope"
+    cb = ActscopeCallback()
+    args = train_args(tmp_path / "my-gpt2", max_steps=2)
+    args.run_name = None
+    transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(16),
+                         callbacks=[cb]).train()
+    assert "<h1>actscope run: my-gpt2</h1>" in cb.report_path.read_text()

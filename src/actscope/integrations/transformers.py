@@ -186,8 +186,9 @@ class ActscopeCallback(TrainerCallback):
             for step, values in log_scalars(state.log_history).items():
                 self.recorder.acc.add_step_scalars(step, values)
         if self.write and state.is_world_process_zero and self.recorder.n_records:
-            # HF's run_name (default: output_dir), so the page is not titled after our subfolder
-            title = getattr(args, "run_name", None)
+            # HF's run_name, else the run folder (output_dir: transformers 5 leaves run_name
+            # None), so the page is not titled after our own "actscope" subfolder
+            title = getattr(args, "run_name", None) or _folder_name(args)
             self.report_path = self.recorder.report(self._dir, title=title)
             if not getattr(args, "disable_tqdm", False):  # as quiet as the Trainer
                 print(f"actscope: report written to {self.report_path} "
@@ -254,3 +255,9 @@ def hf_context(args: Any, kwargs: dict[str, Any]) -> dict[str, Any]:
     return {"optimizer": opt if isinstance(opt, torch.optim.Optimizer) else None,
             "scheduler": sched, "grad_clip": float(clip) if clip and clip > 0 else None,
             "mixed_precision": mp, "trainer": trainer}
+
+
+def _folder_name(args: Any) -> str | None:
+    """The name of the Trainer's ``output_dir`` (the run folder), None without one."""
+    out = getattr(args, "output_dir", None)
+    return Path(out).resolve().name if out else None
