@@ -41,3 +41,25 @@ def test_save_run_plots_of_an_empty_folder_writes_nothing(tmp_path):
     assert figures.save_run_plots(tmp_path) == []
     with pytest.raises(RunFolderError):
         figures.save_run_plots(tmp_path / "missing")
+
+
+def _with_floored(t, floored):
+    layers = {n: {"zero_floored": f} for n, f in zip(t.names, floored, strict=True)}
+    t.meta = {**t.meta, "context": {"layers": layers}}
+    return t
+
+
+def test_per_channel_picture_only_for_dead_channels_of_zero_floored_layers(tmp_path):
+    # an autoencoder's reconstruction (border pixels below 0) or a pre-activation Linear has
+    # "channels that never fired" that are not dead units: no picture, no channel count
+    t = _with_floored(telemetry(channels=4), [False, False, False])
+    assert "channel_dead.png" not in figures.figure_names(RunView(path=tmp_path, telemetry=t))
+    assert figures.n_dead_channels(t) == (0, 0)
+    t = _with_floored(telemetry(channels=4), [False, True, False])
+    assert figures.channel_layers(t) == [1]
+    assert "channel_dead.png" in figures.figure_names(RunView(path=tmp_path, telemetry=t))
+    assert figures.n_dead_channels(t)[1] == int(t.n_channels[1])
+    from actscope.report import plots
+
+    titles = [ax.get_title() for ax in plots.plot_channel_dead(t, [1]).axes if ax.get_title()]
+    assert len(titles) == 1 and t.names[1] in titles[0]

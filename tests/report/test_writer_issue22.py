@@ -48,7 +48,7 @@ def test_dead_share_only_for_zero_floored_layers_and_no_empty_channel_picture(tm
     assert any("dead share" in s for s in titles) and any("near-zero" in s for s in titles)
     view = RunView(tmp_path, telemetry=t, findings=[])
     assert "channel_dead.png" not in figure_names(view)
-    assert "none of the 8 channels was dead" in render_view(view)
+    assert "none of the 4 channels was dead" in render_view(view)  # blocks.0: zero-floored
 
 def test_title_is_the_given_run_name_else_the_folder(tmp_path):
     page = write_run_report(tmp_path / "myrun", synthetic(2, 30, per_record=False), writer="watch")

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from actscope.atomic import atomic_write
+from actscope.diagnosis.activations import zero_floored
 from actscope.report.run_view import RUN_FILES, RunView, read_run
 from actscope.runs.layout import (
     LR_FIND_FILE,
@@ -28,7 +29,7 @@ from actscope.runs.layout import (
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["FIGURES", "CAPTIONS", "Fig", "plot_names", "figure_names", "draw_figures",
-           "save_figures", "save_run_plots", "n_dead_channels"]
+           "save_figures", "save_run_plots", "n_dead_channels", "channel_layers"]
 
 
 def _plots() -> Any:
@@ -42,21 +43,31 @@ def _has_telemetry(v: RunView) -> bool:
     return t is not None and bool(len(t.iters)) and bool(t.n_layers)
 
 
+def channel_layers(t: Telemetry) -> list[int]:
+    """The layers whose per-channel dead units mean something: zero-floored ones per the run
+    context (the diagnosis' rule), every layer in files without a context. A reconstruction's
+    border pixels or a pre-activation Linear sit below 0 without being dead units."""
+    ctx = t.meta.get("context") if isinstance(t.meta, dict) else None
+    return [i for i, name in enumerate(t.names) if zero_floored(ctx or {}, name)]
+
+
 def n_dead_channels(t: Telemetry | None) -> tuple[int, int]:
-    """(channels dead in the last epoch, over all layers; channels in all layers); (0, 0) when
+    """(channels dead in the last epoch, channels), over the ``channel_layers``; (0, 0) when
     nothing per-channel was recorded."""
     if t is None or t.channel_dead is None or t.channel_dead.shape[1] == 0 or not t.n_layers:
         return 0, 0
-    dead = sum(int(np.nansum(t.channel_dead[i, -1, : int(t.n_channels[i])]))
-               for i in range(t.n_layers))
-    return dead, int(np.sum(t.n_channels))
+    layers = channel_layers(t)
+    dead = sum(int(np.nansum(t.channel_dead[i, -1, : int(t.n_channels[i])])) for i in layers)
+    return dead, sum(int(t.n_channels[i]) for i in layers)
 
 
 def _has_channel_dead(v: RunView) -> bool:
-    """The per-channel picture only when some channel is dead (else the page's one line)."""
+    """The per-channel picture only when some channel of a ``channel_layers`` layer is dead
+    (else the page's one line)."""
     t = v.telemetry
     return (t is not None and t.channel_dead is not None and t.channel_dead.shape[1] > 0
-            and t.n_layers > 0 and bool(np.nansum(t.channel_dead) > 0))
+            and t.n_layers > 0
+            and any(bool(np.nansum(t.channel_dead[i]) > 0) for i in channel_layers(t)))
 
 
 def _has_scalars(v: RunView) -> bool:
@@ -112,7 +123,8 @@ FIGURES: tuple[Fig, ...] = (
         _has_telemetry, lambda v: _plots().plot_dead_share(v.telemetry)),
     Fig("channel_dead.png", TELEMETRY_FILE, "Per-channel dead units: dark where a channel "
         "never fired (was never above the dead threshold) during an epoch.",
-        _has_channel_dead, lambda v: _plots().plot_channel_dead(v.telemetry)),
+        _has_channel_dead,
+        lambda v: _plots().plot_channel_dead(v.telemetry, channel_layers(v.telemetry))),
     Fig("lr_find.png", LR_FIND_FILE, "LR finder: loss against learning rate, with the "
         "suggestion marked.",
         lambda v: v.lr_find is not None and bool(len(v.lr_find["lrs"])),

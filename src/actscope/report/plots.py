@@ -162,12 +162,16 @@ def has_channel_dead(t: Telemetry | None) -> bool:
 
 
 
-def plot_channel_dead(t: Telemetry) -> Figure:
-    """Per layer: channels by epoch, dark where a channel never fired during that epoch."""
+def plot_channel_dead(t: Telemetry, layers: Sequence[int] | None = None) -> Figure:
+    """Per layer (``layers``: those indices, default all): channels by epoch, dark where a
+    channel never fired during that epoch."""
     if not has_channel_dead(t):
         raise ValueError("this telemetry has no per-channel dead units (channel_dead is None)")
-    fig, axes = grid(t.n_layers, max_cols=min(t.n_layers, 6), panel=(2.6, 2.4))
-    for i, ax in enumerate(axes):
+    layers = list(range(t.n_layers)) if layers is None else list(layers)
+    if not layers:
+        raise ValueError("no layer to draw per-channel dead units for")
+    fig, axes = grid(len(layers), max_cols=min(len(layers), 6), panel=(2.6, 2.4))
+    for i, ax in zip(layers, axes, strict=True):
         summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[i],
                                     int(t.n_channels[i]))
         ax.set_title(plain(f"{t.names[i]}\n{summary} (last epoch)"), fontsize="x-small")
