@@ -49,7 +49,8 @@ def check_report(run: Path, title: str) -> Telemetry:
     t = Telemetry.load(run / "telemetry.npz")
     # the loss curve
     loss = t.scalar("loss")
-    assert loss is not None and np.isfinite(loss).mean() > 0.9, t.scalar_names
+    # a curve: >= 10 points (the HF Trainer logs every logging_steps, NaN between)
+    assert loss is not None and np.isfinite(loss).sum() >= 10, t.scalar_names
     with (run / "metrics.csv").open() as f:
         rows = list(csv.DictReader(f))
     assert rows and rows[-1].get("train_loss"), rows
