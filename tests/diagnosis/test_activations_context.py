@@ -57,3 +57,17 @@ def test_a_swinging_tiny_output_is_not_vanishing_but_a_steady_small_one_is():
     std[0, :10] = np.linspace(0.02, 0.03, 10)  # steady, small, and the next layer not larger
     std[1] = 0.01
     assert "vanishing" in kinds(diagnose(tel(n_layers=2, n=40, std=std)))
+
+
+def test_the_output_layer_is_never_vanishing_its_scale_is_set_by_the_targets():
+    # the README notebook's MLP: a Linear(64, 1) regression head fitting small targets
+    std = np.ones((3, 40), np.float32)
+    std[0], std[1], std[2] = 0.6, 0.25, np.geomspace(0.065, 0.01, 40)
+    c = ctx(names(3), typ="Linear", kind="linear")
+    assert "vanishing" in kinds(diagnose(tel(n_layers=3, n=40, std=std, context=c)))
+    c["layers"][names(3)[-1]]["kind"] = "output"
+    assert diagnose(tel(n_layers=3, n=40, std=std, context=c)) == []
+    # a hidden layer that fades before the head is still vanishing, and named alone
+    std[1] = 0.002
+    (f,) = diagnose(tel(n_layers=3, n=40, std=std, context=c))
+    assert f.kind == "vanishing" and f.layer == names(3)[1]

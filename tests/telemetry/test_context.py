@@ -98,3 +98,20 @@ def test_warmup_detection():
                                  sched.CosineAnnealingLR(o, 10)], milestones=[5])
     assert warm(seq)
     assert schedule_context(None) is None
+
+
+def test_the_output_layer_is_the_last_weight_or_a_container_ending_in_it():
+    class AutoEncoder(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = nn.Sequential(nn.Linear(8, 4), nn.ReLU(), nn.Linear(4, 2))
+            self.decoder = nn.Sequential(nn.Linear(2, 4), nn.ReLU(), nn.Linear(4, 8))
+
+        def forward(self, x):
+            return self.decoder(self.encoder(x))
+
+    m = AutoEncoder()
+    lay = run_context(m, [m.encoder, m.decoder, m.decoder[2], m])["layers"]
+    assert lay["encoder"]["kind"] == "block" and lay["decoder"]["kind"] == "output"
+    assert lay["decoder.2"]["kind"] == "output"
+    assert lay["model"]["kind"] == "block"  # the whole model is not its own output layer

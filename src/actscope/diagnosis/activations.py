@@ -121,13 +121,16 @@ def _swings(std: np.ndarray, th: Thresholds) -> bool:
     return len(lx) > 2 and bool(np.median(np.abs(np.diff(lx))) > th.vanishing_swing)
 
 
-def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
+def _vanishing(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth.
 
     The depth test keeps the rule from firing on models that run at a small scale by design: a
     transformer's residual stream starts near std 0.02 and grows block by block. A layer counts
     when it is below the threshold and below ``shrink`` times the std of an earlier layer; the
-    first layer counts only when the std does not grow through the depth after it.
+    first layer counts only when the std does not grow through the depth after it. The model's
+    output layer (context kind ``output``) never counts: its scale is set by the targets (a
+    1-output regression head fitting small values, a zero-initialised classifier head), not by
+    activations fading through the network; the layers before it still show real vanishing.
     """
     early = t.iters < th.early_batches
     if not early.any():
@@ -140,6 +143,8 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     grows = len(typical) > 1 and bool(typical[-1] > typical[0])
     hits, firsts, mins = [], [], []
     for i, name in enumerate(t.names):
+        if layer_ctx(ctx, name).get("kind") == "output":
+            continue
         std = std_early[i]
         below = std < th.vanishing_std
         if i == 0:
@@ -192,5 +197,5 @@ def activation_findings(t: Telemetry, th: Thresholds, ctx: dict | None = None) -
     """The activation findings of records known to be finite (``ctx``: the run context)."""
     ctx = ctx or {}
     adv = Advice(ctx)
-    return [*_unstable(t, th, adv), *_vanishing(t, th, adv), *_dead(t, th, ctx, adv),
+    return [*_unstable(t, th, adv), *_vanishing(t, th, ctx, adv), *_dead(t, th, ctx, adv),
             *_dead_channels(t, th, ctx, adv)]

@@ -203,6 +203,18 @@ def _model_facts(model: nn.Module) -> dict[str, Any]:
             "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
 
 
+def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None) -> bool:
+    """Whether ``module`` is the model's output layer: the last Linear/Conv (registration order),
+    or a container below the root whose last Linear/Conv it is (an autoencoder's decoder, a head
+    ``Sequential``). Such an output's scale is set by its targets, not by the network."""
+    if last_leaf is None or module is model:
+        return False
+    if module is last_leaf:
+        return True
+    weights = [m for m in _leaves(module) if module_kind(m) in ("linear", "conv")]
+    return bool(weights) and weights[-1] is last_leaf and module_kind(module) in ("block", "other")
+
+
 def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.Module],
                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                 grad_clip: float | None = None, mixed_precision: str | None = None,
@@ -216,7 +228,8 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
                  for i, m in enumerate(names)}
     leaves = _leaves(model)
     last_leaf = next((m for m in reversed(leaves) if module_kind(m) in ("linear", "conv")), None)
-    layers = {name: layer_context(m, m is last_leaf, leaves) for m, name in names.items()}
+    layers = {name: layer_context(m, _gives_output(m, model, last_leaf), leaves)
+              for m, name in names.items()}
     return {"layers": layers, "model": _model_facts(model),
             "optimizer": optimizer_context(optimizer), "schedule": schedule_context(scheduler),
             "grad_clip": None if grad_clip is None else float(grad_clip),
