@@ -11,6 +11,7 @@ from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
 from actscope.telemetry.signal_slots import SignalSlots
+from actscope.telemetry.step_scalars import StepScalars
 
 
 class Moments(SignalMoments):
@@ -22,7 +23,8 @@ class Moments(SignalMoments):
         self.buf = SimpleNamespace(sig=slots, slots=SimpleNamespace(slot=0))
         self.recording = True
         self.modules, self.names = layers, [str(i) for i in range(len(layers))]
-        self.context, self._context_restored, self.step_scalars = None, False, {}
+        self.context, self._context_restored = None, False
+        self.step_scalars = StepScalars(4096)
 
 
 def test_check_scalars_accepts_numbers_and_one_element_tensors_only():
@@ -92,5 +94,5 @@ def test_add_step_scalars_merges_host_numbers_per_step():
     m.add_step_scalars(3, {"val_loss": 1})
     m.add_step_scalars(torch.tensor(3).item(), {"acc": 0.5, "val_loss": 0.75})
     m.add_step_scalars(4, {})
-    assert m.step_scalars == {3: {"val_loss": 0.75, "acc": 0.5}, 4: {}}
-    assert isinstance(m.step_scalars[3]["val_loss"], float)
+    assert m.step_scalars.means() == {3: {"val_loss": 0.75, "acc": 0.5}, 4: {}}
+    assert isinstance(m.step_scalars.means()[3]["val_loss"], float)

@@ -46,6 +46,7 @@ from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
 from actscope.telemetry.staging import STAGE_MAX
+from actscope.telemetry.step_scalars import StepScalars
 
 __all__ = ["TelemetryAccumulator", "check_scalars"]  # check_scalars: re-exported
 
@@ -99,7 +100,8 @@ class TelemetryAccumulator(SignalMoments):
         self._context_restored = False
         # Scalars that arrive as host numbers after their record was committed (the HF
         # Trainer's log history): optimizer step -> {name: value}, merged in by ``result()``.
-        self.step_scalars: dict[int, dict[str, float]] = {}
+        # Bounded by the records' budget (step_scalars.py).
+        self.step_scalars = StepScalars(self.settings.max_records)
         # Sample positions per (numel, device), kept across attaches: computed once per shape.
         self._idx: dict[tuple[int, torch.device], torch.Tensor] = {}
         # Outputs of at most this many elements are staged and reduced together at the batch's
@@ -297,7 +299,8 @@ class TelemetryAccumulator(SignalMoments):
                                                     for i in never[:3])
                           + ": no statistics for it; pick the tensor with output=<index or key>",
                           stacklevel=3)
-        return with_step_scalars(self.buf.result(self.names, self.meta()), self.step_scalars)
+        return with_step_scalars(self.buf.result(self.names, self.meta()),
+                                 self.step_scalars.by_step())
 
     def meta(self) -> dict[str, Any]:
         """The settings stored with the record (``Telemetry.meta``)."""
@@ -330,7 +333,7 @@ class TelemetryAccumulator(SignalMoments):
         state: dict[str, Any] = {"names": list(self.names),
                                  "forward_order": list(self.forward_order)}
         if self.step_scalars:
-            state["step_scalars_json"] = json.dumps(self.step_scalars)
+            state["step_scalars_spans_json"] = self.step_scalars.to_json()
         if self.context is not None:
             state["context_json"] = json.dumps(self.context)  # a string: weights_only loads it
         if self.buf is not None:
@@ -346,9 +349,10 @@ class TelemetryAccumulator(SignalMoments):
         if self.buf is None:
             raise UsageError("attach(model) before load_state_dict: the state names modules")
         self.buf.load_state_dict(state)
-        if "step_scalars_json" in state:
-            self.step_scalars = {int(k): v for k, v in
-                                 json.loads(state["step_scalars_json"]).items()}
+        if "step_scalars_spans_json" in state:
+            self.step_scalars.load_json(state["step_scalars_spans_json"])
+        elif "step_scalars_json" in state:  # saved before the scalars were bounded
+            self.step_scalars.load_json(state["step_scalars_json"], legacy=True)
         if "context_json" in state:  # the run's context at its start (init scale, optimizer)
             self.context, self._context_restored = json.loads(state["context_json"]), True
         # the saved order first, then any layer this process has seen run since the attach

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import zipfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -287,10 +288,11 @@ class Telemetry:
         return cls(names=[str(n) for n in names], meta=meta, **arrays)
 
 
-def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Telemetry:
+def with_step_scalars(t: Telemetry, by_step: Mapping[int, Mapping[str, Any]]) -> Telemetry:
     """``t`` with host scalars given per optimizer step added to ``scalars``: a record gets the
     mean of the values logged at the steps its span covers (``iters``..``iter_end``; one step
-    for a single-batch record); NaN elsewhere; ``t`` itself when there are none."""
+    for a single-batch record); NaN elsewhere; ``t`` itself when there are none. A value is a
+    number or a ``(sum, count)`` pair (several steps merged: ``telemetry.step_scalars``)."""
     if not by_step:
         return t
     names = list(t.scalar_names or [])
@@ -306,7 +308,8 @@ def with_step_scalars(t: Telemetry, by_step: dict[int, dict[str, float]]) -> Tel
         j = int(np.searchsorted(starts, step, side="right")) - 1
         if j >= 0 and step <= ends[j]:
             for k, v in vals.items():
-                sums[names.index(k), j] += v
-                cnt[names.index(k), j] += 1
+                total, count = v if isinstance(v, tuple) else (v, 1)
+                sums[names.index(k), j] += total
+                cnt[names.index(k), j] += count
     rows = np.where(cnt > 0, sums / np.maximum(cnt, 1), rows)
     return dataclasses.replace(t, scalar_names=names, scalars=rows)

@@ -14,6 +14,7 @@ import numbers
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -23,6 +24,7 @@ from actscope.telemetry.context import run_context
 if TYPE_CHECKING:
     from actscope.telemetry.records import RecordStore
     from actscope.telemetry.signal_set import SignalSet
+    from actscope.telemetry.step_scalars import StepScalars
 
 __all__ = ["SignalMoments", "check_scalars"]
 
@@ -52,7 +54,7 @@ class SignalMoments:
     names: list[str]
     context: dict[str, Any] | None
     _context_restored: bool
-    step_scalars: dict[int, dict[str, float]]
+    step_scalars: StepScalars
 
     def before_optimizer_step(self) -> None:
         """Gradients are final (after backward, before the step): gradient norms per layer."""
@@ -90,8 +92,15 @@ class SignalMoments:
     def add_step_scalars(self, step: int, values: Mapping[str, float]) -> None:
         """Host numbers for the record of optimizer step ``step`` (merged in by ``result()``;
         a step that was not recorded keeps none)."""
-        self.step_scalars.setdefault(int(step), {}).update(
-            {str(k): float(v) for k, v in values.items()})
+        self.step_scalars.add(step, {str(k): float(v) for k, v in values.items()},
+                              self._record_spans)
+
+    def _record_spans(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The flushed records' (first, last) iterations: where step scalars may merge."""
+        if self.buf is None or not len(self.buf.host):
+            return None
+        a = self.buf.host.arrays()
+        return a["iters"][0], a["iter_end"][0]
 
     def set_context(self, context: dict[str, Any] | None) -> None:
         """``meta["context"]`` (``telemetry.context.run_context``); a restored one is kept."""
