@@ -13,8 +13,9 @@ record's mean stays exact: later coarsening only merges whole records, never spl
 entry at a step no record covers is dropped (``result()`` would drop it too). Entries past the
 last flushed record stay as they are (a flush chunk of them, usually); only if they exceed half
 the budget (a very sparse ``every=``), adjacent ones merge in pairs, and such a merged entry
-counts for the record of its first step (the one approximation: it may straddle two records). Re-adding a step already inside a merged entry is ignored: the Trainer's train-end
-pass over ``log_history`` repeats what ``on_log`` gave, and must not count twice.
+counts for the record of its first step (the one approximation: it may straddle two records).
+Re-adding a step already inside a merged entry is ignored: the Trainer's train-end pass over
+``log_history`` repeats what ``on_log`` gave, and must not count twice.
 """
 
 from __future__ import annotations
