@@ -37,8 +37,9 @@ def get_lr(it: int, learning_rate: float, warmup_iters: int, lr_decay_iters: int
 
 def run(out: str | Path, steps: int = 300, lr: float = 1e-3, n_layer: int = 4,
         n_head: int = 4, n_embd: int = 64, block_size: int = 64, batch_size: int = 12,
-        warmup_iters: int = 0, seed: int = 1337) -> Path:
-    """Train for ``steps`` iterations at peak ``lr``; the report folder."""
+        warmup_iters: int = 0, flash: bool = True, seed: int = 1337) -> Path:
+    """Train for ``steps`` iterations at peak ``lr``; the report folder (``flash=False``: the
+    model's manual softmax(q·kᵀ) attention instead of SDPA)."""
     torch.manual_seed(seed)
     data, vocab_size = char_corpus()
     n = int(0.9 * len(data))
@@ -51,7 +52,8 @@ def run(out: str | Path, steps: int = 300, lr: float = 1e-3, n_layer: int = 4,
         return x, y
 
     model = GPT(GPTConfig(block_size=block_size, vocab_size=vocab_size, n_layer=n_layer,
-                          n_head=n_head, n_embd=n_embd, dropout=0.0, bias=False))
+                          n_head=n_head, n_embd=n_embd, dropout=0.0, bias=False,
+                          flash=flash))
     optimizer = model.configure_optimizers(0.1, lr, (0.9, 0.99), "cpu")
     with actscope.watch(model, optimizer=optimizer, grad_clip=1.0) as w:  # actscope
         X, Y = get_batch()
@@ -75,8 +77,9 @@ def main() -> None:
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--n-layer", type=int, default=4)
     p.add_argument("--n-embd", type=int, default=64)
+    p.add_argument("--no-flash", action="store_true", help="the manual attention path")
     a = p.parse_args()
-    print(run(a.out, a.steps, a.lr, n_layer=a.n_layer, n_embd=a.n_embd))
+    print(run(a.out, a.steps, a.lr, n_layer=a.n_layer, n_embd=a.n_embd, flash=not a.no_flash))
 
 
 if __name__ == "__main__":
