@@ -115,3 +115,19 @@ def test_the_output_layer_is_the_last_weight_or_a_container_ending_in_it():
     assert lay["encoder"]["kind"] == "block" and lay["decoder"]["kind"] == "output"
     assert lay["decoder.2"]["kind"] == "output"
     assert lay["model"]["kind"] == "block"  # the whole model is not its own output layer
+
+
+def test_the_output_layer_is_the_one_forward_returns_whatever_the_registration_order():
+    class Regressor(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = nn.Linear(16, 1)  # registered first, run last
+            self.body = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU())
+
+        def forward(self, x):
+            return self.head(self.body(x)).squeeze(-1)
+
+    m = Regressor()
+    lay = run_context(m, [m.head, m.body, m.body[2]])["layers"]
+    assert lay["head"]["kind"] == "output"
+    assert lay["body"]["kind"] == "block" and lay["body.2"]["kind"] == "linear"

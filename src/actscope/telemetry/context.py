@@ -28,6 +28,7 @@ from actscope.telemetry.layer_facts import (
     bounded_range,
     is_attention_module,
     module_kind,
+    returned_child,
 )
 
 __all__ = ["run_context", "layer_context", "optimizer_context", "schedule_context",
@@ -203,6 +204,18 @@ def _model_facts(model: nn.Module) -> dict[str, Any]:
             "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
 
 
+def _output_weight(model: nn.Module, leaves: Sequence[nn.Module]) -> nn.Module | None:
+    """The model's output Linear/Conv: the last one of the child its ``forward`` returns
+    (``return self.head(x)``, whatever order the children were registered in), else the last
+    one in registration order."""
+    def last_weight(mods: Sequence[nn.Module]) -> nn.Module | None:
+        return next((m for m in reversed(mods) if module_kind(m) in ("linear", "conv")), None)
+
+    child = returned_child(model)
+    found = last_weight(_leaves(child)) if child is not None else None
+    return found if found is not None else last_weight(leaves)
+
+
 def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None) -> bool:
     """Whether ``module`` is the model's output layer: the last Linear/Conv (registration order),
     or a container below the root whose last Linear/Conv it is (an autoencoder's decoder, a head
@@ -227,7 +240,7 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
         names = {m: qual.get(id(m)) or ("model" if m is model else f"{i}")
                  for i, m in enumerate(names)}
     leaves = _leaves(model)
-    last_leaf = next((m for m in reversed(leaves) if module_kind(m) in ("linear", "conv")), None)
+    last_leaf = _output_weight(model, leaves)
     layers = {name: layer_context(m, _gives_output(m, model, last_leaf), leaves)
               for m, name in names.items()}
     return {"layers": layers, "model": _model_facts(model),

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["activation_family", "activation_of", "module_kind", "is_attention_module",
+           "returned_child",
            "bounded_range", "ACT_FAMILIES"]
 
 ACT_FAMILIES = ("relu", "leaky_relu", "gelu", "silu", "tanh", "sigmoid", "hardtanh", "softmax")
@@ -144,3 +145,18 @@ def activation_of(module: nn.Module) -> str:
                 continue  # shape-only or masking: the activation before it still shows
             return activation_of(child)
     return "none"
+
+
+def returned_child(module: nn.Module) -> nn.Module | None:
+    """The child whose output ``forward`` returns, read from its source: ``return self.head(x)``,
+    through methods on it (``self.head(x).squeeze(-1)``) and one returned name; else None."""
+    call = _returned_call(module)
+    while call is not None:
+        f = call.func
+        if (isinstance(f, ast.Attribute) and isinstance(f.value, ast.Name)
+                and f.value.id == "self"):
+            return dict(module.named_children()).get(f.attr)
+        # a method of the value: ``self.head(x).squeeze(-1)``, ``.view(-1)``
+        call = f.value if isinstance(f, ast.Attribute) and isinstance(f.value, ast.Call) else None
+    return None
+
