@@ -16,3 +16,24 @@ def test_signals_panel_drawn_with_update_ratio_guide(tmp_path):
     assert "gradient norm per layer" in titles and "max |x| per layer" in titles
     ur = fig.axes[titles.index("update ratio ||dW||/||W|| per layer")]
     assert any(np.allclose(ln.get_ydata(), UPDATE_RATIO_GUIDE) for ln in ur.lines)
+
+
+def test_scalar_panels_share_duplicates_and_leave_constants_out():
+    import dataclasses
+
+    from actscope.report.plots_signals import plot_scalars, scalar_panels
+
+    t = synthetic(2, 60)
+    loss = np.linspace(2.0, 0.5, len(t.iters))
+    lr = np.full(len(t.iters), 1e-3)
+    eval_loss = np.full(len(t.iters), np.nan)
+    eval_loss[::20] = [1.5, 1.0, 0.8]
+    # Lightning: training_step's loss and the same value self.log()ged as train_loss; fixed lr
+    t = dataclasses.replace(t, scalar_names=["train_loss", "lr", "loss", "eval_loss"],
+                            scalars=np.stack([loss, lr, loss, eval_loss]))
+    panels, constants = scalar_panels(t)
+    assert panels == [("loss", "loss = train_loss"), ("eval_loss", "eval_loss")]
+    assert constants == {"lr": 1e-3}
+    fig = plot_scalars(t)
+    assert [ax.get_title() for ax in fig.axes] == ["loss = train_loss", "eval_loss"]
+    assert "lr = 0.001" in fig._suptitle.get_text()

@@ -16,7 +16,8 @@ from actscope.report.plots_base import finite, grid, layer_colours, plain, smoot
 from actscope.report.scalars import wants_log_scale
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["plot_scalars", "plot_signals", "signal_panels", "UPDATE_RATIO_GUIDE"]
+__all__ = ["plot_scalars", "plot_signals", "signal_panels", "scalar_panels",
+           "UPDATE_RATIO_GUIDE"]
 
 UPDATE_RATIO_GUIDE = 1e-3  # a healthy ||dW|| / ||W|| per step (Karpathy's rule of thumb)
 # (field, title, per layer?): the panels the signals allow, in this order.
@@ -62,14 +63,40 @@ def signal_panels(t: Telemetry | None) -> list[str]:
             if (a := getattr(t, f, None)) is not None and np.isfinite(finite(a)).any()]
 
 
+def scalar_panels(t: Telemetry) -> tuple[list[tuple[str, str]], dict[str, float]]:
+    """([(scalar, panel title)], {constant scalar: its value}): the scalars worth a panel, loss
+    first. A scalar equal to an earlier one (Lightning's ``loss`` and a logged ``train_loss``)
+    shares its panel, named in the title; a constant one (a fixed lr) gets no panel, only its
+    value in the figure's title: a flat line carries nothing."""
+    names = sorted((n for n in (t.scalar_names or [])
+                    if np.isfinite(finite(t.scalars[t.scalar_names.index(n)])).any()),
+                   key=lambda n: (n != "loss", n))
+    rows = {n: finite(t.scalars[t.scalar_names.index(n)]) for n in names}
+    panels: dict[str, list[str]] = {}
+    constants: dict[str, float] = {}
+    for n in names:
+        y = rows[n][np.isfinite(rows[n])]
+        if len(y) > 1 and np.all(y == y[0]):
+            constants[n] = float(y[0])
+            continue
+        same = next((p for p in panels if np.array_equal(rows[p], rows[n], equal_nan=True)),
+                    None)
+        panels.setdefault(same or n, []).append(n)
+    return [(p, " = ".join(plain(m) for m in ms)) for p, ms in panels.items()], constants
+
+
 def plot_scalars(t: Telemetry) -> Figure:
     """One panel per recorded scalar (loss first) over the telemetry's steps; sparse scalars
-    (eval metrics) as points."""
-    names = [n for n in (t.scalar_names or [])
-             if np.isfinite(finite(t.scalars[t.scalar_names.index(n)])).any()]
-    names.sort(key=lambda n: (n != "loss", n))
-    fig, axes = grid(len(names), max_cols=3, panel=(4.2, 2.8))
-    for ax, name in zip(axes, names, strict=True):
+    (eval metrics) as points; duplicates and constants as ``scalar_panels`` says."""
+    panels, constants = scalar_panels(t)
+    if not panels:  # only constants: one panel still carries them
+        panels = [(n, plain(n)) for n in constants]
+        constants = {}
+    fig, axes = grid(len(panels), max_cols=3, panel=(4.2, 2.8))
+    if constants:
+        fig.suptitle("constant: " + ", ".join(f"{plain(n)} = {v:.3g}"
+                                              for n, v in constants.items()), fontsize="small")
+    for ax, (name, title) in zip(axes, panels, strict=True):
         y = finite(t.scalars[t.scalar_names.index(name)])
         ok = np.isfinite(y)
         x = np.asarray(t.iters, np.float64)
@@ -80,7 +107,9 @@ def plot_scalars(t: Telemetry) -> Figure:
             ax.plot(*thin(x[ok], smooth(y[ok])), lw=1.2)
         if wants_log_scale(y):
             ax.set_yscale("log")
-        ax.set_title(plain(name), fontsize="small")
+        else:
+            ax.ticklabel_format(axis="y", useOffset=False)  # no "1e-15+1e-3" offset labels
+        ax.set_title(title, fontsize="small")
         ax.set_xlabel("training batch", fontsize="small")
         ax.tick_params(labelsize="x-small")
     return fig
