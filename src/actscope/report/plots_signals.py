@@ -92,7 +92,7 @@ def plot_scalars(t: Telemetry) -> Figure:
     if not panels:  # only constants: one panel still carries them
         panels = [(n, plain(n)) for n in constants]
         constants = {}
-    fig, axes = grid(len(panels), max_cols=3, panel=(4.2, 2.8))
+    fig, axes = grid(len(panels), max_cols=3, panel=(4.2, 2.8), top=0.7 if constants else 0.45)
     if constants:
         fig.suptitle("constant: " + ", ".join(f"{plain(n)} = {v:.3g}"
                                               for n, v in constants.items()), fontsize="small")
