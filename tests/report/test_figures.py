@@ -63,3 +63,14 @@ def test_per_channel_picture_only_for_dead_channels_of_zero_floored_layers(tmp_p
 
     titles = [ax.get_title() for ax in plots.plot_channel_dead(t, [1]).axes if ax.get_title()]
     assert len(titles) == 1 and t.names[1] in titles[0]
+
+
+def test_metrics_picture_only_when_it_draws_something(tmp_path):
+    nan = float("nan")
+    one_row = [{"epoch": 0, "train_loss": 0.6, "train_accuracy": nan, "valid_loss": nan,
+                "valid_accuracy": nan}]  # a watch()/Lightning/HF run without evaluation
+    assert "metrics.png" not in figures.figure_names(RunView(path=tmp_path, metrics=one_row))
+    evaluated = [{**one_row[0], "valid_loss": 0.5}]
+    assert "metrics.png" in figures.figure_names(RunView(path=tmp_path, metrics=evaluated))
+    two_epochs = one_row + [{**one_row[0], "epoch": 1, "train_loss": 0.4}]
+    assert "metrics.png" in figures.figure_names(RunView(path=tmp_path, metrics=two_epochs))

@@ -70,6 +70,18 @@ def _has_channel_dead(v: RunView) -> bool:
             and any(bool(np.nansum(t.channel_dead[i]) > 0) for i in channel_layers(t)))
 
 
+def _has_metrics_curve(v: RunView) -> bool:
+    """metrics.csv draws something: a validation value, or a training curve of 2+ epochs. The
+    one row a watch()/Lightning/HF run without evaluation writes would be empty axes (its loss
+    curve is scalars.png)."""
+    def n_finite(col: str) -> int:
+        return sum(1 for r in v.metrics or [] if np.isfinite(r.get(col, np.nan)))
+
+    return bool(v.metrics) and (
+        any(n_finite(f"valid_{w}") for w in ("loss", "accuracy"))
+        or any(n_finite(f"train_{w}") >= 2 for w in ("loss", "accuracy")))
+
+
 def _has_scalars(v: RunView) -> bool:
     t = v.telemetry
     return (t is not None and t.scalars is not None and bool(len(t.iters))
@@ -101,7 +113,7 @@ FIGURES: tuple[Fig, ...] = (
         lambda v: _plots().plot_lr_loss(v.recorder["lrs"], v.recorder["losses"])),
     Fig("metrics.png", METRICS_FILE, "Accuracy and loss per epoch (validation solid, training "
         "dashed).",
-        lambda v: bool(v.metrics), lambda v: _plots().plot_metrics(v.metrics)),
+        _has_metrics_curve, lambda v: _plots().plot_metrics(v.metrics)),
     Fig("scalars.png", TELEMETRY_FILE, "The run's scalars per training batch as the trainer "
         "gave them (loss raw faint, smoothed solid; eval metrics as points; log scale where "
         "values span more than two decades).",
