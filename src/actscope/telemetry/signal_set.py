@@ -12,7 +12,9 @@ their record slots live here (docs/signals.md, "Wiring"):
 - ``after_step()``: after the optimizer step: per-layer ||W_t - W_{t-1}|| / ||W_t||;
 - ``end()``: the batch ends: the attention probe's values into the record.
 
-Everything is done only on recorded batches, so with ``every=N`` the update ratio spans exactly
+Gradient norms and update ratios are measured on every ``param_every``-th recorded batch only
+(NaN in the other records, which merges and the rules skip). Everything is done only on
+recorded batches, so with ``every=N`` the update ratio spans exactly
 the recorded batch's optimizer step (its ``before_step`` takes the sample), not N steps, and a
 skipped batch costs nothing. Values go into ``SignalSlots`` with device ops only.
 """
@@ -53,6 +55,7 @@ class SignalSet:
         self.recording = False
         self.slot = 0
         self._sampled = False  # before_step took the weight sample of this batch's step
+        self._params_now = False  # this batch measures gradient norms and update ratios
         self.stepped = False  # an optimizer step was seen in this batch (watch's fallback)
 
     @property
@@ -78,9 +81,11 @@ class SignalSet:
         self.output(out)
 
     # ---- the moments ---------------------------------------------------------------------
-    def begin(self, recording: bool, slot: int) -> None:
-        """A batch starts (``slot``: where its record goes)."""
+    def begin(self, recording: bool, slot: int, step: int = 0) -> None:
+        """A batch starts (``slot``: where its record goes; ``step``: its number)."""
         self.recording, self.slot = recording, slot
+        st = self.settings
+        self._params_now = recording and (step // st.every) % st.param_every == 0
         self._sampled = self.stepped = False
         if self.probe is not None:
             self.probe.enabled = recording
@@ -99,7 +104,7 @@ class SignalSet:
 
     def before_step(self) -> None:
         """Gradients are final for this optimizer step: norms, and the weights before it."""
-        if not self.recording or not self.has_params:
+        if not self._params_now or not self.recording or not self.has_params:
             return
         with torch.no_grad():
             if self.settings.grad_norms:
