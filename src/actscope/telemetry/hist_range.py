@@ -29,8 +29,9 @@ __all__ = ["data_hist_range", "ladder_ranges", "nice_step", "ranges_after_batch"
 # Quantile of the chunk's sampled |x| the ladder range must cover, and how many of the chunk's
 # samples (all layers) it is taken from at most (a strided subset: cost bounded per flush).
 LADDER_Q, LADDER_MAX_SAMPLES = 0.999, 1 << 20
-# ... and at most this many per layer (16k samples leave ~16 above the quantile: plenty).
-LADDER_MAX_PER_LAYER = 1 << 14
+# ... and at most this many per layer (8k samples leave ~8 above the quantile: enough for a
+# power-of-two rung, which only shrinks below an eighth).
+LADDER_MAX_PER_LAYER = 1 << 13
 
 
 def _ladder_need(sub: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
