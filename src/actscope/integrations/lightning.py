@@ -68,9 +68,10 @@ class ActscopeCallback(pl.Callback):
         self.log_every = check_log_every("ActscopeCallback", log_every)
         self._scalars = LayerScalars(self.log_every)
         self._loggers: list[Any] = []  # the running fit's trainer.loggers
-        if loggers:
-            self.recorder.feed.add(self._to_loggers)
+        self._use_loggers = loggers
+        self._listening = False  # _to_loggers is a flush listener (from the first fit with loggers)
         self.out_dir = None if out_dir is None else Path(out_dir)
+        self._state_key: tuple[Path | None, str] | None = None  # (out_dir, key): built once
         self.write = report
         self.report_path: Path | None = None
         self._dir: Path | None = None
@@ -79,7 +80,12 @@ class ActscopeCallback(pl.Callback):
     @property
     def state_key(self) -> str:
         # Two callbacks writing to different folders keep separate states in one checkpoint.
-        return self._generate_state_key(out_dir=None if self.out_dir is None else str(self.out_dir))
+        # Lightning reads the key at every hook call (its profiler's action names): built once.
+        if self._state_key is None or self._state_key[0] != self.out_dir:
+            key = self._generate_state_key(
+                out_dir=None if self.out_dir is None else str(self.out_dir))
+            self._state_key = (self.out_dir, key)
+        return self._state_key[1]
 
     # ---- set-up and tear-down ------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -88,6 +94,10 @@ class ActscopeCallback(pl.Callback):
         self._dir = self.out_dir or log_dir / REPORT_SUBDIR
         self.report_path = None
         self._loggers, self._scalars = list(trainer.loggers), LayerScalars(self.log_every)
+        if self._use_loggers and self._loggers and not self._listening:
+            # only a fit with loggers listens: else each flush would build a chunk for nobody
+            self.recorder.feed.add(self._to_loggers)
+            self._listening = True
         if trainer.is_global_zero:  # the other ranks register no hook at all
             if self.write:
                 self.recorder.check_report_target(self._dir)
@@ -125,6 +135,8 @@ class ActscopeCallback(pl.Callback):
 
     def _to_loggers(self, chunk: Telemetry) -> None:
         """A flush listener: the chunk's due records to every logger of the fit."""
+        if not self._loggers:  # a later fit without loggers
+            return
         for step, metrics in self._scalars.points(chunk):
             for logger in self._loggers:
                 logger.log_metrics(metrics, step)
