@@ -213,8 +213,9 @@ def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
     if isinstance(loss, torch.Tensor) and loss.numel() == 1:
         values["loss"] = loss.detach()
-    if trainer.optimizers:
-        lr = trainer.optimizers[0].param_groups[0].get("lr")
+    opts = trainer.optimizers  # a property through the strategy: read once
+    if opts:
+        lr = opts[0].param_groups[0].get("lr")
         if isinstance(lr, (int, float, torch.Tensor)) and not isinstance(lr, bool):
             values["lr"] = lr
     for name, v in trainer.callback_metrics.items():
