@@ -31,7 +31,7 @@ class Shell(nn.Module):
 
 def _record(mode: str, steps: int = 3) -> tuple[StepRecorder, Shell, list[int], list[float]]:
     """Train ``steps`` steps; the recorder, the model, output reductions per step, expected lse."""
-    model, rec = Shell(mode), StepRecorder("T")
+    model, rec = Shell(mode), StepRecorder("T", signal_every=1)  # every step measured
     rec.attach(model, output_roots=[model.net, model])
     slots, calls, want = rec.acc.buf.sig, [], []
     original = slots.record_output
@@ -71,7 +71,7 @@ def test_the_last_root_with_logits_wins(mode):
 
 
 def test_an_eval_forward_inside_the_step_does_not_overwrite_the_output():
-    model, rec = Shell(), StepRecorder("T")
+    model, rec = Shell(), StepRecorder("T", signal_every=1)
     rec.attach(model, output_roots=[model.net, model])
     rec.begin(0)
     x = torch.randn(8, 4)
