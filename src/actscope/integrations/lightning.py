@@ -21,8 +21,10 @@ before Lightning's own gradient clipping: the unclipped norms), update ratios in
 ``on_train_batch_end`` of a batch that stepped, the model output from forward hooks on the
 LightningModule and on the network it wraps (the last one that returns logits wins), the scalars
 at each recorded step's end: ``loss`` (the training step's), ``lr`` (the first optimizer's first
-param group) and ``trainer.callback_metrics`` (device tensors, kept on the device until the
-read-back), and ``meta["context"]`` from the trainer's optimizer, scheduler, clipping, precision.
+param group), and every ``log_every``-th step ``trainer.callback_metrics`` (device tensors, kept on
+the device until the read-back; read no more often because Lightning turns its prog_bar values
+into Python numbers there, a host sync on a GPU), and ``meta["context"]`` from the trainer's
+optimizer, scheduler, clipping, precision.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class ActscopeCallback(pl.Callback):
             the model's repeated blocks (``actscope.telemetry.modules.default_modules``).
         every: record every ``every``-th optimizer step.
         report: write telemetry.npz, findings.json, plots/ and report.html at fit end.
-        log_every: send the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
+        log_every: read the trainer's logged metrics (``callback_metrics``) every ``log_every``
+            steps, and send the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
             ``dead_share``, ``grad_norm``, ``update_ratio``) of one record per ``log_every``
             optimizer steps to every logger in ``trainer.loggers``, at each flush.
         loggers: False sends nothing to the trainer's loggers.
@@ -118,7 +121,10 @@ class ActscopeCallback(pl.Callback):
         if trainer.global_step != self._step:
             self.recorder.after_step()
             if self.recorder.acc.recording:  # the metrics only where they are recorded
-                self.recorder.scalars(step_scalars(trainer, outputs))
+                # trainer.callback_metrics turns prog_bar values into Python numbers (a host
+                # sync on a GPU): read it every log_every-th step only, the loss every step
+                logged = self._step % self.log_every == 0
+                self.recorder.scalars(step_scalars(trainer, outputs, logged))
             self.recorder.end()
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -207,8 +213,10 @@ def lightning_context(trainer: pl.Trainer) -> dict[str, Any]:
                         "max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps}}
 
 
-def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
-    """The step's loss, lr and logged metrics, as numbers or 1-element tensors (no host read)."""
+def step_scalars(trainer: pl.Trainer, outputs: Any, logged: bool = True) -> dict[str, Any]:
+    """The step's loss and lr, and (``logged``) the trainer's logged metrics, as numbers or
+    1-element tensors. Only ``logged`` reads ``trainer.callback_metrics``, which converts
+    prog_bar metrics with ``.item()``: the caller asks for it every ``log_every`` steps."""
     values: dict[str, Any] = {}
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
     if isinstance(loss, torch.Tensor) and loss.numel() == 1:
@@ -218,7 +226,7 @@ def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
         lr = opts[0].param_groups[0].get("lr")
         if isinstance(lr, (int, float, torch.Tensor)) and not isinstance(lr, bool):
             values["lr"] = lr
-    for name, v in trainer.callback_metrics.items():
+    for name, v in (trainer.callback_metrics.items() if logged else ()):
         if isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point():
             values.setdefault(str(name), v.detach())
         elif isinstance(v, (int, float)) and not isinstance(v, bool):
