@@ -14,7 +14,7 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import label, layer_ctx, nanmedian
+from actscope.diagnosis.series import label, late, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -121,13 +121,17 @@ def _swings(std: np.ndarray, th: Thresholds) -> bool:
     return len(lx) > 2 and bool(np.median(np.abs(np.diff(lx))) > th.vanishing_swing)
 
 
-def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
-    """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth.
+def _vanishing(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
+    """Layers whose early std is below ``vanishing_std`` AND shrinking through the depth, and
+    still below it at the end of the run.
 
     The depth test keeps the rule from firing on models that run at a small scale by design: a
     transformer's residual stream starts near std 0.02 and grows block by block. A layer counts
     when it is below the threshold and below ``shrink`` times the std of an earlier layer; the
-    first layer counts only when the std does not grow through the depth after it.
+    first layer counts only when the std does not grow through the depth after it. The output
+    layer is not judged (small logits at init are the norm, and their scale follows the loss),
+    and neither is a layer whose std training lifted back above the threshold: torch's default
+    init shrinks a GELU MLP's signal ~3x per layer, and a few Adam steps undo it.
     """
     early = t.iters < th.early_batches
     if not early.any():
@@ -140,6 +144,8 @@ def _vanishing(t: Telemetry, th: Thresholds, adv: Advice) -> list[Finding]:
     grows = len(typical) > 1 and bool(typical[-1] > typical[0])
     hits, firsts, mins = [], [], []
     for i, name in enumerate(t.names):
+        if layer_ctx(ctx, name).get("kind") == "output" or late(t.std[i], th) >= th.vanishing_std:
+            continue
         std = std_early[i]
         below = std < th.vanishing_std
         if i == 0:
@@ -192,5 +198,5 @@ def activation_findings(t: Telemetry, th: Thresholds, ctx: dict | None = None) -
     """The activation findings of records known to be finite (``ctx``: the run context)."""
     ctx = ctx or {}
     adv = Advice(ctx)
-    return [*_unstable(t, th, adv), *_vanishing(t, th, adv), *_dead(t, th, ctx, adv),
+    return [*_unstable(t, th, adv), *_vanishing(t, th, ctx, adv), *_dead(t, th, ctx, adv),
             *_dead_channels(t, th, ctx, adv)]

@@ -179,6 +179,12 @@ class Advice:
             leak = "GeneralRelu(leak=0.1, sub=0.4) or a leaky ReLU"
             init = None if self._init_is(layers, "kaiming") else self.init(layers, "small")
             return self.join(leak, init, self.lower_lr() if kind == "dead_channels" else None)
+        if kind == "shrinking":
+            wd = self.weight_decay
+            less_wd = (f"less weight decay (now {float(wd):.3g}; it outweighs the gradient)"
+                       if wd is not None and float(wd) > 0 else None)
+            return self.join(less_wd, "checking that the learning-rate schedule does not drive "
+                             "the weights to 0", self.norm())
         if kind == "vanishing":
             return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
         return ""
