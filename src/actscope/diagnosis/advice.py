@@ -93,6 +93,17 @@ class Advice:
             return None
         return "weight decay (AdamW, 0.1 for transformers, 1e-4 to 1e-2 otherwise)"
 
+    def _less_decay(self) -> str | None:
+        """Less weight decay, where lr x weight_decay shrinks every weight by 0.1% a step or more
+        (AdamW 1e-3 x 0.1 takes ~10,000 steps to halve a weight: not the cause)."""
+        if self.weight_decay is None or self.lr is None:
+            return None
+        per_step = float(self.lr) * float(self.weight_decay)
+        if per_step < 1e-3:
+            return None
+        return (f"a lower weight_decay (now {float(self.weight_decay):.3g}: with lr "
+                f"{float(self.lr):.3g} it shrinks every weight by {per_step:.1%} a step)")
+
     def norm(self) -> str | None:
         """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
         conv nets."""
@@ -180,11 +191,8 @@ class Advice:
             init = None if self._init_is(layers, "kaiming") else self.init(layers, "small")
             return self.join(leak, init, self.lower_lr() if kind == "dead_channels" else None)
         if kind == "shrinking":
-            wd = self.weight_decay
-            less_wd = (f"less weight decay (now {float(wd):.3g}; it outweighs the gradient)"
-                       if wd is not None and float(wd) > 0 else None)
-            return self.join(less_wd, "checking that the learning-rate schedule does not drive "
-                             "the weights to 0", self.norm())
+            return self.join(self._less_decay(), "checking that the learning-rate schedule does "
+                             "not drive the weights to 0", self.norm())
         if kind == "vanishing":
             return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
         return ""

@@ -22,7 +22,8 @@ SEVERITY = ("non_finite", "logit_divergence", "exploding_gradients", "attention_
 # activations and sharpen attention; depth growth with the gradients it explodes and the
 # outliers it makes; a signal that shrinks or saturates, whose gradients vanish and whose
 # weights stop moving; dead units; a layer whose whole scale shrank during training, whose
-# outputs are then all "near zero" (below the absolute dead threshold) without any unit dying.
+# outputs are then all "near zero" (below the absolute dead threshold) without any unit dying;
+# a scale that rose and collapsed (unstable) has also shrunk.
 RELATED = (
     frozenset({"attention_logits", "attention_entropy", "growth", "oversized_updates",
                "unstable"}),
@@ -30,6 +31,7 @@ RELATED = (
     frozenset({"saturated", "vanishing_gradients", "vanishing", "shrinking", "stalled"}),
     frozenset({"dead", "dead_channels"}),
     frozenset({"shrinking", "dead", "dead_channels"}),
+    frozenset({"unstable", "shrinking"}),
 )
 
 

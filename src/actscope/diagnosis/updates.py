@@ -72,7 +72,8 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
             continue
         vals = u[i][np.isfinite(u[i])]
         if judge_size and len(vals) >= th.min_records:
-            peak = float(np.max(rolling_median(vals, window(len(vals), th))))
+            w = window(len(vals), th)
+            peak = float(np.max(rolling_median(vals, w)[w - 1:]))  # full windows: no lone value
             if peak > th.oversized_ratio:
                 oversized[name] = peak
     adv = Advice(ctx)
