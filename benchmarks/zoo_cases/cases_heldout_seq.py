@@ -214,7 +214,7 @@ def _setup(**kw) -> Setup:
 
 def _rnn(**kw) -> Setup:
     return Setup(**{"init": "default", "optimizer": "SGD", "lr": 20.0,
-                    "activations": ("tanh", "sigmoid"), **kw})
+                    "activations": ("tanh", "sigmoid"), "cells": ("LSTM",), **kw})
 
 
 LAYERS = ("encoder.layers.0", "encoder.layers.1", "encoder.layers.2")
@@ -233,7 +233,7 @@ CASES = [
          "warm-up", frozenset(), (), _setup(lr=2e-3, warmup=True), vit_preln_healthy),
     Case("heldout_gru_exploding", "rnn", "2-layer nn.GRU, candidate recurrent weights "
          "N(0, 8/sqrt(H)), 50 steps", frozenset({"exploding_gradients"}), ("gru",),
-         _rnn(init="large", lr=1e-4), gru_exploding),
+         _rnn(init="large", lr=1e-4, cells=("GRU",)), gru_exploding),
     Case("heldout_lstm_lm_no_clip", "rnn", "Embedding + LSTM LM, SGD lr 100 without the "
          "recipe's clipping", frozenset({"logit_divergence"}), None, _rnn(lr=100.0),
          lstm_lm_no_clip),

@@ -76,13 +76,14 @@ def _setup(**kw) -> Setup:
 CASES = [
     Case("rnn_exploding_grads", "rnn", "vanilla RNN, recurrent weights N(0, 3/sqrt(H))",
          frozenset({"exploding_gradients"}), ("rnns.0", "rnns.1"),
-         _setup(init="large", optimizer="SGD", lr=1e-4), rnn_exploding_grads),
+         _setup(init="large", optimizer="SGD", lr=1e-4, cells=("RNN",)), rnn_exploding_grads),
     Case("rnn_saturated_tanh", "rnn", "input weights x100: tanh pinned at +-1",
-         frozenset({"saturated"}), ("rnns.0",), _setup(init="large"), rnn_saturated_tanh,
+         frozenset({"saturated"}), ("rnns.0",), _setup(init="large", cells=("RNN",)), rnn_saturated_tanh,
          fast=True),
     Case("lstm_oversized_updates", "rnn", "LSTM with Adam lr 0.05",
          frozenset({"oversized_updates"}), ("rnns.0", "rnns.1"),
-         _setup(lr=0.05, activations=("tanh", "sigmoid")), lstm_oversized_updates),
+         _setup(lr=0.05, activations=("tanh", "sigmoid"), cells=("LSTM",)),
+         lstm_oversized_updates),
     Case("gru_healthy", "rnn", "healthy control: GRU, Adam 3e-3", frozenset(), (),
-         _setup(lr=3e-3, activations=("tanh", "sigmoid")), gru_healthy),
+         _setup(lr=3e-3, activations=("tanh", "sigmoid"), cells=("GRU",)), gru_healthy),
 ]

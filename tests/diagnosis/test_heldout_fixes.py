@@ -97,3 +97,12 @@ def test_dead_on_a_layer_that_shrank_merges_into_shrinking():
                 first_iter=5)
     (f,) = merge([d, s])
     assert f.kind == "shrinking" and f.evidence["also"] == ["dead"]
+
+
+def test_no_lstm_or_gru_advice_to_a_model_that_has_them():
+    from actscope.diagnosis.advice import Advice
+
+    gru = ctx(names(2), activation="tanh", model={"has_recurrent": True, "recurrent": ["GRU"]})
+    assert "lstm or gru" not in Advice(gru).for_kind("exploding_gradients", names(2)).lower()
+    rnn = ctx(names(2), activation="tanh", model={"has_recurrent": True, "recurrent": ["RNN"]})
+    assert "an LSTM or GRU instead" in Advice(rnn).for_kind("exploding_gradients", names(2))

@@ -160,7 +160,7 @@ class Advice:
             return self.join(init, "normalising the inputs of these layers", self.norm(),
                              self.lower_lr())
         if kind == "exploding_gradients":
-            rnn = "an LSTM or GRU instead of a vanilla RNN" if self.has_recurrent else None
+            rnn = "an LSTM or GRU instead of a vanilla RNN" if self._vanilla_rnn() else None
             init = self.init(layers, "large") if self._init_off(layers, "large") else None
             return self.join(self.clipping(), init, rnn, self.lower_lr(), self.norm())
         if kind == "vanishing_gradients":
@@ -196,6 +196,14 @@ class Advice:
         if kind == "vanishing":
             return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
         return ""
+
+    def _vanilla_rnn(self) -> bool:
+        """Whether the model has a vanilla RNN (an older context without cell names: any
+        recurrent layer)."""
+        cells = (self.ctx.get("model") or {}).get("recurrent")
+        if cells is None:
+            return self.has_recurrent
+        return any(c in ("RNN", "RNNCell") for c in cells)
 
     def _model_bounded(self) -> bool:
         acts = [a.lower() for a in (self.ctx.get("model") or {}).get("activations") or []]
