@@ -30,7 +30,8 @@ def test_mlp_layers_init_guess_and_activation_rules():
     assert lay["3"]["bounded"] == [-1.0, 1.0] and not lay["3"]["zero_floored"]
     assert lay["5"]["activation"] == "leaky_relu" and not lay["5"]["zero_floored"]
     assert ctx["model"] == {"has_conv": False, "has_attention": False, "has_recurrent": False,
-                            "recurrent": [], "norms": [], "activations": ["GeneralRelu", "ReLU", "Tanh"],
+                            "recurrent": [], "norms": [],
+                            "activations": ["GeneralRelu", "ReLU", "Tanh"],
                             "is_transformer": False,
                             "n_params": sum(p.numel() for p in m.parameters())}
 

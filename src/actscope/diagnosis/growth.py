@@ -7,7 +7,8 @@ gave) and the median of the first window: at a too-high lr (Adam's first steps m
 by ~lr) the scale can grow 10x within the first window, whose median alone would then hide it.
 Shrinking is the mirror image: the late std at most 1/``growth_factor`` of the early std (median
 of the first window) and below ``vanishing_std`` (weight decay that outweighs the gradient, a
-schedule that drives the weights to 0). An std that overflowed float32 (inf while the values are finite) counts as huge.
+schedule that drives the weights to 0). An std that overflowed float32 (inf while the values
+are finite) counts as huge.
 The output layer is left to logits.py: its scale is set by its targets.
 Depth: over comparable layers (one module type, forward order: the blocks of a residual stream),
 the median std grows ``depth_factor``x over a stretch of them, rising at most steps, to at least
