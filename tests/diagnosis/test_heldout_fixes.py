@@ -106,3 +106,16 @@ def test_no_lstm_or_gru_advice_to_a_model_that_has_them():
     assert "lstm or gru" not in Advice(gru).for_kind("exploding_gradients", names(2)).lower()
     rnn = ctx(names(2), activation="tanh", model={"has_recurrent": True, "recurrent": ["RNN"]})
     assert "an LSTM or GRU instead" in Advice(rnn).for_kind("exploding_gradients", names(2))
+
+
+def test_init_advice_names_the_one_layer_off_kaiming_in_a_kaiming_model():
+    from actscope.diagnosis.advice import Advice
+
+    nm = names(6)
+    c = ctx(nm, activation="relu")
+    for i, n in enumerate(nm):
+        c["layers"][n].update(init_scale=1e-4 if i == 2 else 1.0, init_scheme_guess="kaiming")
+    s = Advice(c).for_kind("vanishing", nm[2:])
+    assert "re-initialising blocks.2 Block (weights at 0.0001x kaiming's scale" in s
+    c["layers"][nm[2]]["init_scale"] = 1.0  # all at kaiming: nothing to re-initialise
+    assert "kaiming" not in Advice(c).for_kind("vanishing", nm[2:])

@@ -115,8 +115,25 @@ class Advice:
             return "a LayerNorm before each block (pre-norm)"
         return None if self._has_norm("BatchNorm") else "BatchNorm after each conv"
 
+    def _odd_layers(self, side: str) -> str | None:
+        """Re-initialising the few layers whose weights are far off kaiming's scale (``side``)
+        in a model whose other layers sit at it: the cause, where "use kaiming init" would
+        propose what the run mostly has (a checkpoint converted with the wrong unit)."""
+        scales = {n: float(e["init_scale"]) for n, e in (self.ctx.get("layers") or {}).items()
+                  if isinstance(e, dict) and e.get("init_scale") is not None}
+        off = [n for n, v in scales.items() if (v < 0.1 if side == "small" else v > 10.0)]
+        fine = [n for n, v in scales.items() if 0.75 <= v <= 1.33]
+        if not off or len(off) >= len(fine):
+            return None
+        worst = min(scales[n] for n in off) if side == "small" else max(scales[n] for n in off)
+        return (f"re-initialising {', '.join(off)} (weights at {worst:.2g}x kaiming's scale for "
+                f"their fan-in; the other layers are at ~1x): nn.init.kaiming_normal_")
+
     def init(self, layers: list[str], side: str) -> str | None:
         """Initialisation advice for weights too ``small`` or too ``large``, by activation."""
+        odd = self._odd_layers(side)
+        if odd:
+            return odd
         acts = self._acts(layers)
         if acts & set(_BOUNDED) or (not acts & set(_RELU) and self.has_recurrent):
             if self._init_is(layers, "xavier"):
