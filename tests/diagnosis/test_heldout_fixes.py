@@ -119,3 +119,13 @@ def test_init_advice_names_the_one_layer_off_kaiming_in_a_kaiming_model():
     assert "re-initialising blocks.2 Block (weights at 0.0001x kaiming's scale" in s
     c["layers"][nm[2]]["init_scale"] = 1.0  # all at kaiming: nothing to re-initialise
     assert "kaiming" not in Advice(c).for_kind("vanishing", nm[2:])
+
+
+def test_depth_growth_in_a_model_with_batchnorm_points_at_its_mode():
+    from actscope.diagnosis.advice import Advice
+
+    bn = ctx(names(3), activation="relu", model={"has_conv": True, "norms": ["BatchNorm2d"]})
+    s = Advice(bn).for_kind("depth_growth", names(3))
+    assert "norm layers run in train mode" in s and "batchnorm" not in s.lower()
+    ln = ctx(names(3), activation="gelu", model={"has_attention": True, "norms": ["LayerNorm"]})
+    assert "train mode" not in Advice(ln).for_kind("depth_growth", names(3))

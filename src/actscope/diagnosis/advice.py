@@ -104,6 +104,17 @@ class Advice:
         return (f"a lower weight_decay (now {float(self.weight_decay):.3g}: with lr "
                 f"{float(self.lr):.3g} it shrinks every weight by {per_step:.1%} a step)")
 
+    def _norms_in_train_mode(self) -> str | None:
+        """Where a model with running-statistics norms still grows through its depth: in train
+        mode those norms reset every block to unit scale, so growth says they may be in eval
+        mode (frozen statistics, a stray ``.eval()``), or not where the growth happens."""
+        if not any(n.startswith(("BatchNorm", "SyncBatchNorm", "InstanceNorm"))
+                   for n in self.norms):
+            return None
+        return ("checking that the model's norm layers run in train mode while training (in "
+                "eval mode their frozen running statistics do not renormalise) and sit in the "
+                "growing blocks")
+
     def norm(self) -> str | None:
         """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
         conv nets."""
@@ -171,7 +182,7 @@ class Advice:
                 else None
             res = ("residual scaling (scale each block's output projection by "
                    "1/sqrt(2 x number of blocks))") if self.has_attention or self.has_conv else None
-            return self.join(init, res, self.norm())
+            return self.join(init, res, self.norm(), self._norms_in_train_mode())
         if kind == "saturated":
             init = self.init(layers, "large")
             return self.join(init, "normalising the inputs of these layers", self.norm(),
