@@ -11,7 +11,16 @@ scripts named ``transformers.py`` and ``lightning.py`` that would shadow those p
 
 from __future__ import annotations
 
-from . import cases_conv, cases_gpt, cases_hf, cases_mlp, cases_rnn, controls
+from . import (
+    cases_conv,
+    cases_gpt,
+    cases_heldout_mlp,
+    cases_heldout_seq,
+    cases_hf,
+    cases_mlp,
+    cases_rnn,
+    controls,
+)
 from .base import Case, Setup, Trial, Truth
 from .harness import CaseResult, run_case, train_only
 from .score import Score, layer_matches, score, wrong_advice
@@ -20,7 +29,9 @@ __all__ = ["CASES", "Case", "CaseResult", "Score", "Setup", "Trial", "Truth", "b
            "layer_matches", "run_case", "score", "train_only", "wrong_advice"]
 
 CASES: list[Case] = [*cases_mlp.CASES, *cases_conv.CASES, *cases_rnn.CASES, *cases_gpt.CASES,
-                     *cases_hf.CASES, *controls.CASES]
+                     *cases_hf.CASES, *controls.CASES,
+                     # held out: written after the rules, to test them (docs/zoo.md)
+                     *cases_heldout_seq.CASES, *cases_heldout_mlp.CASES]
 
 
 def by_name(names: list[str]) -> list[Case]:

@@ -34,6 +34,7 @@ class Setup:
     norms: tuple[str, ...] = ()  # "BatchNorm2d", "LayerNorm", "RMSNorm"...
     warmup: bool = False
     grad_clip: float | None = None
+    cells: tuple[str, ...] = ()  # the recurrent modules' classes: "RNN", "GRU", "LSTM"
 
 
 @dataclass

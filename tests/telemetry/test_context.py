@@ -30,7 +30,8 @@ def test_mlp_layers_init_guess_and_activation_rules():
     assert lay["3"]["bounded"] == [-1.0, 1.0] and not lay["3"]["zero_floored"]
     assert lay["5"]["activation"] == "leaky_relu" and not lay["5"]["zero_floored"]
     assert ctx["model"] == {"has_conv": False, "has_attention": False, "has_recurrent": False,
-                            "norms": [], "activations": ["GeneralRelu", "ReLU", "Tanh"],
+                            "recurrent": [], "norms": [],
+                            "activations": ["GeneralRelu", "ReLU", "Tanh"],
                             "is_transformer": False,
                             "n_params": sum(p.numel() for p in m.parameters())}
 
@@ -55,6 +56,7 @@ def test_conv_and_recurrent_model_facts():
     lstm = nn.LSTM(4, 8)
     ctx = run_context(nn.Sequential(lstm), [lstm])
     assert ctx["model"]["has_recurrent"] and ctx["layers"]["0"]["kind"] == "recurrent"
+    assert ctx["model"]["recurrent"] == ["LSTM"]  # the cells, for advice to fit (advice.py)
 
 
 def test_optimizer_and_schedule_facts():

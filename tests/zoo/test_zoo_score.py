@@ -95,3 +95,11 @@ def test_the_zoo_line_counts_named_false_alarms_and_wrong_advice():
                (control, [_f("0 Sequential", "unstable", "lower the learning rate")])])
     assert (s.n_named, s.n_pathologies, s.false_alarms, s.wrong_advice) == (1, 2, 1, 1)
     assert s.line() == "named=1/2 false_alarms=1 wrong_advice=1"
+
+
+def test_proposing_an_lstm_or_gru_to_a_gru_model_is_wrong_advice():
+    gru = Setup(init="default", optimizer="SGD", lr=1e-4, activations=("tanh",), cells=("GRU",))
+    swap = "what to try: an LSTM or GRU instead of a vanilla RNN"
+    assert wrong_advice(_f("gru GRU", "exploding_gradients", swap), gru)
+    rnn = Setup(init="default", optimizer="SGD", lr=1e-4, activations=("tanh",), cells=("RNN",))
+    assert not wrong_advice(_f("rnns.0 RNN", "exploding_gradients", swap), rnn)

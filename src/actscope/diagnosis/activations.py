@@ -14,7 +14,7 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import label, layer_ctx, nanmedian
+from actscope.diagnosis.series import label, late, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -155,7 +155,11 @@ def _vanishing(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Fin
         # in most early records, and steady: a small scale set by the init is the same in every
         # batch, while the std of a handful of numbers (a 3-number code at batch size 1) swings
         # from one batch to the next and dips below by chance
-        if 2 * len(where) >= std_early.shape[1] and not _swings(std, th):
+        # ... and still small at the end: a scale that training lifted back above the threshold
+        # was an init blip (torch's default init shrinks a GELU MLP's signal ~3x per layer and a
+        # few Adam steps undo it), not a finding
+        if 2 * len(where) >= std_early.shape[1] and not _swings(std, th) \
+                and late(t.std[i], th) < th.vanishing_std:
             hits.append(name)
             firsts.append(int(t.iters[early][where[0]]))
             mins.append(float(np.nanmin(std)))

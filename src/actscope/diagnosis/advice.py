@@ -93,6 +93,28 @@ class Advice:
             return None
         return "weight decay (AdamW, 0.1 for transformers, 1e-4 to 1e-2 otherwise)"
 
+    def _less_decay(self) -> str | None:
+        """Less weight decay, where lr x weight_decay shrinks every weight by 0.1% a step or more
+        (AdamW 1e-3 x 0.1 takes ~10,000 steps to halve a weight: not the cause)."""
+        if self.weight_decay is None or self.lr is None:
+            return None
+        per_step = float(self.lr) * float(self.weight_decay)
+        if per_step < 1e-3:
+            return None
+        return (f"a lower weight_decay (now {float(self.weight_decay):.3g}: with lr "
+                f"{float(self.lr):.3g} it shrinks every weight by {per_step:.1%} a step)")
+
+    def _norms_in_train_mode(self) -> str | None:
+        """Where a model with running-statistics norms still grows through its depth: in train
+        mode those norms reset every block to unit scale, so growth says they may be in eval
+        mode (frozen statistics, a stray ``.eval()``), or not where the growth happens."""
+        if not any(n.startswith(("BatchNorm", "SyncBatchNorm", "InstanceNorm"))
+                   for n in self.norms):
+            return None
+        return ("checking that the model's norm layers run in train mode while training (in "
+                "eval mode their frozen running statistics do not renormalise) and sit in the "
+                "growing blocks")
+
     def norm(self) -> str | None:
         """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
         conv nets."""
@@ -104,8 +126,25 @@ class Advice:
             return "a LayerNorm before each block (pre-norm)"
         return None if self._has_norm("BatchNorm") else "BatchNorm after each conv"
 
+    def _odd_layers(self, side: str) -> str | None:
+        """Re-initialising the few layers whose weights are far off kaiming's scale (``side``)
+        in a model whose other layers sit at it: the cause, where "use kaiming init" would
+        propose what the run mostly has (a checkpoint converted with the wrong unit)."""
+        scales = {n: float(e["init_scale"]) for n, e in (self.ctx.get("layers") or {}).items()
+                  if isinstance(e, dict) and e.get("init_scale") is not None}
+        off = [n for n, v in scales.items() if (v < 0.1 if side == "small" else v > 10.0)]
+        fine = [n for n, v in scales.items() if 0.75 <= v <= 1.33]
+        if not off or len(off) >= len(fine):
+            return None
+        worst = min(scales[n] for n in off) if side == "small" else max(scales[n] for n in off)
+        return (f"re-initialising {', '.join(off)} (weights at {worst:.2g}x kaiming's scale for "
+                f"their fan-in; the other layers are at ~1x): nn.init.kaiming_normal_")
+
     def init(self, layers: list[str], side: str) -> str | None:
         """Initialisation advice for weights too ``small`` or too ``large``, by activation."""
+        odd = self._odd_layers(side)
+        if odd:
+            return odd
         acts = self._acts(layers)
         if acts & set(_BOUNDED) or (not acts & set(_RELU) and self.has_recurrent):
             if self._init_is(layers, "xavier"):
@@ -143,13 +182,13 @@ class Advice:
                 else None
             res = ("residual scaling (scale each block's output projection by "
                    "1/sqrt(2 x number of blocks))") if self.has_attention or self.has_conv else None
-            return self.join(init, res, self.norm())
+            return self.join(init, res, self.norm(), self._norms_in_train_mode())
         if kind == "saturated":
             init = self.init(layers, "large")
             return self.join(init, "normalising the inputs of these layers", self.norm(),
                              self.lower_lr())
         if kind == "exploding_gradients":
-            rnn = "an LSTM or GRU instead of a vanilla RNN" if self.has_recurrent else None
+            rnn = "an LSTM or GRU instead of a vanilla RNN" if self._vanilla_rnn() else None
             init = self.init(layers, "large") if self._init_off(layers, "large") else None
             return self.join(self.clipping(), init, rnn, self.lower_lr(), self.norm())
         if kind == "vanishing_gradients":
@@ -179,9 +218,20 @@ class Advice:
             leak = "GeneralRelu(leak=0.1, sub=0.4) or a leaky ReLU"
             init = None if self._init_is(layers, "kaiming") else self.init(layers, "small")
             return self.join(leak, init, self.lower_lr() if kind == "dead_channels" else None)
+        if kind == "shrinking":
+            return self.join(self._less_decay(), "checking that the learning-rate schedule does "
+                             "not drive the weights to 0", self.norm())
         if kind == "vanishing":
             return self.join(self.init(layers, "small"), "LSUV (lsuv_init)")
         return ""
+
+    def _vanilla_rnn(self) -> bool:
+        """Whether the model has a vanilla RNN (an older context without cell names: any
+        recurrent layer)."""
+        cells = (self.ctx.get("model") or {}).get("recurrent")
+        if cells is None:
+            return self.has_recurrent
+        return any(c in ("RNN", "RNNCell") for c in cells)
 
     def _model_bounded(self) -> bool:
         acts = [a.lower() for a in (self.ctx.get("model") or {}).get("activations") or []]

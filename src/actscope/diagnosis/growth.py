@@ -1,9 +1,14 @@
 """Scale growth: over time (grew and stayed) and across depth (exploding through the layers).
 
-Time: a layer's late std (median of the last window) at least ``growth_factor`` times its early
-std (median of the first window) AND at least ``growth_level`` in absolute terms; medians over
-windows, so a noisy batch decides nothing, and the late window is the end of the run, so the
-growth stayed. An std that overflowed float32 (inf while the values are finite) counts as huge.
+Time: a layer's late std (median of the last window) at least ``growth_factor`` times its
+starting std AND at least ``growth_level`` in absolute terms; the late window is the end of the
+run, so the growth stayed. The starting std is the lower of the first record (the scale the init
+gave) and the median of the first window: at a too-high lr (Adam's first steps move every weight
+by ~lr) the scale can grow 10x within the first window, whose median alone would then hide it.
+Shrinking is the mirror image: the late std at most 1/``growth_factor`` of the early std (median
+of the first window) and below ``vanishing_std`` (weight decay that outweighs the gradient, a
+schedule that drives the weights to 0). An std that overflowed float32 (inf while the values
+are finite) counts as huge.
 The output layer is left to logits.py: its scale is set by its targets.
 Depth: over comparable layers (one module type, forward order: the blocks of a residual stream),
 the median std grows ``depth_factor``x over a stretch of them, rising at most steps, to at least
@@ -45,6 +50,45 @@ def _scale(t: Telemetry) -> np.ndarray:
     return np.where(np.isposinf(std), _HUGE, std)
 
 
+def _start(x: np.ndarray, th: Thresholds) -> float:
+    """The scale a series starts at: the lower of its first finite value and its early median."""
+    idx = np.nonzero(np.isfinite(x))[0]
+    return min(float(x[idx[0]]), early(x, th)) if len(idx) else math.nan
+
+
+def _shrinking(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
+    """Layers whose scale fell ``growth_factor``x over the run and stayed below
+    ``vanishing_std`` (the output layer excepted: its scale follows its targets)."""
+    if t.std.shape[1] < th.min_records:
+        return []
+    std = _scale(t)
+    hits, evidence, firsts = [], {}, []
+    for i, name in enumerate(t.names):
+        if layer_ctx(ctx, name).get("kind") == "output":
+            continue
+        x = std[i]
+        e, lt = early(x, th), late(x, th)
+        if not (math.isfinite(e) and math.isfinite(lt)):
+            continue
+        if e < th.vanishing_std or lt * th.growth_factor > e or lt >= th.vanishing_std:
+            continue  # it started small (vanishing: activations.py) or did not shrink 10x
+        smooth = rolling_median(x, window(int(np.isfinite(x).sum()), th))
+        hits.append(name)
+        firsts.append(first_iter(t, smooth * th.growth_factor <= e))
+        evidence[name] = {"std_early": e, "std_late": lt, "ratio": lt / e}
+    if not hits:
+        return []
+    top = min(evidence.values(), key=lambda ev: ev["ratio"])
+    return [Finding(
+        layer=", ".join(hits), kind="shrinking",
+        message=f"{label(hits)}: activation scale shrank during training and stayed small "
+                f"(std {top['std_early']:.3g} -> {top['std_late']:.3g}, "
+                f"{1 / max(top['ratio'], 1e-30):.0f}x smaller)",
+        evidence={"layers": evidence},
+        suggestion=adv.for_kind("shrinking", hits),
+        first_iter=min((f for f in firsts if f is not None), default=None))]
+
+
 def _growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]:
     if t.std.shape[1] < th.min_records:
         return []
@@ -55,7 +99,7 @@ def _growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Findin
         if layer_ctx(ctx, name).get("kind") == "output":
             continue  # its scale is set by its targets (a regression); logits: logits.py
         x = std[i]
-        e, lt = early(x, th), late(x, th)
+        e, lt = _start(x, th), late(x, th)
         if not (math.isfinite(e) and math.isfinite(lt)):
             continue
         base = max(e, th.scale_floor)
@@ -129,6 +173,7 @@ def _depth_growth(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[
 
 
 def growth_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
-    """Growth over time and growth across depth."""
+    """Growth over time, shrinking over time and growth across depth."""
     adv = Advice(ctx)
-    return [*_growth(t, th, ctx, adv), *_depth_growth(t, th, ctx, adv)]
+    return [*_growth(t, th, ctx, adv), *_shrinking(t, th, ctx, adv),
+            *_depth_growth(t, th, ctx, adv)]

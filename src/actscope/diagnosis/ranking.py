@@ -15,19 +15,23 @@ __all__ = ["SEVERITY", "RELATED", "rank", "merge", "rank_and_merge"]
 
 SEVERITY = ("non_finite", "logit_divergence", "exploding_gradients", "attention_logits",
             "attention_entropy", "growth", "oversized_updates", "unstable", "depth_growth",
-            "massive_activations", "saturated", "vanishing_gradients", "vanishing", "stalled",
-            "dead", "dead_channels")
+            "massive_activations", "saturated", "vanishing_gradients", "vanishing", "shrinking",
+            "stalled", "dead", "dead_channels")
 
 # Kinds that describe one mechanism seen from several signals: too-large steps that grow the
 # activations and sharpen attention; depth growth with the gradients it explodes and the
 # outliers it makes; a signal that shrinks or saturates, whose gradients vanish and whose
-# weights stop moving; dead units.
+# weights stop moving; dead units; a layer whose whole scale shrank during training, whose
+# outputs are then all "near zero" (below the absolute dead threshold) without any unit dying;
+# a scale that rose and collapsed (unstable) has also shrunk.
 RELATED = (
     frozenset({"attention_logits", "attention_entropy", "growth", "oversized_updates",
                "unstable"}),
     frozenset({"depth_growth", "exploding_gradients", "massive_activations"}),
-    frozenset({"saturated", "vanishing_gradients", "vanishing", "stalled"}),
+    frozenset({"saturated", "vanishing_gradients", "vanishing", "shrinking", "stalled"}),
     frozenset({"dead", "dead_channels"}),
+    frozenset({"shrinking", "dead", "dead_channels"}),
+    frozenset({"unstable", "shrinking"}),
 )
 
 

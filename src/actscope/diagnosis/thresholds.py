@@ -102,6 +102,12 @@ class Thresholds:
     # Oversized: the median ratio above this (two decades over healthy: each step rewrites a
     # tenth of the weights).
     oversized_ratio: float = 0.1
+    # ... reported only where the loss does not say the steps work: where it is recorded and its
+    # late median is at most this share of its early one (it halved) ...
+    loss_progress: float = 0.5
+    # ... and its rolling median never rose above this many times the early one (no spike),
+    # the large steps are the recipe (SGD lr 20 on an LSTM LM), not the problem.
+    loss_spike: float = 2.0
 
     # ---- attention (Wortsman et al. 2023; Zhai et al. 2023)
     # Max pre-softmax logit above this (softmax of a logit 50 over its neighbours is one-hot

@@ -5,8 +5,12 @@ records after the first, where a warm-up or the optimizer's first step may be un
 ``stall_ratio`` is stalled. Updates are oversized where the ratio stays above
 ``oversized_ratio`` for a window of records (the largest rolling median): Adam at a too-high lr
 rewrites the weights early, and its ratio then falls as the weights it inflated grow, so a
-median over the whole run would hide it. A layer with no gradient in any record (frozen on
-purpose) is not stalled.
+median over the whole run would hide it. The rolling median runs over the records that hold a
+ratio (it is measured on every ``signal_every``-th record; a window of raw records would hold one
+value). Where the loss is recorded and it fell steadily (to ``loss_progress`` of its start,
+never above ``loss_spike`` times it), large steps are doing their job and are not reported: SGD
+at lr 20 on an LSTM language model (PyTorch's own recipe) moves its weights by ~0.25 a step and
+trains well. A layer with no gradient in any record (frozen on purpose) is not stalled.
 """
 
 from __future__ import annotations
@@ -15,11 +19,37 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import field, first_iter, label, nanmedian, rolling_median, window
+from actscope.diagnosis.series import (
+    early,
+    field,
+    first_iter,
+    label,
+    late,
+    nanmedian,
+    rolling_median,
+    scalar,
+    window,
+)
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["update_findings"]
+
+
+def loss_progressing(t: Telemetry, th: Thresholds) -> bool:
+    """Whether the recorded loss fell steadily: its late median at most ``loss_progress`` x its
+    early median and its rolling median never above ``loss_spike`` x it (False: no loss)."""
+    loss = scalar(t, "loss")
+    if loss is None:
+        return False
+    loss = loss[np.isfinite(loss)]
+    if len(loss) < th.min_records:
+        return False
+    e = min(float(loss[0]), early(loss, th))  # a spike within the first window counts
+    if not e > 0:
+        return False
+    smooth = rolling_median(loss, window(len(loss), th))
+    return late(loss, th) <= th.loss_progress * e and float(smooth.max()) <= th.loss_spike * e
 
 
 def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
@@ -31,6 +61,7 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     body = u[:, 1:] if u.shape[1] > th.min_records else u
     med = nanmedian(body, axis=1)  # (L,)
     stalled, oversized = {}, {}
+    judge_size = not loss_progressing(t, th)
     for i, name in enumerate(t.names):
         m = med[i]
         if not np.isfinite(m):
@@ -39,9 +70,10 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         if m < th.stall_ratio and not frozen:
             stalled[name] = float(m)
             continue
-        n = int(np.isfinite(u[i]).sum())
-        if n >= th.min_records:
-            peak = float(np.nanmax(rolling_median(u[i], window(n, th))))
+        vals = u[i][np.isfinite(u[i])]
+        if judge_size and len(vals) >= th.min_records:
+            w = window(len(vals), th)
+            peak = float(np.max(rolling_median(vals, w)[w - 1:]))  # full windows: no lone value
             if peak > th.oversized_ratio:
                 oversized[name] = peak
     adv = Advice(ctx)

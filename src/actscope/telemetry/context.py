@@ -199,7 +199,11 @@ def _model_facts(model: nn.Module) -> dict[str, Any]:
     acts = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "activation"})
     has_attn = any(is_attention_module(m) for m in mods)
     return {"has_conv": "conv" in kinds, "has_attention": has_attn,
-            "has_recurrent": "recurrent" in kinds, "norms": norms, "activations": acts,
+            "has_recurrent": "recurrent" in kinds,
+            # which cells (RNN, GRU, LSTM): advice to swap a vanilla RNN needs to know
+            "recurrent": sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True)
+                                 if k == "recurrent"}),
+            "norms": norms, "activations": acts,
             "is_transformer": has_attn and any("LayerNorm" in n or "RMSNorm" in n for n in norms),
             "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
 
