@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from actscope.report import plots
 from actscope.report.compare.data import load_runs
 from actscope.report.compare.page import compare_page
-from actscope.report.compare.plots import _rebin, plot_compare_heatmaps, shared_hist
+from actscope.report.compare.plots import plot_compare_heatmaps, shared_hist
+from actscope.report.hist_view import rebin
 from actscope.report.plots_base import MAX_POINTS, figure_png, thin, thin_columns
 from actscope.report.plots_layers import draw_heatmap, heat_values
 from tests.telemetry.fakes import run_folder, telemetry
@@ -67,7 +68,7 @@ def test_share_per_batch_counts_overflow_too():
 
 def test_rebinning_keeps_mass_where_it_was():
     # Uniform on [0, 1] in 10 bins, moved onto [-2, 2] in 10 bins of 0.4.
-    moved = _rebin(np.full((1, 10), 0.1), 0.0, 1.0, np.linspace(-2, 2, 11))[0]
+    moved = rebin(np.full((1, 10), 0.1), np.array([[0.0, 1.0]]), -2.0, 2.0, 10)[0]
     np.testing.assert_allclose(moved, [0, 0, 0, 0, 0, 0.4, 0.4, 0.2, 0, 0], atol=1e-12)
 
 

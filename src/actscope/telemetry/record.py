@@ -125,19 +125,6 @@ class Telemetry:
             return -1.0, 1.0
         return float(r[:, 0].min()), float(r[:, 1].max())
 
-    def layer_hist(self, layer: int) -> tuple[np.ndarray, float, float]:
-        """``(counts (N, bins), lo, hi)``: every record's histogram of ``layer`` on the layer's
-        shared range (``layer_range``), for one picture. Exact on the power-of-two ladder (each
-        record's bins fall whole into the shared bins); a record's overflow stays its own."""
-        from actscope.telemetry.merge_rules import rebin
-
-        lo, hi = self.layer_range(layer)
-        r = self.hist_range[layer].astype(np.float64)
-        h = self.hist[layer][None]
-        n = h.shape[1]
-        out = rebin(h, r[None, :, 0], r[None, :, 1], np.full((1, n), lo), np.full((1, n), hi))
-        return out[0], lo, hi
-
     def span_end(self) -> np.ndarray:
         """(N,) the last iteration of each record (``iters`` where records are single batches)."""
         return self.iters if self.iter_end is None else self.iter_end

@@ -15,6 +15,7 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from actscope.report.hist_view import layer_picture, layer_ranges, shared_range
 from actscope.report.plots_base import (
     finite,
     grid,
@@ -110,14 +111,6 @@ def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str
     return fig
 
 
-def _rebin(hist: np.ndarray, lo: float, hi: float, edges: np.ndarray) -> np.ndarray:
-    """(N, bins) counts on [lo, hi] moved onto ``edges``, spreading each bin uniformly."""
-    src = np.linspace(lo, hi, hist.shape[1] + 1)
-    cum = np.concatenate([np.zeros((hist.shape[0], 1)), np.cumsum(hist, axis=1)], axis=1)
-    at = np.stack([np.interp(edges, src, c) for c in cum])
-    return np.diff(at, axis=1)
-
-
 def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]] | None:
     """One value range for ``layer`` over all runs, each run's shares rebinned onto it.
 
@@ -128,21 +121,16 @@ def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]]
              if v.telemetry is not None and layer in v.telemetry.names and len(v.telemetry.iters)}
     if not found:
         return None
-    spans = [t.layer_range(t.names.index(layer)) for t in found.values()]
-    spans = [(float(a), float(b)) for a, b in spans if np.isfinite(a) and np.isfinite(b) and a < b]
-    lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 1.0)
+    ranges = np.concatenate([layer_ranges(t, t.names.index(layer)) for t in found.values()])
+    lo, hi = shared_range(ranges)  # the union of every run's every record's range
     bins = max(t.hist.shape[2] for t in found.values())
-    edges = np.linspace(lo, hi, bins + 1)
     out = {}
     for i, t in found.items():
         k = t.names.index(layer)
-        hist, a, b = t.layer_hist(k)
+        hist, _, _ = layer_picture(t, k, lo, hi, bins)  # the report's one re-binning
         under = None if t.hist_under is None else t.hist_under[k]
         over = None if t.hist_over is None else t.hist_over[k]
-        h, u, o = heat_values(hist, under, over, share=True)
-        if np.isfinite(a) and np.isfinite(b) and a < b:
-            h = _rebin(h, a, b, edges)
-        out[i] = (h, u, o)
+        out[i] = heat_values(hist, under, over, share=True)
     return lo, hi, out
 
 
