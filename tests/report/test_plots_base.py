@@ -6,11 +6,17 @@ import numpy as np
 import pytest
 
 from actscope.report.plots_base import (
+    DRAW_RC,
+    MAX_POINTS,
+    draw_png,
     figure_png,
     finite,
     grid,
     label_fontsize,
     layer_colours,
+    layer_lines,
+    outer_x_ticks,
+    panel_points,
     panel_table,
     plain,
     run_colours,
@@ -76,3 +82,44 @@ def test_figures_become_png_bytes_and_files(tmp_path):
     path = save_figure(fig, tmp_path / "sub" / "a.png")
     assert path.read_bytes().startswith(PNG)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.png"]
+
+
+def test_lines_are_thinned_to_the_panel_s_pixels_and_many_layers_are_one_collection():
+    fig, (ax,) = grid(1, panel=(3.0, 2.0))
+    n = panel_points(ax)
+    width_px = ax.get_position().width * fig.get_figwidth() * 90
+    assert n == 2 * np.ceil(width_px) < MAX_POINTS  # a min and a max per pixel column
+    x = np.arange(50_000)
+    rows = np.random.default_rng(0).normal(size=(32, 50_000))
+    rows[7, 31_337] = 1e3  # one spike in one layer of 32 must survive the thinning
+    layer_lines(ax, x, rows, layer_colours(32), [f"l{i}" for i in range(32)])
+    (lc,) = ax.collections
+    assert not ax.lines and len(lc.get_segments()) == 32
+    assert all(len(seg) <= n for seg in lc.get_segments())
+    assert lc.get_segments()[7][:, 1].max() == 1e3 and ax.get_ylim()[1] >= 1e3
+    fig2, (ax2,) = grid(1)
+    layer_lines(ax2, x, rows[:3], layer_colours(3), ["a", "b", "c"])
+    assert [ln.get_label() for ln in ax2.lines] == ["a", "b", "c"] and not ax2.collections
+
+
+def test_small_multiples_keep_x_ticks_on_the_bottom_panel_of_each_column():
+    fig, axes = grid(7, max_cols=3)
+    for ax in axes:
+        ax.set_xlabel("batch")
+        ax.plot([0, 10], [0, 1])
+    outer_x_ticks(axes, 3)
+    figure_png(fig)
+    has_x = [len(ax.get_xticks()) > 0 and ax.get_xlabel() == "batch" for ax in axes]
+    assert has_x == [False, False, False, False, True, True, True]  # 3 columns; 7th is lowest
+    assert all(len(ax.get_yticks()) <= 6 for ax in axes)
+
+
+def test_figures_are_built_with_fixed_title_positions():
+    seen = []
+
+    def draw():
+        fig, (ax,) = grid(1)
+        seen.append(ax._autotitlepos)  # what matplotlib reads to re-measure the ticks
+        return fig
+
+    assert draw_png(draw)[:8] == PNG and seen == [False] and DRAW_RC["axes.titley"] == 1.0

@@ -22,6 +22,8 @@ from actscope.report.plots_base import (
     grid,
     label_fontsize,
     layer_colours,
+    layer_lines,
+    outer_x_ticks,
     plain,
     save_figure,
     smooth,
@@ -49,8 +51,7 @@ def _scope(t: Telemetry) -> str:
 
 
 def _layer_lines(ax: Axes, x: np.ndarray, arr: np.ndarray, names: Sequence[str]) -> None:
-    for name, colour, row in zip(names, layer_colours(len(names)), arr, strict=True):
-        ax.plot(*thin(x, row), label=plain(name), lw=1, color=colour)
+    layer_lines(ax, x, arr, layer_colours(len(names)), names)
 
 
 def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
@@ -94,8 +95,9 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     L = t.n_layers
     if ax is not None and L != 1:
         raise ValueError(f"plot_hist_heatmap draws one panel per layer ({L}); pass ax=None")
+    cols = min(L, 5)
     if ax is None:
-        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.4))
+        fig, axes = grid(L, max_cols=cols, panel=(3.2, 2.4))
     else:
         fig, axes = ax.figure, [ax]
     under, over = t.hist_under, t.hist_over
@@ -106,6 +108,7 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
         ax_i.set_title(plain(t.names[i]), fontsize="small")
         ax_i.set_xlabel("training batch", fontsize="small")
         ax_i.tick_params(labelsize="x-small")
+    outer_x_ticks(axes, cols)  # every panel spans the same batches (draw_heatmap's x range)
     axes[0].set_ylabel("activation value")
     if _scope(t) and ax is None:
         fig.suptitle(f"activation histograms{_scope(t)}", fontsize="small")
@@ -144,9 +147,8 @@ def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
         fig, axes = ax.figure, [ax]
     colours = layer_colours(t.n_layers)
     for ax_g, (title, ylabel, idx) in zip(axes, groups, strict=True):
-        for i in idx:
-            ax_g.plot(*thin(t.iters, t.dead[i]), label=plain(t.names[i]), lw=1,
-                      color=colours[i])
+        layer_lines(ax_g, t.iters, t.dead[idx], [colours[i] for i in idx],
+                    [t.names[i] for i in idx])
         ax_g.set_ylim(0, 1)
         ax_g.set_xlabel("training batch")
         ax_g.set_ylabel(ylabel)
@@ -166,13 +168,15 @@ def plot_channel_dead(t: Telemetry) -> Figure:
     """Per layer: channels by epoch, dark where a channel never fired during that epoch."""
     if not has_channel_dead(t):
         raise ValueError("this telemetry has no per-channel dead units (channel_dead is None)")
-    fig, axes = grid(t.n_layers, max_cols=min(t.n_layers, 6), panel=(2.6, 2.4))
+    cols = min(t.n_layers, 6)
+    fig, axes = grid(t.n_layers, max_cols=cols, panel=(2.6, 2.4))
     for i, ax in enumerate(axes):
         summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[i],
                                     int(t.n_channels[i]))
         ax.set_title(plain(f"{t.names[i]}\n{summary} (last epoch)"), fontsize="x-small")
         ax.set_xlabel("epoch", fontsize="x-small")
         ax.tick_params(labelsize="x-small")
+    outer_x_ticks(axes, cols, integer_y=True)  # the same epochs in every panel; channels
     axes[0].set_ylabel("channel")
     return fig
 

@@ -8,17 +8,21 @@ from __future__ import annotations
 
 import io
 import math
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator, NullLocator
 
 from actscope.atomic import atomic_write
 
 __all__ = ["finite", "thin", "thin_columns", "grid", "panel_table", "run_colours",
            "layer_colours", "label_fontsize", "plain", "smooth", "figure_png", "save_figure",
-           "MAX_POINTS", "fixed_figure"]
+           "MAX_POINTS", "fixed_figure", "draw_png", "DRAW_RC", "outer_x_ticks", "panel_points",
+           "layer_lines"]
 
 # Points per drawn line (min-max pairs): a panel is under 800 pixels wide at 90 dpi, and
 # 100k-point lines make PNGs slow to draw and heavy to embed.
@@ -64,6 +68,31 @@ def thin_columns(a: np.ndarray, max_cols: int = MAX_POINTS) -> np.ndarray:
     edges = np.linspace(0, n, max_cols + 1).astype(np.int64)
     sums = np.add.reduceat(a, edges[:-1], axis=1)
     return sums / np.diff(edges)
+
+
+def panel_points(ax: Axes, dpi: int = 90) -> int:
+    """Points a thinned line needs in ``ax``: a min and a max per pixel column at ``dpi``
+    (at most ``MAX_POINTS``). More would only draw strokes over the same pixels again."""
+    width = ax.get_position().width * ax.get_figure().get_figwidth() * dpi
+    return int(min(MAX_POINTS, max(2 * math.ceil(width), 4)))
+
+
+def layer_lines(ax: Axes, x: np.ndarray, rows: np.ndarray, colours: Sequence,
+                labels: Sequence[str] | None = None, lw: float = 1.0) -> None:
+    """Each row of ``rows`` (L, N) against ``x``, thinned to the panel's pixel width (min/max
+    envelope, ``thin``). Up to 10 labelled rows are lines a legend reads; more are one
+    LineCollection (a 32-layer panel draws one artist instead of 32: the same picture, no
+    legend, which ``plots._layer_key`` replaces by a colour bar beyond 10 layers anyway)."""
+    n = panel_points(ax)
+    if labels is not None and len(rows) <= 10:
+        for row, colour, label in zip(rows, colours, labels, strict=True):
+            ax.plot(*thin(x, row, n), label=plain(label), lw=lw, color=colour)
+        return
+    from matplotlib.collections import LineCollection
+
+    segments = [np.column_stack(thin(x, row, n)) for row in rows]
+    ax.add_collection(LineCollection(segments, colors=list(colours), linewidths=lw))
+    ax.autoscale_view()
 
 
 def grid(n: int, max_cols: int = 6, panel: tuple[float, float] = (2.8, 2.2),
@@ -122,6 +151,32 @@ def plain(text: object) -> str:
 def label_fontsize(n: int) -> str:
     """A legend/title size that still fits when there are many entries."""
     return "small" if n <= 10 else "x-small"
+
+
+# Settings every report figure is built under (``draw_png``). A title at a fixed height: the
+# automatic one measures every panel's tick labels once more per draw (about a tenth of a
+# 32-panel figure's time) to dodge top-side ticks, which our figures never have.
+DRAW_RC = {"axes.titley": 1.0}
+
+
+def draw_png(draw: Callable[[], Figure], dpi: int = 90) -> bytes:
+    """The figure ``draw()`` builds, under ``DRAW_RC``, as PNG bytes."""
+    with matplotlib.rc_context(DRAW_RC):
+        return figure_png(draw(), dpi)
+
+
+def outer_x_ticks(axes: Sequence[Axes], cols: int, y_ticks: int = 4,
+                  integer_y: bool = False) -> None:
+    """Small multiples on one x range (``axes`` row by row, ``cols`` a row): x ticks and label
+    only on the lowest panel of each column, and at most ``y_ticks`` + 1 y ticks a panel.
+
+    Tick objects are most of a many-panel figure's drawing time; the x range is the same in
+    every panel (the caller sets it), so the bottom row reads for all."""
+    for i, ax in enumerate(axes):
+        if i + cols < len(axes):
+            ax.xaxis.set_major_locator(NullLocator())
+            ax.set_xlabel("")
+        ax.yaxis.set_major_locator(MaxNLocator(y_ticks, integer=integer_y))
 
 
 def figure_png(fig: Figure, dpi: int = 90) -> bytes:

@@ -12,7 +12,15 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from actscope.report.plots_base import finite, grid, layer_colours, plain, smooth, thin
+from actscope.report.plots_base import (
+    finite,
+    grid,
+    layer_colours,
+    layer_lines,
+    plain,
+    smooth,
+    thin,
+)
 from actscope.report.scalars import wants_log_scale
 from actscope.telemetry.record import Telemetry
 
@@ -97,10 +105,12 @@ def plot_signals(t: Telemetry) -> Figure:
         title, per_layer = next((ti, pl) for f, ti, pl in _PANELS if f == field)
         a = finite(getattr(t, field))
         rows = a if per_layer else a[None, :]
-        for i, row in enumerate(rows):
-            if np.isfinite(row).any():
-                ax.plot(*thin(x, row), lw=1, color=colours[i] if per_layer else "C0",
-                        label=plain(t.names[i]) if per_layer else None)
+        if per_layer:
+            some = [i for i, row in enumerate(rows) if np.isfinite(row).any()]
+            layer_lines(ax, x, rows[some], [colours[i] for i in some],
+                        [t.names[i] for i in some])
+        else:
+            ax.plot(*thin(x, rows[0]), lw=1, color="C0")
         if field == "update_ratio":
             ax.axhline(UPDATE_RATIO_GUIDE, color="0.3", ls="--", lw=0.8)
             ax.set_yscale("log")
