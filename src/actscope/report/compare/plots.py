@@ -19,6 +19,8 @@ from actscope.report.hist_view import layer_picture, layer_ranges, shared_range
 from actscope.report.plots_base import (
     finite,
     grid,
+    outer_x_ticks,
+    panel_points,
     panel_table,
     plain,
     run_colours,
@@ -27,12 +29,14 @@ from actscope.report.plots_base import (
 )
 from actscope.report.plots_layers import draw_channel_dead, draw_heatmap, heat_values
 from actscope.report.run_view import RunView
+from actscope.report.scalars import wants_log_scale
 
 __all__ = ["plot_compare_metrics", "plot_compare_lines", "plot_compare_heatmaps",
-           "plot_compare_channel_dead", "shared_hist", "x_of", "X_LABELS"]
+           "plot_compare_channel_dead", "shared_hist", "x_of", "X_LABELS", "LOG_FIELDS"]
 
 Runs = Sequence[tuple[str, RunView]]
 X_LABELS = {"batch": "training batch", "fraction": "fraction of training"}
+LOG_FIELDS = ("std", "absmax")  # scales: log y where a panel spans more than two decades
 
 
 def x_of(view: RunView, steps: np.ndarray, x: str) -> np.ndarray:
@@ -88,17 +92,27 @@ def plot_compare_metrics(runs: Runs, x: str = "batch") -> Figure:
 
 def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str,
                        x: str = "batch", ylim: tuple[float, float] | None = None) -> Figure:
-    """One panel per layer, the runs' ``field`` curves (mean, std, dead) overlaid."""
+    """One panel per layer, the runs' ``field`` curves (mean, std, dead, absmax) overlaid.
+
+    A scale field (``LOG_FIELDS``) gets a log y axis in a panel whose runs' values span more
+    than two decades (``scalars.wants_log_scale``, the single report's rule): on a linear axis
+    a sane run beside a diverging one is a flat line at 0."""
     rows = -(-len(runs) // 4)  # legend rows, four runs a row
     fig, axes = grid(len(layers), max_cols=6, panel=(2.8, 2.1), top=0.55 + 0.22 * rows)
     colours = run_colours(len(runs))
     for ax, layer in zip(axes, layers, strict=True):
+        drawn = []
         for (_, view), colour in zip(runs, colours, strict=True):
             t = view.telemetry
-            if t is not None and layer in t.names:
+            if t is not None and layer in t.names and getattr(t, field, None) is not None:
                 row = getattr(t, field)[t.names.index(layer)]
-                ax.plot(*thin(x_of(view, t.iters, x), row), color=colour, lw=1)
-        ax.set_title(plain(layer), fontsize="x-small")
+                ax.plot(*thin(x_of(view, t.iters, x), row, panel_points(ax)), color=colour,
+                        lw=1)
+                drawn.append(row)
+        log = field in LOG_FIELDS and wants_log_scale(*drawn)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(plain(layer) + (" (log)" if log else ""), fontsize="x-small")
         ax.tick_params(labelsize="x-small")
         if ylim is not None:
             ax.set_ylim(*ylim)
@@ -171,6 +185,7 @@ def plot_compare_heatmaps(runs: Runs, layers: Sequence[str], x: str = "batch") -
                 ax.set_ylabel(plain(layer), fontsize="x-small")
             if r == len(layers) - 1:
                 ax.set_xlabel(X_LABELS[x], fontsize="x-small")
+    outer_x_ticks(list(axes.ravel()), len(runs))  # every panel spans [0, x_end]
     w, h = fig.get_size_inches()
     cax = fig.add_axes((1 - 1.0 / w, 0.5 - 0.3 * (1 - 0.9 / h), 0.15 / w, 0.6 * (1 - 0.9 / h)))
     bar = fig.colorbar(_mappable(norm), cax=cax)
