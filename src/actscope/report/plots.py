@@ -75,10 +75,10 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
     for col, (sel, where) in enumerate(((slice(None), "whole run"), (early, f"first {zoom}"))):
         for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
             ax = axes[2 * row + col]
-            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
             log = what == "std" and wants_log_scale(arr[:, sel])
             if log:  # a sane run beside a diverging one: linear flattens it to 0
                 ax.set_yscale("log")
+            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
             ax.set_title(f"activation {what} ({where}{', log' if log else ''}){_scope(t)}")
             ax.set_xlabel("training batch")
     _layer_key(fig, axes, t.names)

@@ -21,8 +21,8 @@ from actscope.atomic import atomic_write
 
 __all__ = ["finite", "thin", "thin_columns", "grid", "panel_table", "run_colours",
            "layer_colours", "label_fontsize", "plain", "smooth", "figure_png", "save_figure",
-           "MAX_POINTS", "fixed_figure", "draw_png", "DRAW_RC", "outer_x_ticks", "panel_points",
-           "layer_lines"]
+           "MAX_POINTS", "fixed_figure", "draw_png", "envelope_bands", "DRAW_RC", "outer_x_ticks",
+           "panel_points", "layer_lines"]
 
 # Points per drawn line (min-max pairs): a panel is under 800 pixels wide at 90 dpi, and
 # 100k-point lines make PNGs slow to draw and heavy to embed.
@@ -38,6 +38,19 @@ def finite(a: np.ndarray) -> np.ndarray:
     return np.where(np.isfinite(a), a, np.nan)
 
 
+def _buckets(x: np.ndarray, y: np.ndarray, max_points: int
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(first x, last x, min, max) of each of ``max_points // 2`` buckets of ``y``; an all-NaN
+    bucket has NaN min and max (a gap, on purpose)."""
+    n = len(y)
+    edges = np.linspace(0, n, max_points // 2 + 1).astype(np.int64)
+    # reduceat instead of a Python loop per bucket: 32 layers x 10k steps stay fast.
+    lo = np.minimum.reduceat(np.where(np.isnan(y), np.inf, y), edges[:-1])
+    hi = np.maximum.reduceat(np.where(np.isnan(y), -np.inf, y), edges[:-1])
+    lo, hi = np.where(np.isinf(lo), np.nan, lo), np.where(np.isinf(hi), np.nan, hi)
+    return x[edges[:-1]], x[edges[1:] - 1], lo, hi
+
+
 def thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
          ) -> tuple[np.ndarray, np.ndarray]:
     """At most ``max_points`` points that keep every spike: each bucket's min and max, in order.
@@ -45,19 +58,30 @@ def thin(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
     A plain stride would drop the one batch where the loss exploded; the envelope keeps it.
     """
     x, y = np.asarray(x, np.float64), finite(y)
-    n = len(y)
-    if n <= max_points:
+    if len(y) <= max_points:
         return x, y
-    buckets = max_points // 2
-    edges = np.linspace(0, n, buckets + 1).astype(np.int64)
-    # reduceat instead of a Python loop per bucket: 32 layers x 10k steps stay fast. An all-NaN
-    # bucket (+-inf after the fill) becomes a gap, on purpose.
-    lo = np.minimum.reduceat(np.where(np.isnan(y), np.inf, y), edges[:-1])
-    hi = np.maximum.reduceat(np.where(np.isnan(y), -np.inf, y), edges[:-1])
-    lo, hi = np.where(np.isinf(lo), np.nan, lo), np.where(np.isinf(hi), np.nan, hi)
-    xs = np.column_stack([x[edges[:-1]], x[edges[1:] - 1]]).ravel()
-    ys = np.column_stack([lo, hi]).ravel()
-    return xs, ys
+    x0, x1, lo, hi = _buckets(x, y, max_points)
+    return np.column_stack([x0, x1]).ravel(), np.column_stack([lo, hi]).ravel()
+
+
+def envelope_bands(x: np.ndarray, y: np.ndarray, max_points: int = MAX_POINTS
+                   ) -> list[np.ndarray]:
+    """``thin``'s min/max envelope as polygons (k, 2), one per run of buckets with values.
+
+    The same pixels as the zigzag line ``thin`` draws (each bucket's span from its min to its
+    max), filled instead of stroked: a noisy series' zigzag strokes every bucket's full height
+    twice, which is most of a 32-layer panel's drawing time."""
+    x, y = np.asarray(x, np.float64), finite(y)
+    x0, x1, lo, hi = _buckets(x, y, max_points)
+    ok = np.concatenate([[0], np.isfinite(lo).astype(np.int8), [0]])
+    starts, ends = np.flatnonzero(np.diff(ok) == 1), np.flatnonzero(np.diff(ok) == -1)
+    bands = []
+    for a, b in zip(starts, ends, strict=True):
+        xs = np.column_stack([x0[a:b], x1[a:b]]).ravel()
+        top, bottom = np.repeat(hi[a:b], 2), np.repeat(lo[a:b], 2)
+        bands.append(np.column_stack([np.concatenate([xs, xs[::-1]]),
+                                      np.concatenate([top, bottom[::-1]])]))
+    return bands
 
 
 def thin_columns(a: np.ndarray, max_cols: int = MAX_POINTS) -> np.ndarray:
@@ -81,17 +105,34 @@ def layer_lines(ax: Axes, x: np.ndarray, rows: np.ndarray, colours: Sequence,
                 labels: Sequence[str] | None = None, lw: float = 1.0) -> None:
     """Each row of ``rows`` (L, N) against ``x``, thinned to the panel's pixel width (min/max
     envelope, ``thin``). Up to 10 labelled rows are lines a legend reads; more are one
-    LineCollection (a 32-layer panel draws one artist instead of 32: the same picture, no
-    legend, which ``plots._layer_key`` replaces by a colour bar beyond 10 layers anyway)."""
+    collection (a 32-layer panel draws one artist instead of 32, and no legend, which
+    ``plots._layer_key`` replaces by a colour bar beyond 10 layers anyway): the lines, or where
+    they are thinned their envelopes as filled bands (``envelope_bands``: the same pixels).
+    Set a log y axis before drawing: a row with values <= 0 is then a line with gaps."""
     n = panel_points(ax)
     if labels is not None and len(rows) <= 10:
         for row, colour, label in zip(rows, colours, labels, strict=True):
             ax.plot(*thin(x, row, n), label=plain(label), lw=lw, color=colour)
         return
-    from matplotlib.collections import LineCollection
+    from matplotlib.collections import LineCollection, PolyCollection
 
-    segments = [np.column_stack(thin(x, row, n)) for row in rows]
-    ax.add_collection(LineCollection(segments, colors=list(colours), linewidths=lw))
+    if len(x) <= n:  # nothing to thin: the lines as they are
+        segments = [np.column_stack([np.asarray(x, np.float64), finite(r)]) for r in rows]
+        ax.add_collection(LineCollection(segments, colors=list(colours), linewidths=lw))
+    else:  # envelopes as filled bands, outlined so that a quiet series is still a line
+        log = ax.get_yscale() == "log"
+        bands, band_colours = [], []
+        for row, colour in zip(rows, colours, strict=True):
+            if log and (finite(row) <= 0).any():  # a log axis masks these: a line has gaps
+                ax.plot(*thin(x, row, n), lw=lw, color=colour)
+                continue
+            mine = envelope_bands(x, row, n)
+            bands += mine
+            band_colours += [colour] * len(mine)
+        # The outline is stroked on both edges: 0.6 x lw keeps a quiet series' band as thick
+        # as the other panels' lines.
+        ax.add_collection(PolyCollection(bands, facecolors=band_colours,
+                                         edgecolors=band_colours, linewidths=0.6 * lw))
     ax.autoscale_view()
 
 

@@ -105,6 +105,8 @@ def plot_signals(t: Telemetry) -> Figure:
         title, per_layer = next((ti, pl) for f, ti, pl in _PANELS if f == field)
         a = finite(getattr(t, field))
         rows = a if per_layer else a[None, :]
+        if field == "update_ratio" or wants_log_scale(rows):
+            ax.set_yscale("log")  # before drawing: layer_lines draws for the axis it finds
         if per_layer:
             some = [i for i, row in enumerate(rows) if np.isfinite(row).any()]
             layer_lines(ax, x, rows[some], [colours[i] for i in some],
@@ -113,9 +115,6 @@ def plot_signals(t: Telemetry) -> Figure:
             ax.plot(*thin(x, rows[0]), lw=1, color="C0")
         if field == "update_ratio":
             ax.axhline(UPDATE_RATIO_GUIDE, color="0.3", ls="--", lw=0.8)
-            ax.set_yscale("log")
-        elif wants_log_scale(rows):
-            ax.set_yscale("log")
         spanned = _mark_spans(ax, t) or spanned
         ax.set_title(title, fontsize="small")
         ax.set_xlabel("training batch", fontsize="small")
