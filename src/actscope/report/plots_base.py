@@ -151,10 +151,9 @@ def grid(n: int, max_cols: int = 6, panel: tuple[float, float] = (2.8, 2.2),
     fig = Figure(figsize=(w, h))
     fig.subplots_adjust(left=0.6 / w, right=1 - right / w, top=1 - top / h, bottom=bottom / h,
                         wspace=0.3, hspace=0.65)
-    axes = list(np.atleast_1d(fig.subplots(rows, cols, squeeze=False).ravel()))
-    for ax in axes[n:]:
-        fig.delaxes(ax)
-    return fig, axes[:n]
+    spec = fig.add_gridspec(rows, cols)
+    # Only the n panels: an axes made and deleted costs as much as one drawn.
+    return fig, [fig.add_subplot(spec[i // cols, i % cols]) for i in range(n)]
 
 
 def panel_table(rows: int, cols: int, panel: tuple[float, float] = (2.6, 2.0),
