@@ -46,7 +46,7 @@ class GradSpy(pl.Callback):
 
 def test_signals_scalars_and_context_in_a_fit(tmp_path, loaders):  # noqa: F811
     torch.manual_seed(0)
-    model, cb, spy = Logged(), ActscopeCallback(report=False), GradSpy()
+    model, cb, spy = Logged(), ActscopeCallback(report=False, signal_every=1), GradSpy()
     trainer(tmp_path, [cb, spy], gradient_clip_val=0.5, accumulate_grad_batches=2).fit(
         model, loaders[0])
     t = cb.result()
@@ -71,11 +71,11 @@ def test_the_checkpointed_recording_keeps_its_signals(tmp_path, loaders):  # noq
     torch.manual_seed(0)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True,
                                         every_n_train_steps=4)
-    cb = ActscopeCallback(report=False)
+    cb = ActscopeCallback(report=False, signal_every=1)
     trainer(tmp_path, [cb, ckpt], enable_checkpointing=True, max_steps=4).fit(
         LitMNIST(), loaders[0])
     first = cb.result()
-    cb2 = ActscopeCallback(report=False)
+    cb2 = ActscopeCallback(report=False, signal_every=1)
     trainer(tmp_path, [cb2], max_steps=8).fit(LitMNIST(), loaders[0],
                                               ckpt_path=tmp_path / "ckpt" / "last.ckpt")
     second = cb2.result()
