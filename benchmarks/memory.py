@@ -6,6 +6,9 @@ with synthetic chunks of 128 records (the device side is O(chunk) and the same p
 loop would take hours here). Prints per run: host store MB, device chunk MB, process RSS growth
 since the benchmark started (cumulative over the runs, one process), seconds; then one
 ``key=value`` line. The store line is flat beyond the budget (4096 records per layer).
+``render_s_1M``: the 1M-step recording as ``result()`` hands it over, saved, then loaded,
+diagnosed and rendered (figures + page) from the file (issue 24's goal: <= 5 s), with
+``telemetry_mb_1M`` the loaded recording's arrays.
 
     PYTHONPATH=src python benchmarks/memory.py [--quick]
 """
@@ -29,7 +32,7 @@ def rss_mb() -> float:
         return int(f.read().split()[1]) * 4096 / 2**20
 
 
-def real_loop(steps: int) -> tuple[float, float, float]:
+def real_loop(steps: int) -> tuple[float, float, object]:
     torch.manual_seed(0)
     model = nn.Sequential(*[nn.Linear(8, 8) for _ in range(L)])
     acc = TelemetryAccumulator(chunk=CHUNK)
@@ -44,10 +47,10 @@ def real_loop(steps: int) -> tuple[float, float, float]:
     acc.result()
     store = acc.buf
     slab = store.slots.slab
-    return store.host.nbytes / 2**20, (slab.nbytes if slab is not None else 0) / 2**20, 0.0
+    return store.host.nbytes / 2**20, (slab.nbytes if slab is not None else 0) / 2**20, store
 
 
-def synthetic(steps: int) -> tuple[float, float, float]:
+def synthetic(steps: int) -> tuple[float, float, object]:
     from actscope.telemetry.records import RecordStore
     from actscope.telemetry.settings import TelemetrySettings
 
@@ -65,7 +68,7 @@ def synthetic(steps: int) -> tuple[float, float, float]:
         known = {"iters": it, "iter_end": it.copy(), "n_steps": np.ones_like(it),
                  "n": np.full((L, CHUNK), 128.0), "ran": np.ones((L, CHUNK), np.int64)}
         store._arrived(dev, known)
-    return store.host.nbytes / 2**20, 0.0, 0.0
+    return store.host.nbytes / 2**20, 0.0, store
 
 
 def main() -> None:
@@ -78,7 +81,7 @@ def main() -> None:
     out = {}
     for steps, how in plan:
         t0 = time.perf_counter()
-        store, dev, _ = how(steps)
+        store, dev, records = how(steps)
         took = time.perf_counter() - t0
         rss = rss_mb() - base
         name = {1_000: "1k", 10_000: "10k", 100_000: "100k", 1_000_000: "1M"}[steps]
@@ -86,7 +89,35 @@ def main() -> None:
               f"{dev:6.2f} MB, RSS +{rss:7.1f} MB, {took:7.1f} s", flush=True)
         out[f"store_mb_{name}"], out[f"rss_mb_{name}"] = store, rss
         out[f"s_{name}"] = took
-    print(" ".join(f"{k}={v:.1f}" for k, v in out.items()))
+        if steps == 1_000_000:
+            out["render_s_1M"], out["telemetry_mb_1M"] = load_diagnose_render(records)
+            print(f"  1M: load + diagnose + render {out['render_s_1M']:.2f} s, recording "
+                  f"{out['telemetry_mb_1M']:.1f} MB", flush=True)
+    print(" ".join(f"{k}={v:.1f}" if not k.startswith("render") else f"{k}={v:.2f}"
+                   for k, v in out.items()))
+
+
+def load_diagnose_render(store) -> tuple[float, float]:  # noqa: ANN001 - a RecordStore
+    """Seconds to load, diagnose and render the store's recording from its telemetry.npz, and
+    the loaded arrays' MB (the report's share of memory)."""
+    import tempfile
+    from pathlib import Path
+
+    from actscope.diagnosis.diagnose import diagnose
+    from actscope.report.page import render_view
+    from actscope.report.run_view import RunView
+    from actscope.telemetry.record import Telemetry
+
+    t = store.result([f"blocks.{i}" for i in range(L)], {"every": 1, "sample_size": 2048})
+    with tempfile.TemporaryDirectory() as d:
+        path = t.save(Path(d) / "telemetry.npz")
+        start = time.perf_counter()
+        u = Telemetry.load(path)
+        findings = [str(f) for f in diagnose(u)]
+        render_view(RunView(Path(d), telemetry=u, findings=findings))
+        took = time.perf_counter() - start
+    mb = sum(a.nbytes for a in vars(u).values() if isinstance(a, np.ndarray)) / 2**20
+    return took, mb
 
 
 if __name__ == "__main__":

@@ -6,11 +6,18 @@ import numpy as np
 import pytest
 
 from actscope.report.plots_base import (
+    DRAW_RC,
+    MAX_POINTS,
+    draw_png,
+    envelope_bands,
     figure_png,
     finite,
     grid,
     label_fontsize,
     layer_colours,
+    layer_lines,
+    outer_x_ticks,
+    panel_points,
     panel_table,
     plain,
     run_colours,
@@ -76,3 +83,69 @@ def test_figures_become_png_bytes_and_files(tmp_path):
     path = save_figure(fig, tmp_path / "sub" / "a.png")
     assert path.read_bytes().startswith(PNG)
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["a.png"]
+
+
+def test_lines_are_thinned_to_the_panel_s_pixels_and_many_layers_are_one_collection():
+    fig, (ax,) = grid(1, panel=(3.0, 2.0))
+    n = panel_points(ax)
+    width_px = ax.get_position().width * fig.get_figwidth() * 90
+    assert n == 2 * np.ceil(width_px) < MAX_POINTS  # a min and a max per pixel column
+    x = np.arange(50_000)
+    rows = np.random.default_rng(0).normal(size=(32, 50_000))
+    rows[7, 31_337] = 1e3  # one spike in one layer of 32 must survive the thinning
+    layer_lines(ax, x, rows, layer_colours(32), [f"l{i}" for i in range(32)])
+    (bands,) = ax.collections  # thinned: each layer's envelope as one filled band
+    paths = bands.get_paths()
+    assert not ax.lines and len(paths) == 32
+    assert all(len(path.vertices) <= 2 * n + 1 for path in paths)
+    assert paths[7].vertices[:, 1].max() == 1e3 and ax.get_ylim()[1] >= 1e3
+    fig2, (ax2,) = grid(1)
+    layer_lines(ax2, x, rows[:3], layer_colours(3), ["a", "b", "c"])
+    assert [ln.get_label() for ln in ax2.lines] == ["a", "b", "c"] and not ax2.collections
+
+
+def test_small_multiples_keep_x_ticks_on_the_bottom_panel_of_each_column():
+    fig, axes = grid(7, max_cols=3)
+    for ax in axes:
+        ax.set_xlabel("batch")
+        ax.plot([0, 10], [0, 1])
+    outer_x_ticks(axes, 3)
+    figure_png(fig)
+    has_x = [len(ax.get_xticks()) > 0 and ax.get_xlabel() == "batch" for ax in axes]
+    assert has_x == [False, False, False, False, True, True, True]  # 3 columns; 7th is lowest
+    assert all(len(ax.get_yticks()) <= 6 for ax in axes)
+
+
+def test_figures_are_built_with_fixed_title_positions():
+    seen = []
+
+    def draw():
+        fig, (ax,) = grid(1)
+        seen.append(ax._autotitlepos)  # what matplotlib reads to re-measure the ticks
+        return fig
+
+    assert draw_png(draw)[:8] == PNG and seen == [False] and DRAW_RC["axes.titley"] == 1.0
+
+
+def test_envelope_bands_cover_thin_s_min_max_and_break_at_gaps():
+    rng = np.random.default_rng(0)
+    y = rng.normal(size=4_000)
+    y[1_000:1_500] = np.nan  # a stretch where the layer did not run
+    xs, ys = thin(np.arange(4_000), y, 80)
+    lo, hi = ys[0::2], ys[1::2]
+    bands = envelope_bands(np.arange(4_000), y, 80)
+    assert len(bands) == 2  # one band each side of the gap
+    tops = np.concatenate([b[: len(b) // 2, 1][::2] for b in bands])
+    bottoms = np.concatenate([b[len(b) // 2:, 1][::-1][::2] for b in bands])
+    ok = np.isfinite(lo)
+    np.testing.assert_array_equal(tops, hi[ok])
+    np.testing.assert_array_equal(bottoms, lo[ok])
+
+
+def test_a_log_axis_row_with_zeros_stays_a_line_with_gaps():
+    fig, (ax,) = grid(1)
+    ax.set_yscale("log")
+    rows = np.abs(np.random.default_rng(0).normal(size=(12, 5_000))) + 1e-3
+    rows[3, ::7] = 0.0  # a frozen layer's update ratio: 0, which log cannot show
+    layer_lines(ax, np.arange(5_000), rows, layer_colours(12), [str(i) for i in range(12)])
+    assert len(ax.lines) == 1 and len(ax.collections[0].get_paths()) == 11

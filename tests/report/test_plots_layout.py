@@ -12,7 +12,8 @@ from matplotlib.figure import Figure
 from actscope.report import plots
 from actscope.report.compare.data import load_runs
 from actscope.report.compare.page import compare_page
-from actscope.report.compare.plots import _rebin, plot_compare_heatmaps, shared_hist
+from actscope.report.compare.plots import plot_compare_heatmaps, shared_hist
+from actscope.report.hist_view import rebin
 from actscope.report.plots_base import MAX_POINTS, figure_png, thin, thin_columns
 from actscope.report.plots_layers import draw_heatmap, heat_values
 from tests.telemetry.fakes import run_folder, telemetry
@@ -67,7 +68,7 @@ def test_share_per_batch_counts_overflow_too():
 
 def test_rebinning_keeps_mass_where_it_was():
     # Uniform on [0, 1] in 10 bins, moved onto [-2, 2] in 10 bins of 0.4.
-    moved = _rebin(np.full((1, 10), 0.1), 0.0, 1.0, np.linspace(-2, 2, 11))[0]
+    moved = rebin(np.full((1, 10), 0.1), np.array([[0.0, 1.0]]), -2.0, 2.0, 10)[0]
     np.testing.assert_allclose(moved, [0, 0, 0, 0, 0, 0.4, 0.4, 0.2, 0, 0], atol=1e-12)
 
 
@@ -102,7 +103,8 @@ def test_32_layers_stay_legible():
     t = telemetry(32, 2_000, overflow=True, channels=64, epochs=6)
     for fig, panels in ((plots.plot_stats(t), 4), (plots.plot_hist_heatmap(t), 32),
                         (plots.plot_dead_share(t), 1), (plots.plot_channel_dead(t), 32)):
-        drawn = [ax for ax in fig.axes if ax.lines or ax.images]
+        drawn = [ax for ax in fig.axes if (ax.lines or ax.images or ax.collections)
+                 and ax.get_label() != "<colorbar>"]
         assert len(drawn) == panels
         width, height = fig.get_size_inches()
         assert width <= 17 and height <= 19
@@ -121,6 +123,8 @@ def test_100k_batches_are_thinned_for_drawing_only():
     for fig in figs:
         for ax in fig.axes:
             assert all(len(line.get_xdata()) <= MAX_POINTS for line in ax.lines)
+            assert all(len(seg) <= MAX_POINTS for c in ax.collections
+                       if hasattr(c, "get_segments") for seg in c.get_segments())
             assert all(im.get_array().shape[1] <= MAX_POINTS for im in ax.images)
         png, cpu = timed_png(fig)
         assert png[:8] == PNG and cpu < 30

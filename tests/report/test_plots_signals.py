@@ -37,3 +37,21 @@ def test_scalar_panels_share_duplicates_and_leave_constants_out():
     fig = plot_scalars(t)
     assert [ax.get_title() for ax in fig.axes] == ["loss = train_loss", "eval_loss"]
     assert "lr = 0.001" in fig._suptitle.get_text()
+
+
+def test_signals_measured_every_fourth_record_are_drawn_as_lines():
+    # signal_every=4 leaves NaN in 3 of 4 records: without joining, every point is isolated and
+    # a line plot shows nothing.
+    from actscope.report.plots_signals import joined, plot_signals
+
+    t = synthetic(3, 60)
+    t.grad_norm[:, np.arange(60) % 4 != 0] = np.nan
+    t.grad_norm[1, 20] = np.inf  # a blow-up stays a gap, never smoothed over
+    fig = plot_signals(t)
+    gn = next(ax for ax in fig.axes if ax.get_title() == "gradient norm per layer")
+    y = gn.lines[0].get_ydata()
+    assert np.isfinite(y).sum() == 57  # 0..56 measured or between measured values; 57..59 not
+    assert np.isnan(gn.lines[1].get_ydata()[20])
+    x = np.arange(8.0)
+    row = np.array([np.nan, 1.0, np.nan, np.nan, 4.0, np.nan, 2.0, np.nan])
+    np.testing.assert_array_equal(joined(x, row), [np.nan, 1, 2, 3, 4, 3, 2, np.nan])

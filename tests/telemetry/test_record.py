@@ -110,3 +110,27 @@ def test_publish_writes_both_files_and_returns_findings(tmp_path):
     assert len(findings) == 2 and all("dead units" in f for f in findings)
     assert json.loads((tmp_path / "run" / "findings.json").read_text()) == findings
     assert Telemetry.load(tmp_path / "run" / "telemetry.npz").names == t.names
+
+
+def test_save_deflates_at_the_fast_level_and_loads_back(tmp_path, monkeypatch):
+    # savez_compressed's default level spent ~8x the CPU for ~20% less disk (issue 22's speed).
+    import zipfile
+
+    from actscope.telemetry.record import NPZ_LEVEL
+
+    levels = []
+    real = zipfile.zlib.compressobj
+
+    def spy(level=-1, *args):
+        levels.append(level)
+        return real(level, *args)
+
+    monkeypatch.setattr(zipfile.zlib, "compressobj", spy)
+    t = telemetry()
+    path = t.save(tmp_path / "t.npz")
+    assert levels and set(levels) == {NPZ_LEVEL} == {1}
+    with zipfile.ZipFile(path) as z:
+        assert {i.compress_type for i in z.infolist()} == {zipfile.ZIP_DEFLATED}
+    u = Telemetry.load(path)
+    np.testing.assert_array_equal(u.hist, t.hist)
+    np.testing.assert_array_equal(u.hist_range, t.hist_range)

@@ -26,9 +26,12 @@ def count_rise_and_collapse(x: np.ndarray, growth: float, floor: float,
     """(events, index of the first) where ``x`` rose ``growth``x above a trough, then fell back
     by ``growth`` from its peak and stayed down for ``persist`` values."""
     x = np.asarray(x, dtype=np.float64)
+    f = np.maximum(x[np.isfinite(x)], floor)
+    if not (f >= growth * np.minimum.accumulate(f)).any():
+        return 0, None  # never rose growth-fold above its trough: the scan below finds nothing
     events, first = 0, None
     trough, peak, rising = math.inf, 0.0, False
-    for i, v in enumerate(x):
+    for i, v in enumerate(x.tolist()):  # Python floats: numpy scalars cost ~3x per step here
         if not math.isfinite(v):
             continue
         v = max(v, floor)

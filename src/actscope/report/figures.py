@@ -158,9 +158,9 @@ def figure_names(view: RunView) -> list[str]:
 
 def draw_figures(view: RunView) -> dict[str, bytes]:
     """Every figure ``view``'s data allows, drawn once, as PNG bytes (nothing is written)."""
-    from actscope.report.plots_base import figure_png
+    from actscope.report.plots_base import draw_png
 
-    return {f.name: figure_png(f.draw(view)) for f in FIGURES if f.shown(view)}
+    return {f.name: draw_png(lambda f=f: f.draw(view)) for f in FIGURES if f.shown(view)}
 
 
 def save_figures(run_dir: str | Path, pngs: dict[str, bytes]) -> list[Path]:

@@ -39,12 +39,12 @@ def telemetry_html(t: Telemetry, title: str = "telemetry") -> str:
     """``t`` diagnosed and drawn (the key figures only), as a notebook fragment."""
     from actscope.diagnosis.diagnose import diagnose
     from actscope.report.figures import FIGURES
-    from actscope.report.plots_base import figure_png
+    from actscope.report.plots_base import draw_png
 
     if not len(t.iters):
         return f"<div class='actscope'><h3>actscope: {esc(title)}</h3>No recorded batches.</div>"
     view = RunView(Path("."), telemetry=t)
-    pngs = {f.name: figure_png(f.draw(view), dpi=72) for f in FIGURES
+    pngs = {f.name: draw_png(lambda f=f: f.draw(view), dpi=72) for f in FIGURES
             if f.name in KEY_FIGURES and f.shown(view)}
     return notebook_html(title, [str(f) for f in diagnose(t)], pngs)
 

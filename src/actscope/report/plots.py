@@ -22,6 +22,8 @@ from actscope.report.plots_base import (
     grid,
     label_fontsize,
     layer_colours,
+    layer_lines,
+    outer_x_ticks,
     plain,
     save_figure,
     smooth,
@@ -49,8 +51,7 @@ def _scope(t: Telemetry) -> str:
 
 
 def _layer_lines(ax: Axes, x: np.ndarray, arr: np.ndarray, names: Sequence[str]) -> None:
-    for name, colour, row in zip(names, layer_colours(len(names)), arr, strict=True):
-        ax.plot(*thin(x, row), label=plain(name), lw=1, color=colour)
+    layer_lines(ax, x, arr, layer_colours(len(names)), names)
 
 
 def _layer_key(fig: Figure, axes: Sequence[Axes], names: Sequence[str]) -> None:
@@ -74,10 +75,10 @@ def plot_stats(t: Telemetry, zoom: int = 30, axes: Sequence[Axes] | None = None)
     for col, (sel, where) in enumerate(((slice(None), "whole run"), (early, f"first {zoom}"))):
         for row, (arr, what) in enumerate(((t.mean, "mean"), (t.std, "std"))):
             ax = axes[2 * row + col]
-            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
             log = what == "std" and wants_log_scale(arr[:, sel])
             if log:  # a sane run beside a diverging one: linear flattens it to 0
                 ax.set_yscale("log")
+            _layer_lines(ax, t.iters[sel], arr[:, sel], t.names)
             ax.set_title(f"activation {what} ({where}{', log' if log else ''}){_scope(t)}")
             ax.set_xlabel("training batch")
     _layer_key(fig, axes, t.names)
@@ -94,8 +95,9 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
     L = t.n_layers
     if ax is not None and L != 1:
         raise ValueError(f"plot_hist_heatmap draws one panel per layer ({L}); pass ax=None")
+    cols = min(L, 5)
     if ax is None:
-        fig, axes = grid(L, max_cols=min(L, 5), panel=(3.2, 2.4))
+        fig, axes = grid(L, max_cols=cols, panel=(3.2, 2.4))
     else:
         fig, axes = ax.figure, [ax]
     under, over = t.hist_under, t.hist_over
@@ -106,6 +108,7 @@ def plot_hist_heatmap(t: Telemetry, ax: Axes | None = None) -> Figure:
         ax_i.set_title(plain(t.names[i]), fontsize="small")
         ax_i.set_xlabel("training batch", fontsize="small")
         ax_i.tick_params(labelsize="x-small")
+    outer_x_ticks(axes, cols)  # every panel spans the same batches (draw_heatmap's x range)
     axes[0].set_ylabel("activation value")
     if _scope(t) and ax is None:
         fig.suptitle(f"activation histograms{_scope(t)}", fontsize="small")
@@ -144,9 +147,8 @@ def plot_dead_share(t: Telemetry, ax: Axes | None = None) -> Figure:
         fig, axes = ax.figure, [ax]
     colours = layer_colours(t.n_layers)
     for ax_g, (title, ylabel, idx) in zip(axes, groups, strict=True):
-        for i in idx:
-            ax_g.plot(*thin(t.iters, t.dead[i]), label=plain(t.names[i]), lw=1,
-                      color=colours[i])
+        layer_lines(ax_g, t.iters, t.dead[idx], [colours[i] for i in idx],
+                    [t.names[i] for i in idx])
         ax_g.set_ylim(0, 1)
         ax_g.set_xlabel("training batch")
         ax_g.set_ylabel(ylabel)
@@ -170,13 +172,15 @@ def plot_channel_dead(t: Telemetry, layers: Sequence[int] | None = None) -> Figu
     layers = list(range(t.n_layers)) if layers is None else list(layers)
     if not layers:
         raise ValueError("no layer to draw per-channel dead units for")
-    fig, axes = grid(len(layers), max_cols=min(len(layers), 6), panel=(2.6, 2.4))
+    cols = min(len(layers), 6)
+    fig, axes = grid(len(layers), max_cols=cols, panel=(2.6, 2.4))
     for i, ax in zip(layers, axes, strict=True):
         summary = draw_channel_dead(ax, t.channel_epochs, t.channel_dead[i],
                                     int(t.n_channels[i]))
         ax.set_title(plain(f"{t.names[i]}\n{summary} (last epoch)"), fontsize="x-small")
         ax.set_xlabel("epoch", fontsize="x-small")
         ax.tick_params(labelsize="x-small")
+    outer_x_ticks(axes, cols, integer_y=True)  # the same epochs in every panel; channels
     axes[0].set_ylabel("channel")
     return fig
 

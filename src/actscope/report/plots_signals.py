@@ -12,11 +12,19 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from actscope.report.plots_base import finite, grid, layer_colours, plain, smooth, thin
+from actscope.report.plots_base import (
+    finite,
+    grid,
+    layer_colours,
+    layer_lines,
+    plain,
+    smooth,
+    thin,
+)
 from actscope.report.scalars import wants_log_scale
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["plot_scalars", "plot_signals", "signal_panels", "scalar_panels",
+__all__ = ["plot_scalars", "plot_signals", "signal_panels", "scalar_panels", "joined",
            "UPDATE_RATIO_GUIDE"]
 
 UPDATE_RATIO_GUIDE = 1e-3  # a healthy ||dW|| / ||W|| per step (Karpathy's rule of thumb)
@@ -53,6 +61,26 @@ def _mark_spans(ax, t: Telemetry) -> bool:  # noqa: ANN001 - a matplotlib Axes
     lo, hi = spans
     ax.axvspan(float(lo.min()), float(hi.max()), color="0.85", zorder=0, lw=0)
     return True
+
+
+def joined(x: np.ndarray, a: np.ndarray) -> np.ndarray:
+    """``a`` (L, N) or (N,) with each NaN between two measured values linearly interpolated
+    along ``x``: a signal measured on every ``signal_every``-th record (NaN in the others) is
+    then a line, not isolated invisible points. Nothing beyond the measured values is drawn
+    (an interpolated value lies between its neighbours); leading and trailing NaN, and
+    infinities, stay as they are (an inf is still a gap once ``finite`` has it)."""
+    a = np.array(a, dtype=np.float64)
+    for row in np.atleast_2d(a):  # views into ``a``
+        known = ~np.isnan(row)
+        idx = np.flatnonzero(known)
+        if len(idx) < 2 or known[idx[0]:idx[-1] + 1].all():
+            continue
+        gap = ~known
+        gap[:idx[0]] = gap[idx[-1] + 1:] = False
+        ok = known & np.isfinite(row)
+        if ok.sum() >= 2:
+            row[gap] = np.interp(x[gap], x[ok], row[ok])
+    return a
 
 
 def signal_panels(t: Telemetry | None) -> list[str]:
@@ -124,17 +152,18 @@ def plot_signals(t: Telemetry) -> Figure:
     spanned = False
     for ax, field in zip(axes, fields, strict=True):
         title, per_layer = next((ti, pl) for f, ti, pl in _PANELS if f == field)
-        a = finite(getattr(t, field))
+        a = finite(joined(x, getattr(t, field)))
         rows = a if per_layer else a[None, :]
-        for i, row in enumerate(rows):
-            if np.isfinite(row).any():
-                ax.plot(*thin(x, row), lw=1, color=colours[i] if per_layer else "C0",
-                        label=plain(t.names[i]) if per_layer else None)
+        if field == "update_ratio" or wants_log_scale(rows):
+            ax.set_yscale("log")  # before drawing: layer_lines draws for the axis it finds
+        if per_layer:
+            some = [i for i, row in enumerate(rows) if np.isfinite(row).any()]
+            layer_lines(ax, x, rows[some], [colours[i] for i in some],
+                        [t.names[i] for i in some])
+        else:
+            ax.plot(*thin(x, rows[0]), lw=1, color="C0")
         if field == "update_ratio":
             ax.axhline(UPDATE_RATIO_GUIDE, color="0.3", ls="--", lw=0.8)
-            ax.set_yscale("log")
-        elif wants_log_scale(rows):
-            ax.set_yscale("log")
         spanned = _mark_spans(ax, t) or spanned
         ax.set_title(title, fontsize="small")
         ax.set_xlabel("training batch", fontsize="small")

@@ -126,19 +126,6 @@ class Telemetry:
             return -1.0, 1.0
         return float(r[:, 0].min()), float(r[:, 1].max())
 
-    def layer_hist(self, layer: int) -> tuple[np.ndarray, float, float]:
-        """``(counts (N, bins), lo, hi)``: every record's histogram of ``layer`` on the layer's
-        shared range (``layer_range``), for one picture. Exact on the power-of-two ladder (each
-        record's bins fall whole into the shared bins); a record's overflow stays its own."""
-        from actscope.telemetry.merge_rules import rebin
-
-        lo, hi = self.layer_range(layer)
-        r = self.hist_range[layer].astype(np.float64)
-        h = self.hist[layer][None]
-        n = h.shape[1]
-        out = rebin(h, r[None, :, 0], r[None, :, 1], np.full((1, n), lo), np.full((1, n), hi))
-        return out[0], lo, hi
-
     def span_end(self) -> np.ndarray:
         """(N,) the last iteration of each record (``iters`` where records are single batches)."""
         return self.iters if self.iter_end is None else self.iter_end
@@ -185,9 +172,10 @@ class Telemetry:
         arrays = {k: getattr(self, k) for k in _ARRAYS if getattr(self, k) is not None}
         if self.scalar_names is not None:
             arrays["scalar_names"] = np.array(self.scalar_names, dtype=str)
+        arrays = {"names": np.array(self.names, dtype=str),
+                  "meta": np.array(json.dumps(self.meta)), **arrays}
         with atomic_write(path, "wb") as f:
-            np.savez_compressed(f, names=np.array(self.names, dtype=str),
-                                meta=np.array(json.dumps(self.meta)), **arrays)
+            _write_npz(f, arrays)
         return path
 
     @classmethod
@@ -286,6 +274,22 @@ class Telemetry:
         if sn is not None:
             arrays["scalar_names"] = [str(v) for v in sn]
         return cls(names=[str(n) for n in names], meta=meta, **arrays)
+
+
+# zlib level 1, not savez_compressed's default 6: on histogram counts (the bulk of a file)
+# level 6 took ~8x the CPU for a ~20% smaller file (32 layers x 10k records: 4.2 s vs 0.5 s,
+# 12.9 vs 15.5 MB), and the file is written inside every report. Uncompressed would be ~3.5x
+# bigger. np.load reads any deflate level.
+NPZ_LEVEL = 1
+
+
+def _write_npz(f: Any, arrays: dict[str, np.ndarray]) -> None:
+    """``arrays`` as an .npz (a zip of .npy members, as ``np.savez`` writes) into the binary
+    file ``f``, deflated at ``NPZ_LEVEL``; object arrays are refused (nothing pickled)."""
+    with zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED, compresslevel=NPZ_LEVEL) as z:
+        for key, a in arrays.items():
+            with z.open(f"{key}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(a), allow_pickle=False)
 
 
 def with_step_scalars(t: Telemetry, by_step: Mapping[int, Mapping[str, Any]]) -> Telemetry:

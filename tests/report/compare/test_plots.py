@@ -84,3 +84,33 @@ def test_metrics_overlay_one_line_per_run(tmp_path):
     assert len(acc.lines) == len(loss.lines) == 2 and len(train.lines) == 4  # raw + smoothed
     assert acc.lines[0].get_ydata().tolist() == pytest.approx([0.5, 0.8])
     assert acc.get_xlabel() == X_LABELS["batch"]
+
+
+def test_scale_panels_go_log_when_the_runs_span_more_than_two_decades(tmp_path):
+    # Issue 22: a sane run beside a diverging one must not be a flat line at 0.
+    sane = telemetry(n_layers=2, seed=1)
+    wild = telemetry(n_layers=2, seed=2)
+    sane.std[:] = 0.5 + sane.std  # 0.5 .. 1.5 in both layers
+    wild.std[:] = 0.5 + wild.std
+    wild.std[0] *= np.logspace(0, 4, wild.std.shape[1])  # layer 0 diverges 10^4-fold
+    runs = [("A: a", RunView(tmp_path / "a", telemetry=sane)),
+            ("B: b", RunView(tmp_path / "b", telemetry=wild))]
+    fig = plot_compare_lines(runs, sane.names, "std", "std")
+    panels = [ax for ax in fig.axes if ax.get_title()]
+    assert [ax.get_yscale() for ax in panels] == ["log", "linear"]
+    assert panels[0].get_title().endswith("(log)") and "(log)" not in panels[1].get_title()
+    # the mean is not a scale: never log, whatever its span
+    mean = plot_compare_lines(runs, sane.names, "mean", "mean")
+    assert {ax.get_yscale() for ax in mean.axes if ax.get_title()} == {"linear"}
+
+
+def test_compare_page_draws_max_abs_x_when_a_run_recorded_it(tmp_path):
+    from actscope.report.compare.page import compare_page
+
+    a, b = telemetry(n_layers=2, seed=1), telemetry(n_layers=2, seed=2)
+    b.absmax = np.logspace(0, 3, b.std.size).reshape(b.std.shape).astype(np.float32)
+    runs = [("A: a", RunView(tmp_path / "a", telemetry=a)),
+            ("B: b", RunView(tmp_path / "b", telemetry=b))]
+    html = compare_page(runs, "batch")
+    assert 'alt="absmax per layer"' in html and "Max |x| per layer" in html
+    assert 'alt="absmax per layer"' not in compare_page(runs[:1], "batch")

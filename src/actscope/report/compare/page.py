@@ -8,7 +8,9 @@ dead units side by side, and last the layers that only one run has.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any
 
 from actscope.report.compare.data import (
     COMPARE_TITLE,
@@ -25,7 +27,7 @@ from actscope.report.compare.plots import (
     plot_compare_metrics,
 )
 from actscope.report.html import esc, figure, page, table
-from actscope.report.plots_base import figure_png, run_colours
+from actscope.report.plots_base import draw_png, run_colours
 from actscope.report.run_view import RunView
 
 __all__ = ["compare_page", "findings_table", "settings_table"]
@@ -86,20 +88,24 @@ def _runs_table(runs: Runs) -> str:
 def _metrics(runs: Runs, x: str) -> str:
     header, rows, classes = metrics_rows(runs)
     if not rows:
-        return "<p>No run has metrics.csv rows.</p>" + _img(plot_compare_metrics(runs, x),
+        return "<p>No run has metrics.csv rows.</p>" + _img(partial(plot_compare_metrics, runs, x),
                                                              "metrics", _METRICS_CAPTION)
     note = ('<p class="note">Bold on green: the best run of that column in that epoch (highest '
             "accuracy, lowest loss or time).</p>")
     return (table(header, rows, classes, html_id="metrics") + note
-            + _img(plot_compare_metrics(runs, x), "metrics", _METRICS_CAPTION))
+            + _img(partial(plot_compare_metrics, runs, x), "metrics", _METRICS_CAPTION))
 
 
 _METRICS_CAPTION = ("Validation accuracy and loss per epoch, and training loss per batch "
                     "(smoothed; the raw loss faint), all runs overlaid.")
 
 
-def _img(fig, alt: str, caption: str) -> str:
-    return figure(figure_png(fig, dpi=80), alt, caption)
+_LOG_NOTE = (" A panel marked (log) has a log y axis: its runs' values span more than two "
+             "decades.")
+
+
+def _img(draw: Callable[[], Any], alt: str, caption: str) -> str:  # draw() -> a Figure
+    return figure(draw_png(draw, dpi=80), alt, caption)
 
 
 def _layers(runs: Runs, x: str) -> str:
@@ -110,25 +116,30 @@ def _layers(runs: Runs, x: str) -> str:
     if shared:
         # The heat-maps first: the lesson reads the story there, the curves then confirm it.
         for i, chunk in enumerate(_chunks(shared)):
-            parts.append(_img(plot_compare_heatmaps(runs, chunk, x), f"histograms {i + 1}",
+            parts.append(_img(partial(plot_compare_heatmaps, runs, chunk, x), f"histograms {i + 1}",
                               "Histogram heat-maps, one column per run, on one shared value "
                               "range per layer and one shared colour scale (share of samples), "
                               "so a difference in the picture is a difference in the data. "
                               "Bands beyond the dashed lines: values outside that run's "
                               "recorded range."))
-        parts.append(_img(plot_compare_lines(runs, shared, "dead", "dead share", x, (0, 1)),
+        parts.append(_img(partial(plot_compare_lines, runs, shared, "dead", "dead share", x,
+                                  (0, 1)),
                           "dead share per layer", "Share of each layer's activations near zero, "
                           "runs overlaid."))
         axis = X_LABELS[x]
-        for field, what in (("mean", "activation mean"), ("std", "activation std")):
-            parts.append(_img(plot_compare_lines(runs, shared, field, what, x), f"{field} per "
-                              f"layer", f"{what.capitalize()} per layer against {axis}, runs "
-                              "overlaid."))
+        fields = [("mean", "activation mean", ""), ("std", "activation std", _LOG_NOTE)]
+        if any(v.telemetry is not None and v.telemetry.absmax is not None for _, v in runs):
+            fields.append(("absmax", "max |x|", _LOG_NOTE))
+        for field, what, note in fields:
+            parts.append(_img(partial(plot_compare_lines, runs, shared, field, what, x),
+                              f"{field} per layer", f"{what.capitalize()} per layer against "
+                              f"{axis}, runs overlaid.{note}"))
         channel = [n for n in shared if any(
             v.telemetry is not None and v.telemetry.channel_dead is not None
             and n in v.telemetry.names for _, v in runs)]
         for i, chunk in enumerate(_chunks(channel)):
-            parts.append(_img(plot_compare_channel_dead(runs, chunk), f"dead channels {i + 1}",
+            parts.append(_img(partial(plot_compare_channel_dead, runs, chunk),
+                              f"dead channels {i + 1}",
                               "Per-channel dead units, one column per run: dark where a "
                               "channel never fired during that epoch."))
     if alone:
@@ -136,8 +147,8 @@ def _layers(runs: Runs, x: str) -> str:
         parts.append(f'<h3>Layers only one run has</h3><ul id="unmatched">{items}</ul>')
         for label, ns in alone:
             mine = [(lab, v) for lab, v in runs if lab == label]
-            parts.append(_img(plot_compare_lines(mine, ns, "std", f"{label}: activation std",
-                                                 x), f"unmatched {label}",
+            parts.append(_img(partial(plot_compare_lines, mine, ns, "std",
+                                      f"{label}: activation std", x), f"unmatched {label}",
                               f"{label}: activation std of its layers no other run has."))
     return "".join(parts)
 

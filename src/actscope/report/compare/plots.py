@@ -15,9 +15,12 @@ from matplotlib.colors import LogNorm
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from actscope.report.hist_view import layer_picture, layer_ranges, shared_range
 from actscope.report.plots_base import (
     finite,
     grid,
+    outer_x_ticks,
+    panel_points,
     panel_table,
     plain,
     run_colours,
@@ -26,12 +29,14 @@ from actscope.report.plots_base import (
 )
 from actscope.report.plots_layers import draw_channel_dead, draw_heatmap, heat_values
 from actscope.report.run_view import RunView
+from actscope.report.scalars import wants_log_scale
 
 __all__ = ["plot_compare_metrics", "plot_compare_lines", "plot_compare_heatmaps",
-           "plot_compare_channel_dead", "shared_hist", "x_of", "X_LABELS"]
+           "plot_compare_channel_dead", "shared_hist", "x_of", "X_LABELS", "LOG_FIELDS"]
 
 Runs = Sequence[tuple[str, RunView]]
 X_LABELS = {"batch": "training batch", "fraction": "fraction of training"}
+LOG_FIELDS = ("std", "absmax")  # scales: log y where a panel spans more than two decades
 
 
 def x_of(view: RunView, steps: np.ndarray, x: str) -> np.ndarray:
@@ -87,17 +92,27 @@ def plot_compare_metrics(runs: Runs, x: str = "batch") -> Figure:
 
 def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str,
                        x: str = "batch", ylim: tuple[float, float] | None = None) -> Figure:
-    """One panel per layer, the runs' ``field`` curves (mean, std, dead) overlaid."""
+    """One panel per layer, the runs' ``field`` curves (mean, std, dead, absmax) overlaid.
+
+    A scale field (``LOG_FIELDS``) gets a log y axis in a panel whose runs' values span more
+    than two decades (``scalars.wants_log_scale``, the single report's rule): on a linear axis
+    a sane run beside a diverging one is a flat line at 0."""
     rows = -(-len(runs) // 4)  # legend rows, four runs a row
     fig, axes = grid(len(layers), max_cols=6, panel=(2.8, 2.1), top=0.55 + 0.22 * rows)
     colours = run_colours(len(runs))
     for ax, layer in zip(axes, layers, strict=True):
+        drawn = []
         for (_, view), colour in zip(runs, colours, strict=True):
             t = view.telemetry
-            if t is not None and layer in t.names:
+            if t is not None and layer in t.names and getattr(t, field, None) is not None:
                 row = getattr(t, field)[t.names.index(layer)]
-                ax.plot(*thin(x_of(view, t.iters, x), row), color=colour, lw=1)
-        ax.set_title(plain(layer), fontsize="x-small")
+                ax.plot(*thin(x_of(view, t.iters, x), row, panel_points(ax)), color=colour,
+                        lw=1)
+                drawn.append(row)
+        log = field in LOG_FIELDS and wants_log_scale(*drawn)
+        if log:
+            ax.set_yscale("log")
+        ax.set_title(plain(layer) + (" (log)" if log else ""), fontsize="x-small")
         ax.tick_params(labelsize="x-small")
         if ylim is not None:
             ax.set_ylim(*ylim)
@@ -110,14 +125,6 @@ def plot_compare_lines(runs: Runs, layers: Sequence[str], field: str, title: str
     return fig
 
 
-def _rebin(hist: np.ndarray, lo: float, hi: float, edges: np.ndarray) -> np.ndarray:
-    """(N, bins) counts on [lo, hi] moved onto ``edges``, spreading each bin uniformly."""
-    src = np.linspace(lo, hi, hist.shape[1] + 1)
-    cum = np.concatenate([np.zeros((hist.shape[0], 1)), np.cumsum(hist, axis=1)], axis=1)
-    at = np.stack([np.interp(edges, src, c) for c in cum])
-    return np.diff(at, axis=1)
-
-
 def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]] | None:
     """One value range for ``layer`` over all runs, each run's shares rebinned onto it.
 
@@ -128,21 +135,16 @@ def shared_hist(runs: Runs, layer: str) -> tuple[float, float, dict[int, tuple]]
              if v.telemetry is not None and layer in v.telemetry.names and len(v.telemetry.iters)}
     if not found:
         return None
-    spans = [t.layer_range(t.names.index(layer)) for t in found.values()]
-    spans = [(float(a), float(b)) for a, b in spans if np.isfinite(a) and np.isfinite(b) and a < b]
-    lo, hi = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else (0.0, 1.0)
+    ranges = np.concatenate([layer_ranges(t, t.names.index(layer)) for t in found.values()])
+    lo, hi = shared_range(ranges)  # the union of every run's every record's range
     bins = max(t.hist.shape[2] for t in found.values())
-    edges = np.linspace(lo, hi, bins + 1)
     out = {}
     for i, t in found.items():
         k = t.names.index(layer)
-        hist, a, b = t.layer_hist(k)
+        hist, _, _ = layer_picture(t, k, lo, hi, bins)  # the report's one re-binning
         under = None if t.hist_under is None else t.hist_under[k]
         over = None if t.hist_over is None else t.hist_over[k]
-        h, u, o = heat_values(hist, under, over, share=True)
-        if np.isfinite(a) and np.isfinite(b) and a < b:
-            h = _rebin(h, a, b, edges)
-        out[i] = (h, u, o)
+        out[i] = heat_values(hist, under, over, share=True)
     return lo, hi, out
 
 
@@ -183,6 +185,7 @@ def plot_compare_heatmaps(runs: Runs, layers: Sequence[str], x: str = "batch") -
                 ax.set_ylabel(plain(layer), fontsize="x-small")
             if r == len(layers) - 1:
                 ax.set_xlabel(X_LABELS[x], fontsize="x-small")
+    outer_x_ticks(list(axes.ravel()), len(runs))  # every panel spans [0, x_end]
     w, h = fig.get_size_inches()
     cax = fig.add_axes((1 - 1.0 / w, 0.5 - 0.3 * (1 - 0.9 / h), 0.15 / w, 0.6 * (1 - 0.9 / h)))
     bar = fig.colorbar(_mappable(norm), cax=cax)
