@@ -85,3 +85,44 @@ def test_small_outputs_are_staged_and_large_ones_are_not():
     acc.end_batch()
     assert all(not st.layers for st in acc.buf.slots.staged.stages.values())
     assert acc.result().mean.shape == (2, 1)
+
+
+class MapNet(nn.Module):
+    """Small conv maps (channels in dim 1) and a sequence output (features in the last dim)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.conv = nn.Conv2d(2, 4, 3, padding=1)
+        self.seq = nn.Linear(4, 6)
+        with torch.no_grad():  # a dead channel in each: no layer settles as "all fired"
+            self.conv.bias[0], self.seq.bias[0] = -100.0, -100.0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.conv(x)  # (N, 4, 3, 3)
+        return self.seq(h.flatten(2).transpose(1, 2)).sum()  # (N, 9, 6): per-position features
+
+
+def channel_maxima(stage_max: int, xs: list[torch.Tensor]) -> list[torch.Tensor]:
+    net = MapNet()
+    acc = TelemetryAccumulator(sample_size=16, chunk=8)
+    acc.stage_max = stage_max
+    acc.attach(net, [net.conv, net.seq])
+    for step, x in enumerate(xs):
+        acc.begin_batch(step)
+        net(x)
+        acc.end_batch()
+    return acc.buf.channels.maxima(acc.buf.slots.slot)
+
+
+def test_staged_column_maxima_of_maps_and_sequences_equal_the_per_hook_path():
+    torch.manual_seed(2)
+    xs = [torch.randn(3, 2, 3, 3) for _ in range(3)]
+    staged, per_hook = channel_maxima(STAGE_MAX, xs), channel_maxima(0, xs)
+    net = MapNet()
+    with torch.no_grad():  # recomputed: conv channels over (N, H, W), features over (N, T)
+        conv = torch.stack([net.conv(x).amax((0, 2, 3)) for x in xs]).amax(0)
+        seq = torch.stack([net.seq(net.conv(x).flatten(2).transpose(1, 2)).amax((0, 1))
+                           for x in xs]).amax(0)
+    for got in (staged, per_hook):
+        assert torch.equal(got[0], conv) and torch.equal(got[1], seq)

@@ -136,18 +136,23 @@ class SampleSlots:
             torch.amax(stage.rows[layer].view(shape), st.red_dims, out=col)
 
     def _column_maxima(self) -> None:
-        """The column max of every staged layer, per (stage, shape): one ``amax`` over the
-        stacked rows and one ``_foreach_copy_`` into the layers' slot columns."""
-        groups: dict[tuple[int, torch.Size, tuple[int, ...]], list[int]] = {}
+        """The column max of every staged layer, per (stage, shape, reduced dims): one permuted
+        copy and one ``amax`` over the stacked rows, one ``_foreach_copy_`` into the layers'
+        slot columns."""
+        groups: dict[tuple[int, torch.Size, int], list[int]] = {}
         for layer, (stage, shape, st) in self.chan_pending.items():
-            groups.setdefault((id(stage), shape, st.red_dims), []).append(layer)
+            groups.setdefault((id(stage), shape, st.keep), []).append(layer)
         slot = self.slot
-        for (_, shape, red), layers in groups.items():
+        for (_, shape, keep), layers in groups.items():
             stage = self.chan_pending[layers[0]][0]
             layers.sort()
             rows = stage.buf if len(layers) == self.L else stage.buf.index_select(
                 0, stage.layer_index(tuple(layers)))
-            cols = torch.amax(rows.view(len(layers), *shape), tuple(d + 1 for d in red))
+            # (layers, R, D) -> (R, layers, D) contiguous, then the max over the leading dim:
+            # on a CPU amax over a middle dim with a short inner one (16 features) is 6x slower
+            # than this copy + amax over dim 0 (exact either way: a max).
+            cols = rows.view(len(layers), shape[:keep].numel(), -1).transpose(0, 1)
+            cols = cols.contiguous().amax(0).view(len(layers), *shape[keep:])
             torch._foreach_copy_([self.views[i][3][slot] for i in layers], list(cols.unbind(0)))
         self.chan_pending.clear()
 
