@@ -126,3 +126,47 @@ def test_staged_column_maxima_of_maps_and_sequences_equal_the_per_hook_path():
                            for x in xs]).amax(0)
     for got in (staged, per_hook):
         assert torch.equal(got[0], conv) and torch.equal(got[1], seq)
+
+
+def test_the_fast_path_gives_the_full_paths_numbers(monkeypatch):
+    # record_fast (one copy per small output like the layer's last one) against the full
+    # ``record`` on every output: the Net's in-place ReLU, double run, skipped layer, inf
+    from actscope.telemetry.slots import SampleSlots
+
+    calls = {"record": 0}
+    full_record = SampleSlots.record
+
+    def counted(self, *args, **kwargs):
+        calls["record"] += 1
+        return full_record(self, *args, **kwargs)
+
+    monkeypatch.setattr(SampleSlots, "record", counted)
+    fast, _ = record(STAGE_MAX, steps=8)
+    n_fast = calls["record"]
+    monkeypatch.setattr(SampleSlots, "record_fast", lambda self, st, t, m: False)
+    calls["record"] = 0
+    full, _ = record(STAGE_MAX, steps=8)
+    assert n_fast < calls["record"] // 2  # most outputs took the fast path
+    for f in FIELDS:
+        np.testing.assert_array_equal(getattr(fast, f), getattr(full, f), err_msg=f)
+
+
+def test_the_fast_path_follows_a_new_shape_and_dtype():
+    lin = nn.Linear(4, 8)
+    acc = TelemetryAccumulator(sample_size=16, chunk=8)
+    acc.attach(lin, [lin])
+    xs = [torch.randn(5, 4), torch.randn(5, 4), torch.randn(3, 4), torch.randn(5, 4)]
+    outs = []
+    for step, x in enumerate(xs):
+        acc.begin_batch(step)
+        if step == 3:  # bfloat16 output: recorded as its float32 values, not a stale dtype
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outs.append(lin(x).detach().float())
+        else:
+            outs.append(lin(x).detach())
+        acc.end_batch()
+    assert acc.hooks[0].state.fast is not None
+    res = acc.result()
+    want = np.array([o.double().mean().item() for o in outs])
+    np.testing.assert_allclose(res.mean[0], want, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(res.absmax[0], [o.abs().max().item() for o in outs], rtol=1e-6)

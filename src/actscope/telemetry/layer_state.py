@@ -37,3 +37,7 @@ class LayerState:
     red_dims: tuple[int, ...] = field(default_factory=tuple)
     # The staging rows of its current output size (``staging.Stage``; None: not staged yet).
     stage: Any = None
+    # A staged layer's fast path (``SampleSlots.record_fast``), set after a full ``record`` of
+    # an output it can repeat: (shape, dtype, device index, its staging row viewed in that
+    # shape, the stage, its pending column-max entry or None, n, the slots' layout token).
+    fast: tuple[Any, ...] | None = None

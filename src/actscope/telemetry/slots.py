@@ -44,6 +44,8 @@ class SampleSlots:
         self.ever = [False] * n_layers  # which layers have recorded at least once
         self.slot, self.step, self.wrote = 0, 0, False
         self.staged = StagedOutputs(n_layers, settings.k)  # small outputs, reduced at commit
+        # replaced whenever device memory is dropped: a LayerState.fast made before is stale
+        self.layout = object()
         # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
         self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
 
@@ -71,6 +73,7 @@ class SampleSlots:
         self.slab, self.gsums, self.views = None, None, [None] * self.L
         self.channels.drop()
         self.staged.drop()
+        self.layout = object()
 
     # ---- per batch -----------------------------------------------------------------------
     def begin(self, step: int) -> None:
@@ -80,13 +83,36 @@ class SampleSlots:
         self.staged.clear()
         self.chan_pending.clear()
 
+    def record_fast(self, st: LayerState, t: torch.Tensor, stage_max: int) -> bool:
+        """A staged layer's output of the shape, dtype and device of its last one, written once
+        in this batch: one ``copy_`` into its staging row (and its column max noted for the
+        commit). False, writing nothing, where that does not hold: then ``record``.
+
+        Everything ``record`` checks per output is settled by that last one (channel layout,
+        views, stage), so about 2 us less per layer and batch on a CPU."""
+        fast = st.fast
+        layer = st.layer
+        if (fast is None or fast[7] is not self.layout or t.shape != fast[0]
+                or t.dtype is not fast[1] or t.get_device() != fast[2] or fast[6] > stage_max
+                or self.ran[layer]):
+            return False
+        fast[3].copy_(t.detach())  # a copy: the output may change in place after the hook
+        fast[4].layers.append(layer)
+        if fast[5] is not None and not self.channels.all_fired[layer]:
+            self.chan_pending[layer] = fast[5]
+        self.counts[layer][self.slot] = fast[6]
+        self.ran[layer] = self.wrote = self.ever[layer] = True
+        return True
+
     def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
-               n: int, stage: bool = False) -> None:
+               n: int, stage: bool = False, t: torch.Tensor | None = None) -> None:
         """The hot path: samples, sum, sum of squares, column max of one module's output.
 
         ``stage`` (the accumulator's choice for a small output, ``staging.STAGE_MAX``): copy it
-        into its staging row instead, reduced with the other small ones by ``flush_staged``."""
+        into its staging row instead, reduced with the other small ones by ``flush_staged``;
+        ``t`` (the output as the module returned it) then sets up ``record_fast``."""
         layer, slot, ch = st.layer, self.slot, self.channels
+        st.fast = None
         if st.chan_ndim != x.ndim:
             self._channel_setup(st, x)
         views = self.views[layer]
@@ -120,6 +146,9 @@ class SampleSlots:
                 torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = self.ever[layer] = True
+        if stage and t is not None and (not st.n_chan or ch.col_slot[layer] is not None):
+            st.fast = (t.shape, t.dtype, t.get_device(), stage.rows[layer].view(t.shape), stage,
+                       (stage, x.shape, st) if st.n_chan else None, n, self.layout)
 
     def flush_staged(self, extremes: torch.Tensor | None) -> None:
         """The batch's staged outputs into the current slot (before ``RecordStore.commit``);
