@@ -22,6 +22,8 @@ from collections.abc import Sequence
 
 import torch
 
+from actscope.telemetry.reductions import top_nanquantile
+
 __all__ = ["data_hist_range", "ladder_ranges", "nice_step", "ranges_after_batch"]
 
 # Quantile of the chunk's sampled |x| the ladder range must cover, and how many of the chunk's
@@ -39,10 +41,11 @@ def ladder_ranges(samples: torch.Tensor, prev_r: torch.Tensor | None,
     """
     L, n, k = samples.shape
     stride = max(1, -(-L * n * k // LADDER_MAX_SAMPLES))
-    sub = samples[:, :, ::stride].reshape(L, -1)
+    # one strided copy, then contiguous passes (on a strided view each pass is ~2x slower)
+    sub = samples[:, :, ::stride].reshape(L, -1).contiguous()
     fin = torch.isfinite(sub)
     mag = torch.where(fin, sub.abs(), torch.full_like(sub, float("nan")))
-    q = torch.nanquantile(mag, LADDER_Q, dim=1)
+    q = top_nanquantile(mag, LADDER_Q)  # torch.nanquantile's value, from a topk (40x faster)
     need = torch.exp2(torch.ceil(torch.log2(q.clamp_min(2.0 ** -60))))
     seen = torch.isfinite(q)
     floor_now = torch.where(fin, sub, torch.full_like(sub, float("inf"))).amin(dim=1) >= 0
