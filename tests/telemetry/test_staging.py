@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
@@ -170,3 +171,23 @@ def test_the_fast_path_follows_a_new_shape_and_dtype():
     want = np.array([o.double().mean().item() for o in outs])
     np.testing.assert_allclose(res.mean[0], want, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(res.absmax[0], [o.abs().max().item() for o in outs], rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [128, 100, 48])  # k a multiple of n = 64, a remainder, k < n
+def test_staged_samples_of_a_full_stage_are_the_per_hook_samples(k):
+    # every layer staged with one size: the flush writes straight into the slot (_reduce_into)
+    def slot0(stage_max: int) -> torch.Tensor:
+        torch.manual_seed(0)
+        net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16))
+        acc = TelemetryAccumulator(sample_size=k, chunk=4)
+        acc.stage_max = stage_max
+        acc.attach(net, [net[0], net[1], net[2]])
+        acc.begin_batch(0)
+        net(torch.randn(4, 16))
+        acc.end_batch()
+        return acc.buf.slots.slab[:, 0].clone(), acc.buf.sig.extremes_buf(torch.device("cpu"))
+
+    (staged, s_ext), (per_hook, p_ext) = slot0(STAGE_MAX), slot0(0)
+    assert torch.equal(staged[:, :k], per_hook[:, :k])  # the same samples, in the same order
+    torch.testing.assert_close(staged[:, k:], per_hook[:, k:], rtol=1e-5, atol=1e-6)
+    assert torch.equal(s_ext[:, 0, :2], p_ext[:, 0, :2])  # min and max
