@@ -171,18 +171,22 @@ class SampleSlots:
         groups: dict[tuple[int, torch.Size, int], list[int]] = {}
         for layer, (stage, shape, st) in self.chan_pending.items():
             groups.setdefault((id(stage), shape, st.keep), []).append(layer)
-        slot = self.slot
+        slot, views = self.slot, self.views
         for (_, shape, keep), layers in groups.items():
             stage = self.chan_pending[layers[0]][0]
             layers.sort()
-            rows = stage.buf if len(layers) == self.L else stage.buf.index_select(
+            # most layers of the stage: reduce all its rows (the others' results are not used)
+            # rather than gather the pending ones first
+            every = 2 * len(layers) >= self.L
+            rows = stage.buf if every else stage.buf.index_select(
                 0, stage.layer_index(tuple(layers)))
             # (layers, R, D) -> (R, layers, D) contiguous, then the max over the leading dim:
             # on a CPU amax over a middle dim with a short inner one (16 features) is 6x slower
             # than this copy + amax over dim 0 (exact either way: a max).
-            cols = rows.view(len(layers), shape[:keep].numel(), -1).transpose(0, 1)
-            cols = cols.contiguous().amax(0).view(len(layers), *shape[keep:])
-            torch._foreach_copy_([self.views[i][3][slot] for i in layers], list(cols.unbind(0)))
+            cols = rows.view(rows.shape[0], shape[:keep].numel(), -1).transpose(0, 1)
+            cols = torch.amax(cols.contiguous(), 0).view(rows.shape[0], *shape[keep:]).unbind(0)
+            torch._foreach_copy_([views[i][3][slot] for i in layers],
+                                 [cols[i] for i in layers] if every else list(cols))
         self.chan_pending.clear()
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
