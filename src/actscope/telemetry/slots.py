@@ -18,6 +18,7 @@ from actscope.telemetry.channels import ChannelMaxima
 from actscope.telemetry.layer_state import LayerState
 from actscope.telemetry.modules import channel_dim
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.staged_columns import StagedColumns
 from actscope.telemetry.staging import StagedOutputs
 
 __all__ = ["SampleSlots"]
@@ -48,6 +49,7 @@ class SampleSlots:
         self.layout = object()
         # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
         self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
+        self.columns = StagedColumns()  # their batched reduction, its plan kept across batches
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -155,7 +157,9 @@ class SampleSlots:
         ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
         if self.slab is not None:
             if self.chan_pending:
-                self._column_maxima()
+                self.columns.reduce(self.chan_pending, self.views, self.slot, self.L,
+                                    self.layout)
+                self.chan_pending.clear()
             self.staged.flush(self.slab, self.slot, extremes)
 
     def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
@@ -163,31 +167,6 @@ class SampleSlots:
         stage, shape, st = self.chan_pending.pop(layer)
         if col.shape == shape[st.keep:]:
             torch.amax(stage.rows[layer].view(shape), st.red_dims, out=col)
-
-    def _column_maxima(self) -> None:
-        """The column max of every staged layer, per (stage, shape, reduced dims): one permuted
-        copy and one ``amax`` over the stacked rows, one ``_foreach_copy_`` into the layers'
-        slot columns."""
-        groups: dict[tuple[int, torch.Size, int], list[int]] = {}
-        for layer, (stage, shape, st) in self.chan_pending.items():
-            groups.setdefault((id(stage), shape, st.keep), []).append(layer)
-        slot, views = self.slot, self.views
-        for (_, shape, keep), layers in groups.items():
-            stage = self.chan_pending[layers[0]][0]
-            layers.sort()
-            # most layers of the stage: reduce all its rows (the others' results are not used)
-            # rather than gather the pending ones first
-            every = 2 * len(layers) >= self.L
-            rows = stage.buf if every else stage.buf.index_select(
-                0, stage.layer_index(tuple(layers)))
-            # (layers, R, D) -> (R, layers, D) contiguous, then the max over the leading dim:
-            # on a CPU amax over a middle dim with a short inner one (16 features) is 6x slower
-            # than this copy + amax over dim 0 (exact either way: a max).
-            cols = rows.view(rows.shape[0], shape[:keep].numel(), -1).transpose(0, 1)
-            cols = torch.amax(cols.contiguous(), 0).view(rows.shape[0], *shape[keep:]).unbind(0)
-            torch._foreach_copy_([views[i][3][slot] for i in layers],
-                                 [cols[i] for i in layers] if every else list(cols))
-        self.chan_pending.clear()
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""
