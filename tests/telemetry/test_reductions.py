@@ -104,3 +104,16 @@ def test_top_nanquantile_small_rows_and_low_q_fall_back_to_a_sort():
     x = torch.tensor([[3.0, float("nan"), 1.0, 2.0]])
     assert torch.equal(stats.top_nanquantile(x, 0.999), torch.nanquantile(x, 0.999, dim=1))
     assert torch.equal(stats.top_nanquantile(x, 0.2), torch.nanquantile(x, 0.2, dim=1))
+
+
+def test_blocked_cpu_histograms_count_what_one_pass_counts(monkeypatch):
+    g = torch.Generator().manual_seed(7)
+    s = torch.randn(3, 7, 50, generator=g) * 3
+    s[0, 0, :5] = torch.tensor([float("nan"), float("inf"), float("-inf"), 0.0, 2.0])
+    lo, hi = torch.tensor([-2.0, 0.0, -1.0]), torch.tensor([2.0, 4.0, 1.0])
+    one = stats.split_histograms(s, lo, hi, 8)  # 1,050 elements: one pass
+    monkeypatch.setattr(stats, "CPU_BLOCK", 120)  # 2 rows per block, 11 blocks, a remainder
+    blocked = stats.split_histograms(s, lo, hi, 8, stats.Scratch())
+    for a, b in zip(one, blocked, strict=True):
+        assert a.dtype == b.dtype == torch.int32 and torch.equal(a, b)
+    assert one[0].sum() + one[1].sum() + one[2].sum() == 3 * 7 * 50 - 1  # NaN not counted
