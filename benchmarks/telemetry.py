@@ -11,8 +11,17 @@ with the quartiles; the ratio of the fastest epochs is printed beside it. ``--cl
 default) times the process's CPU time rather than the wall clock: on a shared machine (2 cores,
 load ~12) wall times of one epoch varied 4x between runs, CPU time far less; the budget is
 measured with ``--clock wall`` on a quiet machine.
+Beside it, as ``benchmarks/watch.py`` and ``lightning.py`` print them (``benchmarks/_timing.py``):
+``steady_bs64`` / ``steady_bs512``, the steady-state per-batch ratio (batches from the 8th on of
+each timed ``fit(1)``, each from its ``before_batch`` to the next one's or to ``after_train``,
+read by a timing callback that runs before every other), and ``fixed_s`` (bs 64) /
+``fixed_s_bs512``, the per-fit fixed cost in seconds (the whole ``fit(1)`` minus its batches at
+the steady rate, minus the same for the plain learner: attach, the first batches' one-off work,
+the epoch-end flush, the read-back); medians over the pairs. ``--clock cpu`` is
+``time.process_time`` (all threads), ``--clock wall`` ``time.perf_counter``.
 Ends with one line: ``ratio_bs64=<median> ratio_bs512=<median> min_ratio_bs64=<x>
-min_ratio_bs512=<y> clock=<cpu|wall>``.
+min_ratio_bs512=<y> steady_bs64=<x> steady_bs512=<y> fixed_s=<s> fixed_s_bs512=<s>
+clock=<cpu|wall>``.
 
     python benchmarks/telemetry.py [--batches 160] [--pairs 15] [--threads N] [--clock wall]
 """
@@ -22,15 +31,20 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import time
+import sys
 from pathlib import Path
 from types import SimpleNamespace
 
 import torch
 
+from actscope.callback import Callback
 from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.learner import Learner
 from actscope.nn.cnn import cnn
+
+if __package__ in (None, ""):  # run as a script: import the helper as benchmarks._timing
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks._timing import Marks, PairStats, compare  # noqa: E402
 
 
 class Batches:
@@ -77,18 +91,36 @@ def learner(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
     return learn
 
 
-def epoch_seconds(learn: Learner, clock: str) -> float:
+class BatchTimer(Callback):
+    """Clock marks at each training batch's start and at the end of training (runs first)."""
+
+    order = -1000
+
+    def __init__(self, marks: Marks) -> None:
+        self.marks = marks
+
+    def before_batch(self, learn: Learner) -> None:
+        if learn.training:
+            self.marks.batch()
+
+    def after_train(self, learn: Learner) -> None:
+        self.marks.epoch_end()
+
+
+def epoch_seconds(learn: Learner, clock: str) -> tuple[float, Marks]:
     """Seconds for one ``fit(1)``: attach, every batch, the epoch-end flush and the read-back
-    (``after_fit`` calls ``result()``), as in a real fit."""
-    timer = time.process_time if clock == "cpu" else time.perf_counter
-    start = timer()
-    learn.fit(1)
-    return timer() - start
+    (``after_fit`` calls ``result()``), as in a real fit; and its clock marks."""
+    marks = Marks(clock)
+    marks.fit_start()
+    learn.fit(1, cbs=[BatchTimer(marks)])
+    marks.fit_end()
+    return marks.stop - marks.start, marks
 
 
 def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
-          clock: str) -> tuple[float, float]:
-    """(median pair ratio, min(telemetry epoch times) / min(plain epoch times)) over pairs.
+          clock: str) -> tuple[float, float, PairStats]:
+    """(median pair ratio, min(telemetry epoch times) / min(plain epoch times), the pairs'
+    steady ratios and fixed costs) over pairs.
 
     Two learners live through all pairs (same weights at the start, and they stay equal: the
     telemetry changes nothing in training). Each pair times one epoch of each, in alternating
@@ -97,23 +129,23 @@ def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
     """
     plain_l = learner(bs, n_batches, x, y, telemetry=False)
     tel_l = learner(bs, n_batches, x, y, telemetry=True)
-    ratios, tels, plains = [], [], []
+    ratios, tels, plains, stats = [], [], [], PairStats()
     for i in range(pairs):
         first = i % 2 == 0  # alternate which one goes first
         a = epoch_seconds(tel_l if first else plain_l, clock)
         b = epoch_seconds(plain_l if first else tel_l, clock)
-        tel, plain = (a, b) if first else (b, a)
+        (tel, tel_marks), (plain, plain_marks) = (a, b) if first else (b, a)
         ratios.append(tel / plain)
         tels.append(tel)
         plains.append(plain)
-        print(f"bs={bs} pair={i} plain={plain:.3f}s telemetry={tel:.3f}s ratio={tel / plain:.3f}",
-              flush=True)
+        print(f"bs={bs} pair={i} plain={plain:.3f}s telemetry={tel:.3f}s ratio={tel / plain:.3f} "
+              f"{compare(tel_marks, plain_marks, stats)}", flush=True)
     best = min(tels) / min(plains)
     q1, _, q3 = statistics.quantiles(ratios, n=4)
     print(f"bs={bs} best plain={min(plains):.3f}s best telemetry={min(tels):.3f}s "
           f"ratio_of_mins={best:.3f} median_pair_ratio={statistics.median(ratios):.3f} "
           f"quartiles={q1:.3f}..{q3:.3f}")
-    return statistics.median(ratios), best
+    return statistics.median(ratios), best, stats
 
 
 def main() -> None:
@@ -129,10 +161,12 @@ def main() -> None:
     x, y, source = mnist_tensors(64 * args.batches)
     print(f"data={source} threads={torch.get_num_threads()} clock={args.clock} "
           f"torch={torch.__version__}")
-    m64, r64 = ratio(64, args.batches, args.pairs, x, y, args.clock)
-    m512, r512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y, args.clock)
+    m64, r64, st64 = ratio(64, args.batches, args.pairs, x, y, args.clock)
+    m512, r512, st512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y, args.clock)
+    (s64, f64), (s512, f512) = st64.medians(), st512.medians()
     print(f"ratio_bs64={m64:.3f} ratio_bs512={m512:.3f} min_ratio_bs64={r64:.3f} "
-          f"min_ratio_bs512={r512:.3f} clock={args.clock}")
+          f"min_ratio_bs512={r512:.3f} steady_bs64={s64:.3f} steady_bs512={s512:.3f} "
+          f"fixed_s={f64:.3f} fixed_s_bs512={f512:.3f} clock={args.clock}")
 
 
 if __name__ == "__main__":

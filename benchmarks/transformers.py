@@ -6,8 +6,15 @@ The training steps after a warm-up are timed from ``on_step_begin`` of step ``--
 ``on_train_end``'s start (Trainer set-up not counted). Pairs alternate which variant goes first;
 the figure is the median of the pairs' ratios. The report is written once, after the timed runs,
 and timed on its own. ``--clock cpu`` (default) times process CPU time (robust on a shared
-machine), ``--clock wall`` the wall clock. Ends with one line:
-``transformers_ratio=<x> report_s=<s> clock=<cpu|wall>``.
+machine; ``time.process_time``), ``--clock wall`` the wall clock (``time.perf_counter``).
+Beside it (``benchmarks/_timing.py``): ``transformers_steady``, the steady-state per-step ratio
+(steps from the 8th on, each from its ``on_step_begin`` to the next one's or to the epoch's
+``on_epoch_end``, read by a timing callback that runs before actscope's), and
+``transformers_fixed_s``, the per-run fixed cost in seconds (the whole ``train()`` minus its steps
+at the steady rate, minus the same for the plain trainer: attach, the first steps' one-off work,
+the read-back ``cb.result()`` after ``train()``); medians over the pairs. Ends with one line:
+``transformers_steady=<x> transformers_fixed_s=<s> transformers_ratio=<x> report_s=<s>
+clock=<cpu|wall>``.
 On a busy machine pair ``--clock cpu`` with ``--threads 1``: idle OpenMP threads spin, and
 the spinning counts as CPU time.
 
@@ -19,9 +26,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# This file is named transformers.py: keep its folder off sys.path, or it would import itself.
+# This file is named transformers.py: keep its folder off sys.path, or it would import itself;
+# the repository root goes on instead, for benchmarks._timing.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
 import os  # noqa: E402
@@ -34,6 +44,7 @@ import torch  # noqa: E402
 import transformers  # noqa: E402
 
 from actscope.integrations.transformers import ActscopeCallback  # noqa: E402
+from benchmarks._timing import Marks, PairStats, compare  # noqa: E402
 
 SEQ, VOCAB = 64, 256
 
@@ -50,16 +61,22 @@ class Tokens(torch.utils.data.Dataset):
 
 
 class StepTimer(transformers.TrainerCallback):
-    """Seconds from the start of step ``warmup`` to the end of training."""
+    """Seconds from the start of step ``warmup`` to the end of training; clock marks at each
+    step's start and each epoch's end (it goes first: before actscope's hooks)."""
 
     def __init__(self, warmup: int, clock: str) -> None:
         self.warmup = warmup
-        self.timer = time.process_time if clock == "cpu" else time.perf_counter
+        self.marks = Marks(clock)
+        self.timer = self.marks.now
         self.start = self.seconds = 0.0
 
     def on_step_begin(self, args, state, control, **kw):
+        self.marks.batch()
         if state.global_step == self.warmup:
             self.start = self.timer()
+
+    def on_epoch_end(self, args, state, control, **kw):
+        self.marks.epoch_end()
 
     def on_train_end(self, args, state, control, **kw):
         self.seconds = self.timer() - self.start
@@ -80,8 +97,12 @@ def train_seconds(watched: bool, steps: int, bs: int, warmup: int, clock: str, r
         disable_tqdm=True, dataloader_num_workers=0, seed=0)
     trainer = transformers.Trainer(model=model, args=args, train_dataset=Tokens(steps * bs),
                                    callbacks=[timer] + ([cb] if cb else []))
+    timer.marks.fit_start()
     trainer.train()
-    return timer.seconds, cb
+    if cb is not None:
+        cb.result()  # the read-back, which a report (off here) or a user pays once per run
+    timer.marks.fit_end()
+    return timer.seconds, cb, timer.marks
 
 
 def main() -> None:
@@ -98,22 +119,25 @@ def main() -> None:
     transformers.logging.set_verbosity_error()
     print(f"threads={torch.get_num_threads()} clock={args.clock} bs={args.bs} "
           f"steps={args.steps} transformers={transformers.__version__} torch={torch.__version__}")
-    ratios, cb = [], None
+    ratios, cb, stats = [], None, PairStats()
     with tempfile.TemporaryDirectory() as root:
         for i in range(args.pairs):
             order = (True, False) if i % 2 == 0 else (False, True)
-            t = {}
+            t, marks = {}, {}
             for watched in order:
-                t[watched], last = train_seconds(watched, args.steps, args.bs, args.warmup,
-                                                 args.clock, root)
+                t[watched], last, marks[watched] = train_seconds(
+                    watched, args.steps, args.bs, args.warmup, args.clock, root)
                 cb = last or cb
             ratios.append(t[True] / t[False])
             print(f"pair={i} plain={t[False]:.3f}s actscope={t[True]:.3f}s "
-                  f"ratio={ratios[-1]:.3f}", flush=True)
+                  f"ratio={ratios[-1]:.3f} {compare(marks[True], marks[False], stats)}",
+                  flush=True)
         start = time.perf_counter()
         cb.report(Path(root) / "report")
         report_s = time.perf_counter() - start
-    print(f"transformers_ratio={statistics.median(ratios):.3f} report_s={report_s:.2f} "
+    steady, fixed = stats.medians()
+    print(f"transformers_steady={steady:.3f} transformers_fixed_s={fixed:.3f} "
+          f"transformers_ratio={statistics.median(ratios):.3f} report_s={report_s:.2f} "
           f"clock={args.clock}")
 
 

@@ -49,7 +49,8 @@ class Spy(Callback):
 
 
 def test_every_field_matches_what_the_learner_saw():
-    cb, spy = ActivationStatsCallback(modules=lambda m: [m[0], m[1]], chunk=4), Spy()
+    cb = ActivationStatsCallback(modules=lambda m: [m[0], m[1]], chunk=4, signal_every=1)
+    spy = Spy()
     learn = Learner(conv_net(), image_dls(), lr=0.1, cbs=[cb, spy])
     learn.fit(1)
     t = cb.result()

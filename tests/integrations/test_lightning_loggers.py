@@ -103,3 +103,28 @@ def test_reads_back_once_per_flush_not_per_step(tmp_path, monkeypatch):
     # 20 steps: the host store hands each flush to the loggers itself (no read-back); the one
     # result() is the train end's, for the records still in the chunk: 1 read-back, not 20.
     assert len(calls) == 1
+
+
+def test_a_fit_without_loggers_builds_no_chunk_for_them(tmp_path):
+    cb = ActscopeCallback(log_every=1, chunk=8, report=False)
+    chunks = []
+    real = cb._to_loggers
+    cb._to_loggers = lambda chunk: chunks.append(chunk) or real(chunk)
+    fit(tmp_path, cb, False)  # logger=False: nobody to send to
+    assert cb.recorder.acc.listeners == [] and chunks == []  # before: a chunk per flush
+    fit(tmp_path, cb, [CSVLogger(tmp_path / "csv", name="run")])  # the next fit has one
+    assert len(cb.recorder.acc.listeners) == 1 and chunks
+    sent = len(chunks)
+    fit(tmp_path, cb, False)  # and the one after has none again: the listener sends nothing
+    assert len(cb.recorder.acc.listeners) == 1 and len(chunks) > sent
+
+
+def test_the_state_key_is_built_once_per_report_folder(tmp_path, monkeypatch):
+    cb = ActscopeCallback(out_dir=tmp_path / "a", report=False)
+    built = []
+    real = cb._generate_state_key
+    monkeypatch.setattr(cb, "_generate_state_key", lambda **kw: built.append(kw) or real(**kw))
+    first = cb.state_key
+    assert cb.state_key == first and len(built) == 1  # Lightning reads it at every hook call
+    cb.out_dir = tmp_path / "b"
+    assert cb.state_key != first and len(built) == 2

@@ -46,7 +46,8 @@ class GradSpy(pl.Callback):
 
 def test_signals_scalars_and_context_in_a_fit(tmp_path, loaders):  # noqa: F811
     torch.manual_seed(0)
-    model, cb, spy = Logged(), ActscopeCallback(report=False), GradSpy()
+    model, spy = Logged(), GradSpy()
+    cb = ActscopeCallback(report=False, signal_every=1, log_every=1)
     trainer(tmp_path, [cb, spy], gradient_clip_val=0.5, accumulate_grad_batches=2).fit(
         model, loaders[0])
     t = cb.result()
@@ -71,11 +72,11 @@ def test_the_checkpointed_recording_keeps_its_signals(tmp_path, loaders):  # noq
     torch.manual_seed(0)
     ckpt = pl.callbacks.ModelCheckpoint(dirpath=tmp_path / "ckpt", save_last=True,
                                         every_n_train_steps=4)
-    cb = ActscopeCallback(report=False)
+    cb = ActscopeCallback(report=False, signal_every=1, log_every=1)
     trainer(tmp_path, [cb, ckpt], enable_checkpointing=True, max_steps=4).fit(
         LitMNIST(), loaders[0])
     first = cb.result()
-    cb2 = ActscopeCallback(report=False)
+    cb2 = ActscopeCallback(report=False, signal_every=1)
     trainer(tmp_path, [cb2], max_steps=8).fit(LitMNIST(), loaders[0],
                                               ckpt_path=tmp_path / "ckpt" / "last.ckpt")
     second = cb2.result()
@@ -84,3 +85,16 @@ def test_the_checkpointed_recording_keeps_its_signals(tmp_path, loaders):  # noq
         np.testing.assert_array_equal(b[..., :4], a, err_msg=f)
         assert np.isfinite(b[..., 4:]).all(), f  # and the resumed steps have theirs
     assert second.meta["context"] == first.meta["context"]
+
+
+def test_logged_metrics_are_read_every_log_every_steps_only(tmp_path, loaders):  # noqa: F811
+    """``trainer.callback_metrics`` converts prog_bar values with ``.item()`` (a host sync on a
+    GPU): it is read on every ``log_every``-th step, the loss on every step."""
+    torch.manual_seed(0)
+    model, cb = Logged(), ActscopeCallback(report=False, log_every=3)
+    trainer(tmp_path, [cb]).fit(model, loaders[0])
+    t = cb.result()
+    acc, loss = t.scalar("train_acc"), t.scalar("loss")
+    read = np.asarray(t.iters) % 3 == 0
+    assert np.isfinite(loss).all()
+    assert np.isfinite(acc[read]).all() and np.isnan(acc[~read]).all()

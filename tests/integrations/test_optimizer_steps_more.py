@@ -25,7 +25,7 @@ def test_global_hooks_only_take_optimizers_of_watched_parameters():
     model, other = nn.Sequential(nn.Linear(3, 4), nn.Linear(4, 2)), nn.Linear(2, 2)
     stranger = torch.optim.SGD(other.parameters(), lr=0.1)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    with actscope.watch(model) as w:
+    with actscope.watch(model, signal_every=1) as w:
         run(w, model, [stranger, opt])
     t = w.result()
     assert np.isfinite(t.update_ratio).all() and np.isfinite(t.grad_norm).all()

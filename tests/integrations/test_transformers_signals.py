@@ -28,7 +28,7 @@ class GradSpy(transformers.TrainerCallback):
 
 
 def test_gpt2_signals_scalars_and_context(tmp_path):
-    model, cb, spy = gpt2(), ActscopeCallback(report=False), GradSpy()
+    model, cb, spy = gpt2(), ActscopeCallback(report=False, signal_every=1), GradSpy()
     args = train_args(tmp_path, logging_strategy="steps", logging_steps=1,
                       eval_strategy="steps", eval_steps=3, max_grad_norm=0.5)
     transformers.Trainer(model=model, args=args, train_dataset=Tokens(64),
@@ -62,12 +62,12 @@ def test_log_history_maps_step_s_to_iteration_s_minus_1():
 
 
 def test_resume_continues_the_signals(tmp_path):
-    cb = ActscopeCallback(report=False)
+    cb = ActscopeCallback(report=False, signal_every=1)
     args = train_args(tmp_path, save_strategy="steps", save_steps=3, logging_strategy="steps",
                       logging_steps=1)
     transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64), callbacks=[cb]).train()
     full = cb.result()
-    cb2, model2 = ActscopeCallback(report=False), gpt2()
+    cb2, model2 = ActscopeCallback(report=False, signal_every=1), gpt2()
     transformers.Trainer(model=model2, args=args, train_dataset=Tokens(64),
                          callbacks=[cb2]).train(resume_from_checkpoint=str(tmp_path /
                                                                            "checkpoint-3"))

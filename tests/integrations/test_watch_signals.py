@@ -70,7 +70,7 @@ def test_every_field_matches_a_direct_recomputation(pass_optimizer):
     model, data = mlp(), batches(5)
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     truth = truth_dict()
-    with actscope.watch(model, modules=[model[0], model[1], model[2]],
+    with actscope.watch(model, modules=[model[0], model[1], model[2]], signal_every=1,
                         optimizer=opt if pass_optimizer else None) as w:
         run(model, w, data, opt, truth)
     t = w.result()
@@ -95,7 +95,7 @@ def test_every_n_records_ratios_over_the_recorded_step_only():
     model, data = mlp(), batches(7)
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     truth = truth_dict()
-    with actscope.watch(model, modules=[model[0], model[1], model[2]], every=3,
+    with actscope.watch(model, modules=[model[0], model[1], model[2]], signal_every=1, every=3,
                         optimizer=opt) as w:
         run(model, w, data, opt, truth, every=3)
     t = w.result()
@@ -111,7 +111,7 @@ def test_global_step_hooks_only_answer_the_watched_models_optimizer():
     opt, other_opt = (torch.optim.SGD(model.parameters(), lr=0.1),
                       torch.optim.SGD(other.parameters(), lr=0.1))
     before = len(optim_mod._global_optimizer_pre_hooks)
-    w = actscope.watch(model)
+    w = actscope.watch(model, signal_every=1)
     assert w.acc.context["optimizer"] is None  # not known until it steps
     for xb, yb in batches(2):
         nn.functional.cross_entropy(model(xb), yb).backward()
@@ -129,7 +129,7 @@ def test_global_step_hooks_only_answer_the_watched_models_optimizer():
 
 def test_a_hand_written_update_reads_gradients_at_step():
     model = mlp()
-    with actscope.watch(model) as w:
+    with actscope.watch(model, signal_every=1) as w:
         for xb, yb in batches(2):
             nn.functional.cross_entropy(model(xb), yb).backward()
             w.step()  # before the update: the gradients are still there
@@ -157,7 +157,7 @@ class Blow(nn.Module):
 def test_absmax_is_exact_and_nonfinite_honest(scale):
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), Blow(scale), nn.Linear(8, 2))
-    with actscope.watch(model, modules=list(model)) as w:
+    with actscope.watch(model, modules=list(model), signal_every=1) as w:
         for _ in range(4):
             model(torch.randn(3, 4))
             w.step()
@@ -201,7 +201,7 @@ def lm_loop(model, w, steps=4, opt=None, start=0):
 
 def test_attention_lands_on_the_watched_block_that_holds_it():
     model = tiny_gpt()
-    with actscope.watch(model, modules=list(model), optimizer=None) as w:
+    with actscope.watch(model, modules=list(model), optimizer=None, signal_every=1) as w:
         lm_loop(model, w)
     t = w.result()
     assert np.isnan(t.attn_logit_max[[0, 3]]).all()  # embedding and head: no attention
@@ -243,7 +243,7 @@ def test_no_host_sync_with_every_signal_on(monkeypatch):
     model = tiny_gpt()
     # SGD: Adam's step reads its step counter with .item() on a CPU (torch's, not ours)
     opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-    w = actscope.watch(model, modules=list(model), optimizer=opt, chunk=2)
+    w = actscope.watch(model, modules=list(model), optimizer=opt, chunk=2, signal_every=1)
     with no_host_sync(monkeypatch):
         lm_loop(model, w, steps=5, opt=opt)
         w.end_epoch()

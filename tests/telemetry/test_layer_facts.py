@@ -121,3 +121,22 @@ def test_is_attention_module():
 
     assert not is_attention_module(AttnScale()) and not is_attention_module(nn.Linear(2, 2))
     assert not is_attention_module(nn.Sequential(nn.Softmax(-1)))
+
+
+def test_a_forward_source_is_parsed_once_per_class(monkeypatch):
+    import inspect
+
+    class Block(nn.Module):  # a class of its own: nothing cached for it yet
+        def __init__(self) -> None:
+            super().__init__()
+            self.lin, self.act = nn.Linear(2, 2), nn.Tanh()
+
+        def forward(self, x):
+            return self.act(self.lin(x))
+
+    reads = []
+    real = inspect.getsource
+    monkeypatch.setattr(inspect, "getsource", lambda obj: reads.append(obj) or real(obj))
+    blocks = [Block() for _ in range(6)]
+    assert [activation_of(b) for b in blocks] == ["tanh"] * 6
+    assert reads == [Block.forward]  # one parse for six blocks (an attach reads every layer)

@@ -74,38 +74,6 @@ def test_near_zero_share_matches_a_float64_count_with_edges_and_scratch():
         assert torch.equal(got[ok], want[ok])
 
 
-@pytest.mark.parametrize("q", [0.999, 0.99, 0.9])
-def test_top_nanquantile_is_torch_nanquantile_bit_for_bit(q):
-    g = torch.Generator().manual_seed(5)
-    for trial in range(40):
-        rows, m = 1 + trial % 5, 500 + 997 * trial
-        x = torch.randn(rows, m, generator=g).abs() * 10.0 ** (trial % 7 - 3)
-        if trial % 3 == 0:
-            x = x.round()  # ties
-        if trial % 4 == 0:
-            x[torch.rand(rows, m, generator=g) < 0.3] = float("nan")
-        if trial % 5 == 0:
-            x[0] = float("nan")  # a row with no value: NaN
-        if trial % 6 == 0:
-            x = -x
-        if trial % 11 == 0:
-            x[:, ::3] = float("-inf")
-        if trial % 13 == 0:
-            x[:, 1::50] = float("inf")
-        want = torch.nanquantile(x, q, dim=1)
-        got = stats.top_nanquantile(x, q)
-        assert got.shape == want.shape
-        assert torch.equal(torch.isnan(got), torch.isnan(want)), trial
-        ok = ~torch.isnan(want)
-        assert torch.equal(got[ok], want[ok]), trial
-
-
-def test_top_nanquantile_small_rows_and_low_q_fall_back_to_a_sort():
-    x = torch.tensor([[3.0, float("nan"), 1.0, 2.0]])
-    assert torch.equal(stats.top_nanquantile(x, 0.999), torch.nanquantile(x, 0.999, dim=1))
-    assert torch.equal(stats.top_nanquantile(x, 0.2), torch.nanquantile(x, 0.2, dim=1))
-
-
 def test_blocked_cpu_histograms_count_what_one_pass_counts(monkeypatch):
     g = torch.Generator().manual_seed(7)
     s = torch.randn(3, 7, 50, generator=g) * 3

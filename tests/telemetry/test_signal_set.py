@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -119,3 +120,30 @@ def test_device_is_where_the_records_or_params_live():
     assert sig.device() == torch.device("cpu")
     empty = SignalSet(None, [nn.ReLU()], TelemetrySettings(), SignalSlots(1, 1))
     assert empty.device() == torch.device("cpu") and empty.probe is None
+
+
+@pytest.mark.parametrize("every,signal_every", [(1, 4), (2, 3), (1, 1)])
+def test_gradient_and_update_signals_only_on_every_signal_every_th_recorded_step(
+        every: int, signal_every: int) -> None:
+    from actscope.telemetry.accumulator import TelemetryAccumulator
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    acc = TelemetryAccumulator(every=every, signal_every=signal_every, chunk=4)
+    acc.attach(model, [model[0], model[2]])
+    for step in range(12):
+        if acc.begin_batch(step):
+            model(torch.randn(5, 4)).square().mean().backward()
+            acc.before_optimizer_step()
+            opt.step()
+            acc.after_optimizer_step()
+            opt.zero_grad()
+            acc.end_batch()
+    t = acc.result()
+    measured = [(it // every) % signal_every == 0 for it in t.iters]
+    assert np.isfinite(t.grad_norm[:, measured]).all()
+    assert np.isnan(t.grad_norm[:, [not m for m in measured]]).all()
+    assert np.isnan(t.update_ratio[:, [not m for m in measured]]).all()
+    assert np.isfinite(t.update_ratio[:, measured]).all()
+    assert t.meta["signal_every"] == signal_every

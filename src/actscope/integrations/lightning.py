@@ -21,8 +21,10 @@ before Lightning's own gradient clipping: the unclipped norms), update ratios in
 ``on_train_batch_end`` of a batch that stepped, the model output from forward hooks on the
 LightningModule and on the network it wraps (the last one that returns logits wins), the scalars
 at each recorded step's end: ``loss`` (the training step's), ``lr`` (the first optimizer's first
-param group) and ``trainer.callback_metrics`` (device tensors, kept on the device until the
-read-back), and ``meta["context"]`` from the trainer's optimizer, scheduler, clipping, precision.
+param group), and every ``log_every``-th step ``trainer.callback_metrics`` (device tensors, kept on
+the device until the read-back; read no more often because Lightning turns its prog_bar values
+into Python numbers there, a host sync on a GPU), and ``meta["context"]`` from the trainer's
+optimizer, scheduler, clipping, precision.
 """
 
 from __future__ import annotations
@@ -54,7 +56,8 @@ class ActscopeCallback(pl.Callback):
             the model's repeated blocks (``actscope.telemetry.modules.default_modules``).
         every: record every ``every``-th optimizer step.
         report: write telemetry.npz, findings.json, plots/ and report.html at fit end.
-        log_every: send the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
+        log_every: read the trainer's logged metrics (``callback_metrics``) every ``log_every``
+            steps, and send the per-layer scalars (``actscope/<layer>/std``, ``max_abs``,
             ``dead_share``, ``grad_norm``, ``update_ratio``) of one record per ``log_every``
             optimizer steps to every logger in ``trainer.loggers``, at each flush.
         loggers: False sends nothing to the trainer's loggers.
@@ -68,9 +71,10 @@ class ActscopeCallback(pl.Callback):
         self.log_every = check_log_every("ActscopeCallback", log_every)
         self._scalars = LayerScalars(self.log_every)
         self._loggers: list[Any] = []  # the running fit's trainer.loggers
-        if loggers:
-            self.recorder.feed.add(self._to_loggers)
+        self._use_loggers = loggers
+        self._listening = False  # _to_loggers is a flush listener (from the first fit with loggers)
         self.out_dir = None if out_dir is None else Path(out_dir)
+        self._state_key: tuple[Path | None, str] | None = None  # (out_dir, key): built once
         self.write = report
         self.report_path: Path | None = None
         self._dir: Path | None = None
@@ -79,7 +83,12 @@ class ActscopeCallback(pl.Callback):
     @property
     def state_key(self) -> str:
         # Two callbacks writing to different folders keep separate states in one checkpoint.
-        return self._generate_state_key(out_dir=None if self.out_dir is None else str(self.out_dir))
+        # Lightning reads the key at every hook call (its profiler's action names): built once.
+        if self._state_key is None or self._state_key[0] != self.out_dir:
+            key = self._generate_state_key(
+                out_dir=None if self.out_dir is None else str(self.out_dir))
+            self._state_key = (self.out_dir, key)
+        return self._state_key[1]
 
     # ---- set-up and tear-down ------------------------------------------------------------
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -88,6 +97,10 @@ class ActscopeCallback(pl.Callback):
         self._dir = self.out_dir or log_dir / REPORT_SUBDIR
         self.report_path = None
         self._loggers, self._scalars = list(trainer.loggers), LayerScalars(self.log_every)
+        if self._use_loggers and self._loggers and not self._listening:
+            # only a fit with loggers listens: else each flush would build a chunk for nobody
+            self.recorder.feed.add(self._to_loggers)
+            self._listening = True
         if trainer.is_global_zero:  # the other ranks register no hook at all
             if self.write:
                 self.recorder.check_report_target(self._dir)
@@ -108,7 +121,10 @@ class ActscopeCallback(pl.Callback):
         if trainer.global_step != self._step:
             self.recorder.after_step()
             if self.recorder.acc.recording:  # the metrics only where they are recorded
-                self.recorder.scalars(step_scalars(trainer, outputs))
+                # trainer.callback_metrics turns prog_bar values into Python numbers (a host
+                # sync on a GPU): read it every log_every-th step only, the loss every step
+                logged = self._step % self.log_every == 0
+                self.recorder.scalars(step_scalars(trainer, outputs, logged))
             self.recorder.end()
 
     def on_before_optimizer_step(self, trainer: pl.Trainer, pl_module: pl.LightningModule,
@@ -125,6 +141,8 @@ class ActscopeCallback(pl.Callback):
 
     def _to_loggers(self, chunk: Telemetry) -> None:
         """A flush listener: the chunk's due records to every logger of the fit."""
+        if not self._loggers:  # a later fit without loggers
+            return
         for step, metrics in self._scalars.points(chunk):
             for logger in self._loggers:
                 logger.log_metrics(metrics, step)
@@ -195,17 +213,20 @@ def lightning_context(trainer: pl.Trainer) -> dict[str, Any]:
                         "max_epochs": trainer.max_epochs, "max_steps": trainer.max_steps}}
 
 
-def step_scalars(trainer: pl.Trainer, outputs: Any) -> dict[str, Any]:
-    """The step's loss, lr and logged metrics, as numbers or 1-element tensors (no host read)."""
+def step_scalars(trainer: pl.Trainer, outputs: Any, logged: bool = True) -> dict[str, Any]:
+    """The step's loss and lr, and (``logged``) the trainer's logged metrics, as numbers or
+    1-element tensors. Only ``logged`` reads ``trainer.callback_metrics``, which converts
+    prog_bar metrics with ``.item()``: the caller asks for it every ``log_every`` steps."""
     values: dict[str, Any] = {}
     loss = outputs.get("loss") if isinstance(outputs, dict) else outputs
     if isinstance(loss, torch.Tensor) and loss.numel() == 1:
         values["loss"] = loss.detach()
-    if trainer.optimizers:
-        lr = trainer.optimizers[0].param_groups[0].get("lr")
+    opts = trainer.optimizers  # a property through the strategy: read once
+    if opts:
+        lr = opts[0].param_groups[0].get("lr")
         if isinstance(lr, (int, float, torch.Tensor)) and not isinstance(lr, bool):
             values["lr"] = lr
-    for name, v in trainer.callback_metrics.items():
+    for name, v in (trainer.callback_metrics.items() if logged else ()):
         if isinstance(v, torch.Tensor) and v.numel() == 1 and v.is_floating_point():
             values.setdefault(str(name), v.detach())
         elif isinstance(v, (int, float)) and not isinstance(v, bool):

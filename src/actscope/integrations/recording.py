@@ -7,11 +7,17 @@ accumulation the record describes the step's last micro-batch and the records ar
 Evaluation runs in eval mode (or between steps) and is never recorded. The report is the folder
 ``actscope.watch().report`` writes: telemetry.npz + findings.json (``publish_telemetry``, the one
 diagnosis), plots/*.png and report.html.
+
+The model's output (log-sum-exp and max |logit|) is read by ``OutputHooks`` on the modules whose
+output is the model's: a LightningModule whose ``forward`` returns its network's output fires
+both hooks with one logits tensor, which is then reduced once, not twice (an LM's logits are the
+largest tensor of the step).
 """
 
 from __future__ import annotations
 
 import time
+import weakref
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +31,14 @@ from actscope.report.folder import check_report_folder
 from actscope.report.writer import write_run_report
 from actscope.runs.report_claim import check_claim
 from actscope.telemetry.accumulator import TelemetryAccumulator
+from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import default_modules
+from actscope.telemetry.output_logits import find_logits
 from actscope.telemetry.record import Telemetry
 from actscope.telemetry.settings import check_settings
 
-__all__ = ["StepRecorder", "STATE_VERSION", "inner_network", "trainer_default_modules"]
+__all__ = ["OutputHooks", "StepRecorder", "STATE_VERSION", "inner_network",
+           "trainer_default_modules"]
 
 STATE_VERSION = 1
 
@@ -40,12 +49,12 @@ def _n_params(m: nn.Module) -> int:
 
 def inner_network(model: nn.Module) -> nn.Module:
     """The network a wrapper holds: down through children that hold all the parameters."""
-    inner = model
+    inner, total = model, _n_params(model)  # each level's count, once (a big model: ms)
     while True:
-        kids = [c for c in inner.children() if _n_params(c) > 0]
-        if len(kids) != 1 or _n_params(kids[0]) != _n_params(inner):
+        kids = [(c, n) for c in inner.children() if (n := _n_params(c)) > 0]
+        if len(kids) != 1 or kids[0][1] != total:
             return inner
-        inner = kids[0]
+        inner = kids[0][0]
 
 
 def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
@@ -56,6 +65,44 @@ def trainer_default_modules(model: nn.Module) -> list[nn.Module]:
     then apply to that child, and on down through further single-child wrappers.
     """
     return default_modules(inner_network(model))
+
+
+class OutputHooks:
+    """Forward hooks on the modules whose output is the model's (the last with logits wins).
+
+    Each logits tensor goes to ``acc.record_output`` once: where a wrapper returns its inner
+    network's output, both hooks see the same tensor and the second is skipped (a weak
+    reference tells, so the logits are not kept alive past their step).
+    """
+
+    def __init__(self, acc: TelemetryAccumulator) -> None:
+        self.acc = acc
+        self._handles: list[Any] = []
+        self._last: weakref.ref[Any] | None = None  # the logits recorded last
+
+    def register(self, roots: list[nn.Module]) -> None:
+        """Hook ``roots`` (none where the output signal is off); weak, like every actscope hook."""
+        self.remove()
+        if self.acc.settings.output_logits:
+            self._handles = [r.register_forward_hook(WeakCall(self, "_output")) for r in roots]
+
+    def _output(self, module: nn.Module, args: Any, out: Any) -> None:
+        if self.acc.settings.training_only and not module.training:
+            return  # validation inside the step must not overwrite the training output
+        logits = find_logits(out)
+        if logits is None:
+            return
+        last = self._last
+        if last is not None and last() is logits:
+            return  # the same tensor through a second root: reduced already
+        self._last = weakref.ref(logits)
+        self.acc.record_output(logits)
+
+    def remove(self) -> None:
+        """Remove the hooks (idempotent)."""
+        for h in self._handles:
+            h.remove()
+        self._handles, self._last = [], None
 
 
 class StepRecorder:
@@ -73,6 +120,7 @@ class StepRecorder:
         self._pending: dict[str, Any] | None = None
         self._open = False
         self.feed = FlushFeed(self.acc)  # the trainers' loggers listen here (integrations/loggers)
+        self.outputs = OutputHooks(self.acc)
         self.report_seconds = 0.0  # how long the last report took
 
     # ---- set-up and tear-down ------------------------------------------------------------
@@ -84,8 +132,10 @@ class StepRecorder:
         ``context``: ``run_context``'s optimizer, scheduler, grad_clip, mixed_precision, trainer.
         """
         model = unwrap_model(model)
+        # the output hooks are ours (OutputHooks), not the accumulator's: one reduction per step
         names = self.acc.attach(model, self.modules if self.modules is not None
-                                else trainer_default_modules(model), output_roots=output_roots)
+                                else trainer_default_modules(model), output_roots=())
+        self.outputs.register(list(output_roots) if output_roots is not None else [model])
         self.acc.build_context(model, **context)
         self._open = False
         if self._pending is not None:
@@ -97,6 +147,7 @@ class StepRecorder:
     def remove(self) -> None:
         """Remove the hooks (idempotent); the recording stays readable."""
         self.acc.remove()
+        self.outputs.remove()
         self._open = False
 
     @property

@@ -178,7 +178,8 @@ class Watch:
             check_scalars(scalars)  # checked, not recorded: their batch is closed already
             return
         self._peeked = False
-        self.acc.record_scalars(scalars)
+        if scalars:  # a bare step() records none: no check, no device lookup
+            self.acc.record_scalars(scalars)
         signals = self.acc.signals
         if signals is not None and not signals.stepped:  # no optimizer step seen: grads now
             self.acc.before_optimizer_step()

@@ -78,14 +78,14 @@ class TelemetryAccumulator(SignalMoments):
                  output: OutputSpec = None, training_only: bool = True,
                  extremes: bool = True, grad_norms: bool = True, update_ratios: bool = True,
                  attention: bool = True, output_logits: bool = True,
-                 max_records: int = 4096, keep_first: int = 64) -> None:
+                 max_records: int = 4096, keep_first: int = 64, signal_every: int = 4) -> None:
         self.settings = TelemetrySettings(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output,
             training_only=training_only, extremes=extremes, grad_norms=grad_norms,
             update_ratios=update_ratios, attention=attention, output_logits=output_logits,
-            max_records=max_records, keep_first=keep_first)
+            max_records=max_records, keep_first=keep_first, signal_every=signal_every)
         self.listeners: list[Callable[[Telemetry], None]] = []
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
@@ -189,7 +189,7 @@ class TelemetryAccumulator(SignalMoments):
         if self.recording:
             self.buf.slots.begin(step)
         if self.signals is not None:
-            self.signals.begin(self.recording, self.buf.slots.slot)
+            self.signals.begin(self.recording, self.buf.slots.slot, step)
         return self.recording
 
     @_normal_tensors
@@ -318,6 +318,8 @@ class TelemetryAccumulator(SignalMoments):
                                                         "update_ratios", "attention",
                                                         "output_logits")},
                 "update_ratio_span": "one optimizer step",
+                # gradient norms and update ratios: on every signal_every-th recorded batch
+                "signal_every": st.signal_every,
                 "context": self.context,
                 "bytes_per_record_per_layer": self.bytes_per_record(),
                 "hist_range_rule": "fixed" if st.hist_range else "power-of-two ladder per chunk",

@@ -16,7 +16,6 @@ __all__ = [
     "split_histograms",
     "near_zero_share",
     "mean_abs_dev",
-    "top_nanquantile",
 ]
 
 
@@ -173,32 +172,3 @@ def mean_abs_dev(samples: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     """``(L, N)`` mean absolute deviation of the samples around the exact per-batch ``mean``."""
     return (samples - mean.unsqueeze(-1)).abs().nanmean(dim=2)
 
-
-def top_nanquantile(x: torch.Tensor, q: float) -> torch.Tensor:
-    """``torch.nanquantile(x, q, dim=1)`` (linear interpolation) of a 2D ``x``, bit for bit,
-    from each row's top values (one ``topk``) rather than a full sort: for q near 1.
-
-    The ladder's 99.9% quantile of a million samples took 80 ms to sort on a CPU, the costliest
-    step of a flush; ``topk`` of the top 0.1% takes 2 ms. The ranks and the interpolation are
-    torch's own (``aten/native/Sorting.cpp``): ``rank = q * (non-NaN count - 1)``, the values at
-    ``floor(rank)`` and ``ceil(rank)`` of the ascending non-NaN values, ``lerp`` between them. A
-    row with no non-NaN value gives NaN. NaN goes to -inf for the ``topk``: below every value at
-    a position the ranks reach (a real -inf there has the same value).
-    """
-    rows, m = x.shape
-    kk = min(m, int((1.0 - q) * m) + 3)  # the descending positions the ranks can reach, +2
-    if q < 0.5 or 4 * kk > m:  # a full sort costs no more
-        return torch.nanquantile(x, q, dim=1)
-    nan = torch.isnan(x)
-    top = torch.topk(x.masked_fill(nan, float("-inf")), kk, dim=1).values  # descending
-    count = (~nan).sum(dim=1, keepdim=True)
-    ranks = torch.full((), q, dtype=x.dtype, device=x.device) * (count - 1)
-    ranks.masked_fill_(ranks < 0, 0)
-    below = ranks.long()
-    weights = ranks - below
-    above = ranks.ceil().long()
-    # ascending position r is descending position count - 1 - r
-    lo = top.gather(1, (count - 1 - below).clamp_(0, kk - 1))
-    hi = top.gather(1, (count - 1 - above).clamp_(0, kk - 1))
-    out = lo.lerp_(hi, weights)
-    return torch.where(count > 0, out, float("nan")).squeeze(1)

@@ -12,7 +12,12 @@ their record slots live here (docs/signals.md, "Wiring"):
 - ``after_step()``: after the optimizer step: per-layer ||W_t - W_{t-1}|| / ||W_t||;
 - ``end()``: the batch ends: the attention probe's values into the record.
 
-Everything is done only on recorded batches, so with ``every=N`` the update ratio spans exactly
+Gradient norms, update ratios, the output's logits and the attention probe run on every
+``signal_every``-th recorded batch only (NaN in the other records, which merges and the rules
+skip): they are trends, and at 1/4 of the steps still catch a blow-up within a few steps, at a
+quarter of the cost. ``absmax`` (the first non-finite value) and the scalars stay on every
+recorded batch. Everything is done only on
+recorded batches, so with ``every=N`` the update ratio spans exactly
 the recorded batch's optimizer step (its ``before_step`` takes the sample), not N steps, and a
 skipped batch costs nothing. Values go into ``SignalSlots`` with device ops only.
 """
@@ -53,6 +58,7 @@ class SignalSet:
         self.recording = False
         self.slot = 0
         self._sampled = False  # before_step took the weight sample of this batch's step
+        self._signals_now = False  # this batch measures the signal_every signals
         self.stepped = False  # an optimizer step was seen in this batch (watch's fallback)
 
     @property
@@ -78,16 +84,18 @@ class SignalSet:
         self.output(out)
 
     # ---- the moments ---------------------------------------------------------------------
-    def begin(self, recording: bool, slot: int) -> None:
-        """A batch starts (``slot``: where its record goes)."""
+    def begin(self, recording: bool, slot: int, step: int = 0) -> None:
+        """A batch starts (``slot``: where its record goes; ``step``: its number)."""
         self.recording, self.slot = recording, slot
+        st = self.settings
+        self._signals_now = recording and (step // st.every) % st.signal_every == 0
         self._sampled = self.stepped = False
         if self.probe is not None:
-            self.probe.enabled = recording
+            self.probe.enabled = self._signals_now
 
     def output(self, out: Any) -> None:
         """The model's output of this batch: mean log-sum-exp and max |logit| (if logits)."""
-        if not self.recording or not self.settings.output_logits:
+        if not self._signals_now or not self.settings.output_logits:
             return
         if torch.is_inference_mode_enabled():
             return
@@ -99,7 +107,7 @@ class SignalSet:
 
     def before_step(self) -> None:
         """Gradients are final for this optimizer step: norms, and the weights before it."""
-        if not self.recording or not self.has_params:
+        if not self._signals_now or not self.recording or not self.has_params:
             return
         with torch.no_grad():
             if self.settings.grad_norms:
@@ -119,6 +127,7 @@ class SignalSet:
 
     def end(self) -> None:
         """The batch ends: the attention probe's values (if any ran) into the record."""
+        self._signals_now = False  # an output after the batch (validation) is not this one's
         if self.probe is None:
             return
         if self.recording and self.probe.has_values:
