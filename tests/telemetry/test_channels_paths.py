@@ -187,7 +187,10 @@ def test_a_layer_whose_channels_all_fired_skips_the_max_until_the_epoch_ends(mon
     real_amax = torch.amax
 
     def counting_amax(*args, **kwargs):
-        calls["n"] += 1
+        out, ext = kwargs.get("out"), acc.buf.sig.layer
+        if out is None or ext is None or out.data_ptr() < ext.data_ptr() or (
+                out.data_ptr() >= ext.data_ptr() + ext.numel() * ext.element_size()):
+            calls["n"] += 1  # a column max, not the staged outputs' max into the extremes
         return real_amax(*args, **kwargs)
 
     net = nn.Sequential(nn.Linear(4, 6), nn.Tanh())  # Gaussian inputs: every unit fires at once

@@ -253,6 +253,9 @@ class TelemetryAccumulator(SignalMoments):
         if t is None:
             self._skip(hook, out)
             return
+        st = hook.state
+        if st.fast is not None and self.buf.slots.record_fast(st, t, self.stage_max):
+            return  # a small output like the last one: one copy (slots.record_fast)
         x = t.detach()
         if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
             x = x.float()
@@ -261,7 +264,6 @@ class TelemetryAccumulator(SignalMoments):
         if n == 0:
             self._skip(hook, t)
             return
-        st = hook.state
         if not st.ordered:  # once per layer: the forward order, for the diagnosis
             st.ordered = True
             self.forward_order.append(st.layer)
@@ -273,7 +275,7 @@ class TelemetryAccumulator(SignalMoments):
                     n, self.settings.k, flat.device, self.settings.seed)
             st.idx, st.idx_n = idx, n
         staged = n <= self.stage_max
-        self.buf.slots.record(st, x, flat, idx, n, staged)
+        self.buf.slots.record(st, x, flat, idx, n, staged, t)
         if self.settings.extremes and not staged:  # one more op: aminmax (max |x| at flush)
             self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)
 

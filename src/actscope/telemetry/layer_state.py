@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["LayerState"]
+__all__ = ["FastRecord", "LayerState"]
 
 
 @dataclass(slots=True, eq=False)
@@ -37,3 +37,23 @@ class LayerState:
     red_dims: tuple[int, ...] = field(default_factory=tuple)
     # The staging rows of its current output size (``staging.Stage``; None: not staged yet).
     stage: Any = None
+    # A staged layer's fast path (``SampleSlots.record_fast``), set by a full ``record``.
+    fast: FastRecord | None = None
+
+
+class FastRecord:
+    """What a staged layer's last full record settled, for the next outputs like it: one copy.
+
+    Valid while the output keeps ``shape``, ``dtype`` and ``device`` (``Tensor.get_device()``),
+    and while the slots' device memory is the one of ``layout`` (``SampleSlots.layout``)."""
+
+    __slots__ = ("shape", "dtype", "device", "row", "stage", "pending", "n", "layout")
+
+    def __init__(self, shape: torch.Size, dtype: torch.dtype, device: int, row: torch.Tensor,
+                 stage: Any, pending: tuple[Any, torch.Size, LayerState] | None, n: int,
+                 layout: object) -> None:
+        self.shape, self.dtype, self.device = shape, dtype, device
+        self.row = row  # its staging row, viewed in the output's shape: no reshape per call
+        self.stage = stage  # the staging.Stage of outputs of n elements
+        self.pending = pending  # its column-max entry (SampleSlots.chan_pending), or None
+        self.n, self.layout = n, layout

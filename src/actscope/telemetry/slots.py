@@ -15,9 +15,10 @@ from typing import Any
 import torch
 
 from actscope.telemetry.channels import ChannelMaxima
-from actscope.telemetry.layer_state import LayerState
+from actscope.telemetry.layer_state import FastRecord, LayerState
 from actscope.telemetry.modules import channel_dim
 from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.staged_columns import StagedColumns
 from actscope.telemetry.staging import StagedOutputs
 
 __all__ = ["SampleSlots"]
@@ -44,8 +45,11 @@ class SampleSlots:
         self.ever = [False] * n_layers  # which layers have recorded at least once
         self.slot, self.step, self.wrote = 0, 0, False
         self.staged = StagedOutputs(n_layers, settings.k)  # small outputs, reduced at commit
+        # replaced whenever device memory is dropped: a LayerState.fast made before is stale
+        self.layout = object()
         # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
         self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
+        self.columns = StagedColumns()  # their batched reduction, its plan kept across batches
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -71,6 +75,7 @@ class SampleSlots:
         self.slab, self.gsums, self.views = None, None, [None] * self.L
         self.channels.drop()
         self.staged.drop()
+        self.layout = object()
 
     # ---- per batch -----------------------------------------------------------------------
     def begin(self, step: int) -> None:
@@ -80,13 +85,36 @@ class SampleSlots:
         self.staged.clear()
         self.chan_pending.clear()
 
+    def record_fast(self, st: LayerState, t: torch.Tensor, stage_max: int) -> bool:
+        """A staged layer's output of the shape, dtype and device of its last one, written once
+        in this batch: one ``copy_`` into its staging row (and its column max noted for the
+        commit). False, writing nothing, where that does not hold: then ``record``.
+
+        Everything ``record`` checks per output is settled by that last one (channel layout,
+        views, stage, sample positions): ~5 us less per layer and batch on a CPU."""
+        fast = st.fast
+        layer = st.layer
+        if (fast is None or fast.layout is not self.layout or t.shape != fast.shape
+                or t.dtype is not fast.dtype or t.get_device() != fast.device
+                or fast.n > stage_max or self.ran[layer]):
+            return False
+        fast.row.copy_(t.detach())  # a copy: the output may change in place after the hook
+        fast.stage.layers.append(layer)
+        if fast.pending is not None and not self.channels.all_fired[layer]:
+            self.chan_pending[layer] = fast.pending
+        self.counts[layer][self.slot] = fast.n
+        self.ran[layer] = self.wrote = self.ever[layer] = True
+        return True
+
     def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
-               n: int, stage: bool = False) -> None:
+               n: int, stage: bool = False, t: torch.Tensor | None = None) -> None:
         """The hot path: samples, sum, sum of squares, column max of one module's output.
 
         ``stage`` (the accumulator's choice for a small output, ``staging.STAGE_MAX``): copy it
-        into its staging row instead, reduced with the other small ones by ``flush_staged``."""
+        into its staging row instead, reduced with the other small ones by ``flush_staged``;
+        ``t`` (the output as the module returned it) then sets up ``record_fast``."""
         layer, slot, ch = st.layer, self.slot, self.channels
+        st.fast = None
         if st.chan_ndim != x.ndim:
             self._channel_setup(st, x)
         views = self.views[layer]
@@ -120,13 +148,19 @@ class SampleSlots:
                 torch.maximum(run, col.view(-1), out=run)
         self.counts[layer][slot] = n
         self.ran[layer] = self.wrote = self.ever[layer] = True
+        if stage and t is not None and (not st.n_chan or ch.col_slot[layer] is not None):
+            st.fast = FastRecord(t.shape, t.dtype, t.get_device(), stage.rows[layer].view(t.shape),
+                                 stage, (stage, x.shape, st) if st.n_chan else None, n,
+                                 self.layout)
 
     def flush_staged(self, extremes: torch.Tensor | None) -> None:
         """The batch's staged outputs into the current slot (before ``RecordStore.commit``);
         ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
         if self.slab is not None:
             if self.chan_pending:
-                self._column_maxima()
+                self.columns.reduce(self.chan_pending, self.views, self.slot, self.L,
+                                    self.layout)
+                self.chan_pending.clear()
             self.staged.flush(self.slab, self.slot, extremes)
 
     def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
@@ -134,22 +168,6 @@ class SampleSlots:
         stage, shape, st = self.chan_pending.pop(layer)
         if col.shape == shape[st.keep:]:
             torch.amax(stage.rows[layer].view(shape), st.red_dims, out=col)
-
-    def _column_maxima(self) -> None:
-        """The column max of every staged layer, per (stage, shape): one ``amax`` over the
-        stacked rows and one ``_foreach_copy_`` into the layers' slot columns."""
-        groups: dict[tuple[int, torch.Size, tuple[int, ...]], list[int]] = {}
-        for layer, (stage, shape, st) in self.chan_pending.items():
-            groups.setdefault((id(stage), shape, st.red_dims), []).append(layer)
-        slot = self.slot
-        for (_, shape, red), layers in groups.items():
-            stage = self.chan_pending[layers[0]][0]
-            layers.sort()
-            rows = stage.buf if len(layers) == self.L else stage.buf.index_select(
-                0, stage.layer_index(tuple(layers)))
-            cols = torch.amax(rows.view(len(layers), *shape), tuple(d + 1 for d in red))
-            torch._foreach_copy_([self.views[i][3][slot] for i in layers], list(cols.unbind(0)))
-        self.chan_pending.clear()
 
     def record_grad(self, layer: int, g: torch.Tensor) -> None:
         """The output gradient's sum and sum of squares, into the current slot."""

@@ -86,7 +86,11 @@ class StagedOutputs:
             layers = tuple(sorted(set(st.layers)))
             st.layers.clear()
             full = len(layers) == self.L and layers == _arange(self.L)
-            sub = st.buf if full else st.buf.index_select(0, st.layer_index(layers))
+            if full:  # every layer: each result straight into its strided slot column
+                _reduce_into(st, slab[:, slot], self.k,
+                             None if extremes is None else extremes[:, slot])
+                continue
+            sub = st.buf.index_select(0, st.layer_index(layers))
             # index_select along dim 1 into a fresh tensor: into a strided out= view it is 14x
             # slower on a CPU; one cat, then one copy (or index_copy_) per destination
             vals = torch.cat((torch.index_select(sub, 1, st.idx), sub.sum(1, keepdim=True),
@@ -95,6 +99,29 @@ class StagedOutputs:
             if extremes is not None:  # amin + amax: 10x faster than aminmax(dim=1) on a CPU
                 _put(extremes[:, slot, :2], torch.stack((sub.amin(1), sub.amax(1)), 1), full,
                      st, layers)
+
+
+def _reduce_into(st: Stage, dst: torch.Tensor, k: int, ext: torch.Tensor | None) -> None:
+    """Every layer's row of ``st`` reduced into ``dst`` (L, k + 2) and ``ext`` (L, >= 2) with
+    ``out=``: no concatenation and no second copy (about half the ops' time on a CPU).
+
+    Samples: an output of ``n <= k`` elements has every element sampled, cycled to fill ``k``
+    (``reductions.sample_indices``), so the rows are written as ``k // n`` broadcast copies
+    and the remainder (3x faster than ``index_select`` + copy); larger ones by ``index_select``.
+    """
+    buf, n = st.buf, st.n
+    if n <= k:
+        reps, rem = divmod(k, n)
+        dst[:, :reps * n].view(-1, reps, n).copy_(buf.unsqueeze(1).expand(-1, reps, n))
+        if rem:
+            dst[:, reps * n:k].copy_(buf[:, :rem])
+    else:
+        dst[:, :k].copy_(torch.index_select(buf, 1, st.idx))
+    torch.sum(buf, 1, out=dst[:, k])
+    torch.linalg.vecdot(buf, buf, out=dst[:, k + 1])
+    if ext is not None:  # amin + amax: 10x faster than aminmax(dim=1) on a CPU
+        torch.amin(buf, 1, out=ext[:, 0])
+        torch.amax(buf, 1, out=ext[:, 1])
 
 
 def _put(dst: torch.Tensor, vals: torch.Tensor, full: bool, st: Stage,
