@@ -42,7 +42,7 @@ def record(stage_max: int, steps: int = 6) -> tuple[object, list[torch.Tensor]]:
     torch.manual_seed(1)
     net = Net()
     acc = TelemetryAccumulator(sample_size=32, chunk=4, bins=8)
-    acc.stage_max = stage_max
+    acc.stage_max, acc.min_staged = stage_max, 0
     acc.attach(net, [net.a, net.b, net.c, net.skip, net.big])
     outs = []
     net.a.register_forward_hook(lambda m, i, o: outs.append(o.detach().clone()))
@@ -107,7 +107,7 @@ class MapNet(nn.Module):
 def channel_maxima(stage_max: int, xs: list[torch.Tensor]) -> list[torch.Tensor]:
     net = MapNet()
     acc = TelemetryAccumulator(sample_size=16, chunk=8)
-    acc.stage_max = stage_max
+    acc.stage_max, acc.min_staged = stage_max, 0
     acc.attach(net, [net.conv, net.seq])
     for step, x in enumerate(xs):
         acc.begin_batch(step)
@@ -155,6 +155,7 @@ def test_the_fast_path_gives_the_full_paths_numbers(monkeypatch):
 def test_the_fast_path_follows_a_new_shape_and_dtype():
     lin = nn.Linear(4, 8)
     acc = TelemetryAccumulator(sample_size=16, chunk=8)
+    acc.min_staged = 0  # one small layer: keep it staged (the fast path is the staged one)
     acc.attach(lin, [lin])
     xs = [torch.randn(5, 4), torch.randn(5, 4), torch.randn(3, 4), torch.randn(5, 4)]
     outs = []
@@ -180,7 +181,7 @@ def test_staged_samples_of_a_full_stage_are_the_per_hook_samples(k):
         torch.manual_seed(0)
         net = nn.Sequential(nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 16))
         acc = TelemetryAccumulator(sample_size=k, chunk=4)
-        acc.stage_max = stage_max
+        acc.stage_max, acc.min_staged = stage_max, 0
         acc.attach(net, [net[0], net[1], net[2]])
         acc.begin_batch(0)
         net(torch.randn(4, 16))
@@ -191,3 +192,33 @@ def test_staged_samples_of_a_full_stage_are_the_per_hook_samples(k):
     assert torch.equal(staged[:, :k], per_hook[:, :k])  # the same samples, in the same order
     torch.testing.assert_close(staged[:, k:], per_hook[:, k:], rtol=1e-5, atol=1e-6)
     assert torch.equal(s_ext[:, 0, :2], p_ext[:, 0, :2])  # min and max
+
+
+def test_staging_stays_off_with_fewer_than_min_staged_small_layers():
+    # one or two small layers: after the first batch they reduce in their hooks (the staging's
+    # copies cost more than they save); four or more stay staged; the statistics are the same
+    def run(n_layers: int) -> tuple[int, object]:
+        torch.manual_seed(0)
+        net = nn.Sequential(*[nn.Linear(8, 8) for _ in range(n_layers)])
+        acc = TelemetryAccumulator(sample_size=16, chunk=4)
+        acc.attach(net, list(net))
+        for step in range(3):
+            acc.begin_batch(step)
+            net(torch.randn(5, 8))
+            acc.end_batch()
+        return acc.stage_max, acc.result()
+
+    few, t_few = run(2)
+    many, _ = run(4)
+    assert few == 0 and many > 0
+    acc = TelemetryAccumulator(sample_size=16, chunk=4)
+    acc.min_staged = 0
+    torch.manual_seed(0)
+    net = nn.Sequential(*[nn.Linear(8, 8) for _ in range(2)])
+    acc.attach(net, list(net))
+    for step in range(3):
+        acc.begin_batch(step)
+        net(torch.randn(5, 8))
+        acc.end_batch()
+    assert acc.stage_max > 0
+    np.testing.assert_allclose(acc.result().mean, t_few.mean, rtol=1e-6)

@@ -45,7 +45,7 @@ from actscope.telemetry.reductions import sample_indices
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
-from actscope.telemetry.staging import STAGE_MAX
+from actscope.telemetry.staging import MIN_STAGED, STAGE_MAX
 from actscope.telemetry.step_scalars import StepScalars
 
 __all__ = ["TelemetryAccumulator", "check_scalars"]  # check_scalars: re-exported
@@ -107,6 +107,13 @@ class TelemetryAccumulator(SignalMoments):
         # Outputs of at most this many elements are staged and reduced together at the batch's
         # end (staging.py); 0 turns staging off (every output reduced in its hook).
         self.stage_max = STAGE_MAX
+        # ... but only when at least this many layers are small: batching saves dispatch across
+        # many small layers (a 32-layer MLP), while for one or two (the lesson CNN's last blocks)
+        # the staging's own copies and bookkeeping cost more than it saves (measured: ~2 % of a
+        # step). Decided on an attach's first recorded batch; 0 keeps any staging.
+        self.min_staged = MIN_STAGED
+        self._staged_first: int | None = None  # small layers of the first batch (None: decided)
+        self._stage_was: int | None = None  # stage_max before the rule set it to 0
         # Per layer, why a training-mode output was not recorded (no tensor in it, empty), and
         # the layers in the order of their first recorded forward.
         self.skips: dict[int, str] = {}
@@ -130,6 +137,9 @@ class TelemetryAccumulator(SignalMoments):
         self.remove()
         self.names = layer_names(model, mods)
         self.modules = list(mods)
+        if self._stage_was is not None:  # the rule turned staging off for the last model
+            self.stage_max, self._stage_was = self._stage_was, None
+        self._staged_first = 0
         self.buf = RecordStore(len(mods), self.settings, reuse=self.buf,  # records start afresh
                                listener=self._flushed)
         self.recording = False
@@ -201,6 +211,11 @@ class TelemetryAccumulator(SignalMoments):
             self.signals.end()
         if self.recording and self.buf is not None:
             self.buf.commit()
+            if self._staged_first is not None:  # the attach's first recorded batch
+                if 0 < self._staged_first < self.min_staged:
+                    # the next batches reduce in their hooks (the same statistics)
+                    self._stage_was, self.stage_max = self.stage_max, 0
+                self._staged_first = None
         self.recording = False
 
     @_normal_tensors
@@ -275,6 +290,8 @@ class TelemetryAccumulator(SignalMoments):
                     n, self.settings.k, flat.device, self.settings.seed)
             st.idx, st.idx_n = idx, n
         staged = n <= self.stage_max
+        if staged and self._staged_first is not None:
+            self._staged_first += 1
         self.buf.slots.record(st, x, flat, idx, n, staged, t)
         if self.settings.extremes and not staged:  # one more op: aminmax (max |x| at flush)
             self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)

@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["STAGE_MAX", "Stage", "StagedOutputs"]
+__all__ = ["MIN_STAGED", "STAGE_MAX", "Stage", "StagedOutputs"]
 
 # Outputs of at most this many elements are staged (32 KiB per row). Above it an output's own
 # reductions cost more than their dispatch, and a copy would only add memory traffic.
 STAGE_MAX = 8192
+# Staging is kept only when an attach's first recorded batch has at least this many small layers
+# (``TelemetryAccumulator.min_staged``): with fewer, its copies cost more than they save.
+MIN_STAGED = 4
 
 
 class Stage:
