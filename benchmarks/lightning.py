@@ -58,18 +58,23 @@ from benchmarks.watch import mnist_tensors  # noqa: E402
 
 
 class Lit(pl.LightningModule):
-    """``cnn()`` with cross-entropy and SGD."""
+    """``cnn()`` with cross-entropy and SGD; ``log_loss``: the loss also ``self.log``-ged (the
+    trainer's own metric, as logging_cost.py needs)."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_loss: bool = False) -> None:
         super().__init__()
         self.net = cnn()
+        self.log_loss = log_loss
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x)
 
     def training_step(self, batch, batch_idx):
         x, y = batch
-        return torch.nn.functional.cross_entropy(self(x), y)
+        loss = torch.nn.functional.cross_entropy(self(x), y)
+        if self.log_loss:
+            self.log("train_loss", loss)
+        return loss
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)

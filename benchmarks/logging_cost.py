@@ -17,10 +17,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-# benchmarks/lightning.py sits beside this file: keep the folder off sys.path while importing
-# the lightning package, or that file would shadow it.
+# benchmarks/lightning.py sits beside this file: keep the folder off sys.path (that file would
+# shadow the lightning package); the repository root goes on instead, for benchmarks.*.
 _HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if __package__ in (None, ""):
+    sys.path.insert(0, str(_HERE.parent))
 
 import argparse  # noqa: E402
 import statistics  # noqa: E402
@@ -34,30 +36,8 @@ from lightning.pytorch.loggers import TensorBoardLogger  # noqa: E402
 from torch.utils.data import DataLoader, TensorDataset  # noqa: E402
 
 from actscope.integrations.lightning import ActscopeCallback  # noqa: E402
-from actscope.nn.cnn import cnn  # noqa: E402
-
-sys.path.insert(0, str(_HERE))
-from watch import mnist_tensors  # noqa: E402
-
-
-class Lit(pl.LightningModule):
-    """``cnn()`` with cross-entropy and SGD; the loss logged (the trainer's own metric)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.net = cnn()
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
-
-    def training_step(self, batch, batch_idx):
-        x, y = batch
-        loss = torch.nn.functional.cross_entropy(self(x), y)
-        self.log("train_loss", loss)
-        return loss
-
-    def configure_optimizers(self):
-        return torch.optim.SGD(self.parameters(), lr=0.1)
+from benchmarks.lightning import Lit  # noqa: E402
+from benchmarks.watch import mnist_tensors  # noqa: E402
 
 
 class EpochTimer(pl.Callback):
@@ -83,7 +63,7 @@ def fit_seconds(dl: DataLoader, logging: bool, args: argparse.Namespace, root: s
                          log_every_n_steps=10, enable_progress_bar=False,
                          enable_model_summary=False, enable_checkpointing=False,
                          default_root_dir=root, callbacks=[timer, cb])
-    trainer.fit(Lit(), dl)
+    trainer.fit(Lit(log_loss=True), dl)
     return timer.times[-1]
 
 
