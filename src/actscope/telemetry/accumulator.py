@@ -30,7 +30,7 @@ from torch import nn
 from actscope.errors import UsageError
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.host_view import to_telemetry
-from actscope.telemetry.layer_state import LayerState
+from actscope.telemetry.layer_state import LayerState, PlannedRecord
 from actscope.telemetry.modules import (
     ModuleSpec,
     OutputSpec,
@@ -271,6 +271,11 @@ class TelemetryAccumulator(SignalMoments):
         st = hook.state
         if st.fast is not None and self.buf.slots.record_fast(st, t, self.stage_max):
             return  # a small output like the last one: one copy (slots.record_fast)
+        plan = st.plan
+        if plan is not None and self.buf.slots.record_planned(
+                st, plan, t, self.buf.sig.extreme_rows(st.layer) if self.settings.extremes
+                else None):
+            return  # a CPU output like the last one: kept for the forward's end (deferred.py)
         x = t.detach()
         if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
             x = x.float()
@@ -292,9 +297,14 @@ class TelemetryAccumulator(SignalMoments):
         staged = n <= self.stage_max
         if staged and self._staged_first is not None:
             self._staged_first += 1
-        self.buf.slots.record(st, x, flat, idx, n, staged, t)
-        if self.settings.extremes and not staged:  # one more op: aminmax (max |x| at flush)
-            self.buf.sig.record_extremes(st.layer, self.buf.slots.slot, flat)
+        slots = self.buf.slots
+        # one more op: aminmax (max |x| at flush); the staged reduce theirs at commit
+        ext = (self.buf.sig.extreme_outs(st.layer, slots.slot, flat.device)
+               if self.settings.extremes and not staged else None)
+        slots.record(st, x, flat, idx, n, staged, t, ext)
+        if st.defer and not staged and t.dtype is torch.float32 and flat.is_cpu:
+            st.plan = PlannedRecord(t.shape, n, idx, slots.views[st.layer],
+                                    self.buf.sig.extreme_rows(st.layer) if ext else None)
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:

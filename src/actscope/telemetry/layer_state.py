@@ -13,7 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["FastRecord", "LayerState"]
+__all__ = ["FastRecord", "LayerState", "PlannedRecord"]
 
 
 @dataclass(slots=True, eq=False)
@@ -39,6 +39,11 @@ class LayerState:
     stage: Any = None
     # A staged layer's fast path (``SampleSlots.record_fast``), set by a full ``record``.
     fast: FastRecord | None = None
+    # On a CPU, whether its reductions wait for the batch's end (``deferred``); None: its
+    # first output has not told yet whether anything changes it in place.
+    defer: bool | None = None
+    # A deferring layer's fast path (``SampleSlots.record_planned``), set after a full record.
+    plan: PlannedRecord | None = None
 
 
 class FastRecord:
@@ -57,3 +62,15 @@ class FastRecord:
         self.stage = stage  # the staging.Stage of outputs of n elements
         self.pending = pending  # its column-max entry (SampleSlots.chan_pending), or None
         self.n, self.layout = n, layout
+
+
+class PlannedRecord:
+    """What a deferring CPU layer's full record settled, for the next float32 outputs of the
+    same shape: the sample positions and every slot's out= views (``SampleSlots.views`` and
+    ``SignalSlots`` extremes rows; valid while those objects are still the kept ones)."""
+
+    __slots__ = ("shape", "n", "idx", "views", "ext")
+
+    def __init__(self, shape: torch.Size, n: int, idx: torch.Tensor, views: Any,
+                 ext: Any) -> None:
+        self.shape, self.n, self.idx, self.views, self.ext = shape, n, idx, views, ext

@@ -40,6 +40,10 @@ class SignalSlots:
         self.scalars: torch.Tensor | None = None  # (S capacity, chunk)
         self.scalar_names: list[str] = []
         self._scalar_row: dict[str, int] = {}
+        # 0-d views of every (row, slot) of ``scalars``, and the buffer they view: an index
+        # per write costs more than the fill itself in the middle of a step
+        self._scalar_views: list[Sequence[torch.Tensor]] = []
+        self._views_of: torch.Tensor | None = None
         # per layer: the (min views, max views) of every slot, made once (no view on the hot path)
         self._ext_views: list[tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None] = (
             [None] * n_layers)
@@ -62,13 +66,24 @@ class SignalSlots:
     # ---- the hot path: one op per layer per recorded batch -------------------------------
     def record_extremes(self, layer: int, slot: int, flat: torch.Tensor) -> None:
         """min and max of a layer's output (NaN/inf propagate) into the slot: one ``aminmax``."""
+        torch.aminmax(flat, out=self.extreme_outs(layer, slot, flat.device))
+
+    def extreme_rows(self, layer: int) -> tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]
+                                                ] | None:
+        """The kept (min, max) per-slot views of a layer (None: not made yet, or remade)."""
+        return self._ext_views[layer]
+
+    def extreme_outs(self, layer: int, slot: int, device: torch.device
+                     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The (min, max) out= views of a layer's slot, for ``aminmax`` now or at the batch's
+        end (``deferred``)."""
         views = self._ext_views[layer]
-        if views is None or views[0][0].device != flat.device:
-            if self.layer is not None and self.layer.device != flat.device:
-                self.move(flat.device)
-            rows = self._layer_buf(flat.device)[layer]
+        if views is None or views[0][0].device != device:
+            if self.layer is not None and self.layer.device != device:
+                self.move(device)
+            rows = self._layer_buf(device)[layer]
             views = self._ext_views[layer] = (rows[:, 0].unbind(0), rows[:, 1].unbind(0))
-        torch.aminmax(flat, out=(views[0][slot], views[1][slot]))
+        return views[0][slot], views[1][slot]
 
     def extremes_buf(self, device: torch.device) -> torch.Tensor:
         """The (L, chunk, 2 + fields) layer buffer on ``device``: (min, max) in its first two
@@ -111,7 +126,10 @@ class SignalSlots:
             row = self._add_scalar(name, device)
         if self.scalars.device != device:  # restored on the CPU, or the run moved: once
             self.scalars = self.scalars.to(device)
-        dst = self.scalars[row, slot]
+        if self._views_of is not self.scalars:  # per-slot views, made once per buffer
+            self._views_of = self.scalars
+            self._scalar_views = [r.unbind(0) for r in self.scalars]
+        dst = self._scalar_views[row][slot]
         if isinstance(value, torch.Tensor):
             # a 1-element tensor; a device copy, not a read (CPU -> GPU copies asynchronously)
             dst.copy_(value.detach().reshape(()), non_blocking=True)

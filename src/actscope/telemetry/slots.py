@@ -15,7 +15,8 @@ from typing import Any
 import torch
 
 from actscope.telemetry.channels import ChannelMaxima
-from actscope.telemetry.layer_state import FastRecord, LayerState
+from actscope.telemetry.deferred import DeferredReductions
+from actscope.telemetry.layer_state import FastRecord, LayerState, PlannedRecord
 from actscope.telemetry.modules import channel_dim
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.staged_columns import StagedColumns
@@ -50,6 +51,7 @@ class SampleSlots:
         # staged layers whose column max is taken at commit: layer -> (stage, shape, state)
         self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
         self.columns = StagedColumns()  # their batched reduction, its plan kept across batches
+        self.deferred = DeferredReductions()  # CPU outputs reduced at commit (deferred.py)
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -73,6 +75,7 @@ class SampleSlots:
     def drop(self) -> None:
         """Forget all device buffers (they are remade on the next forward, on its device)."""
         self.slab, self.gsums, self.views = None, None, [None] * self.L
+        self.deferred.clear()
         self.channels.drop()
         self.staged.drop()
         self.layout = object()
@@ -83,6 +86,7 @@ class SampleSlots:
         self.step, self.wrote = step, False
         self.ran = [False] * self.L
         self.staged.clear()
+        self.deferred.clear()  # a batch that never committed: its outputs are not this one's
         self.chan_pending.clear()
 
     def record_fast(self, st: LayerState, t: torch.Tensor, stage_max: int) -> bool:
@@ -106,15 +110,49 @@ class SampleSlots:
         self.ran[layer] = self.wrote = self.ever[layer] = True
         return True
 
+    def record_planned(self, st: LayerState, plan: PlannedRecord, t: torch.Tensor,
+                       ext: Any) -> bool:
+        """A deferring layer's float32 CPU output of its plan's shape, written once in this
+        batch: kept for ``deferred.run`` with its column max if one is due (no op now). False,
+        doing nothing, where that does not hold: then ``record``. ``ext``: the layer's
+        extremes rows now (``SignalSlots.extreme_rows``), which must still be the plan's."""
+        layer = st.layer
+        if (self.ran[layer] or t.dtype is not torch.float32 or not t.is_cpu
+                or t.shape != plan.shape or self.views[layer] is not plan.views
+                or ext is not plan.ext):
+            return False
+        x = t.detach()
+        flat = x.reshape(-1)
+        slot, v, ch = self.slot, plan.views, self.channels
+        chan = None
+        if st.n_chan and not ch.all_fired[layer]:
+            if v[3] is None:
+                return False
+            # a large map folds into its running max at once (col is reused per slot)
+            chan = (x, st.red_dims, v[3][slot],
+                    ch.col_run[layer] if ch.col_slot[layer] is None else None)
+        self.deferred.entries.append(
+            (flat, flat._version, st, plan.idx, (v[0][slot], v[1][slot], v[2][slot]),
+             None if ext is None else (ext[0][slot], ext[1][slot]), chan))
+        self.counts[layer][slot] = plan.n
+        self.ran[layer] = self.wrote = self.ever[layer] = True
+        return True
+
     def record(self, st: LayerState, x: torch.Tensor, flat: torch.Tensor, idx: torch.Tensor,
-               n: int, stage: bool = False, t: torch.Tensor | None = None) -> None:
+               n: int, stage: bool = False, t: torch.Tensor | None = None,
+               ext: tuple[torch.Tensor, torch.Tensor] | None = None) -> None:
         """The hot path: samples, sum, sum of squares, column max of one module's output.
 
         ``stage`` (the accumulator's choice for a small output, ``staging.STAGE_MAX``): copy it
         into its staging row instead, reduced with the other small ones by ``flush_staged``;
-        ``t`` (the output as the module returned it) then sets up ``record_fast``."""
+        ``t`` (the output as the module returned it) then sets up ``record_fast``. ``ext``:
+        the (min, max) outs of ``SignalSlots.extreme_outs`` (an unstaged output's extremes).
+        On a CPU the reductions of a layer that nothing changes in place wait for the batch's
+        end (``deferred``)."""
         layer, slot, ch = st.layer, self.slot, self.channels
         st.fast = None
+        if self.ran[layer] and self.deferred.entries:  # a second run: the first one's values
+            self.deferred.run(self.ran)  # (and column max) before this one folds or overwrites
         if st.chan_ndim != x.ndim:
             self._channel_setup(st, x)
         views = self.views[layer]
@@ -134,9 +172,17 @@ class SampleSlots:
             stage.rows[layer].copy_(flat)
             stage.layers.append(layer)
         else:
-            torch.index_select(flat, 0, idx, out=views[0][slot])
-            torch.sum(flat, 0, out=views[1][slot])
-            torch.dot(flat, flat, out=views[2][slot])
+            outs = (views[0][slot], views[1][slot], views[2][slot])
+            if st.defer and flat.is_cpu:  # at the batch's end, with the others (deferred.py)
+                self.deferred.add(st, flat, idx, outs, ext)
+            else:
+                torch.index_select(flat, 0, idx, out=outs[0])
+                torch.sum(flat, 0, out=outs[1])
+                torch.dot(flat, flat, out=outs[2])
+                if ext is not None:
+                    torch.aminmax(flat, out=ext)
+                if st.defer is None and flat.is_cpu:
+                    self.deferred.probe(st, flat)
         if chan and stage and ch.col_slot[layer] is not None:  # taken at commit, batched
             self.chan_pending[layer] = (st.stage, x.shape, st)
         elif chan:
@@ -154,8 +200,10 @@ class SampleSlots:
                                  self.layout)
 
     def flush_staged(self, extremes: torch.Tensor | None) -> None:
-        """The batch's staged outputs into the current slot (before ``RecordStore.commit``);
+        """The batch's deferred and staged outputs into the current slot (before
+        ``RecordStore.commit``);
         ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
+        self.deferred.run(self.ran)
         if self.slab is not None:
             if self.chan_pending:
                 self.columns.reduce(self.chan_pending, self.views, self.slot, self.L,
