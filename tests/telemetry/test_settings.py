@@ -27,6 +27,8 @@ def test_defaults_and_numpy_numbers_become_python_ones():
     ({"grads": "false"}, "grads must be True or False"),
     ({"hist_range": (1, 1)}, "hist_range must be (lo, hi)"),
     ({"sample_size": True}, "sample_size must be an int"),
+    ({"signal_every_late": 0}, "signal_every_late must be an int >= 1"),
+    ({"signal_every_late": 2.5}, "signal_every_late must be an int >= 1"),
 ])
 def test_a_bad_setting_is_named(kwargs, words):
     with pytest.raises(UsageError, match=words.replace("(", r"\(").replace(")", r"\)")):

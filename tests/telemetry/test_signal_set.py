@@ -122,17 +122,21 @@ def test_device_is_where_the_records_or_params_live():
     assert empty.device() == torch.device("cpu") and empty.probe is None
 
 
-@pytest.mark.parametrize("every,signal_every", [(1, 4), (2, 3), (1, 1)])
+@pytest.mark.parametrize("every,signal_every,late,steps", [
+    (1, 4, None, 12), (2, 3, None, 12), (1, 1, None, 12),
+    (1, 2, 6, 90), (2, 1, None, 150), (1, 4, 4, 80)])
 def test_gradient_and_update_signals_only_on_every_signal_every_th_recorded_step(
-        every: int, signal_every: int) -> None:
+        every: int, signal_every: int, late: int | None, steps: int) -> None:
     from actscope.telemetry.accumulator import TelemetryAccumulator
+    from actscope.telemetry.settings import SIGNAL_DENSE
 
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
-    acc = TelemetryAccumulator(every=every, signal_every=signal_every, chunk=4)
+    acc = TelemetryAccumulator(every=every, signal_every=signal_every, chunk=4,
+                               signal_every_late=late)
     acc.attach(model, [model[0], model[2]])
-    for step in range(12):
+    for step in range(steps):
         if acc.begin_batch(step):
             model(torch.randn(5, 4)).square().mean().backward()
             acc.before_optimizer_step()
@@ -141,9 +145,12 @@ def test_gradient_and_update_signals_only_on_every_signal_every_th_recorded_step
             opt.zero_grad()
             acc.end_batch()
     t = acc.result()
-    measured = [(it // every) % signal_every == 0 for it in t.iters]
+    late_every = 4 * signal_every if late is None else late
+    # the first SIGNAL_DENSE recorded batches every signal_every-th, then every late_every-th
+    measured = [(it // every) % (signal_every if it // every < SIGNAL_DENSE else late_every)
+                == 0 for it in t.iters]
     assert np.isfinite(t.grad_norm[:, measured]).all()
     assert np.isnan(t.grad_norm[:, [not m for m in measured]]).all()
     assert np.isnan(t.update_ratio[:, [not m for m in measured]]).all()
     assert np.isfinite(t.update_ratio[:, measured]).all()
-    assert t.meta["signal_every"] == signal_every
+    assert t.meta["signal_every"] == signal_every and t.meta["signal_every_late"] == late_every

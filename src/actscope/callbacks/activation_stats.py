@@ -74,8 +74,9 @@ class ActivationStatsCallback(Callback):
             (``TelemetrySettings``); gradient norms are read in ``after_backward`` (before any
             later callback touches the grads), update ratios in ``after_step``, the output
             from a forward hook on ``learn.model``, the loss and the lr in ``after_batch``.
-        signal_every: gradient norms and update ratios on every ``signal_every``-th recorded
-            batch (1: all; docs/telemetry.md "Cost").
+        signal_every, signal_every_late: gradient norms, update ratios, output logits and
+            attention on every ``signal_every``-th recorded batch for the first 64, every
+            ``signal_every_late``-th after (None: 4 x signal_every; docs/telemetry.md "Cost").
     """
 
     order = -5
@@ -88,14 +89,15 @@ class ActivationStatsCallback(Callback):
                  output: OutputSpec = None, extremes: bool = True, grad_norms: bool = True,
                  update_ratios: bool = True, attention: bool = True,
                  output_logits: bool = True, max_records: int = 4096,
-                 keep_first: int = 64, signal_every: int = 4) -> None:
+                 keep_first: int = 64, signal_every: int = 4,
+                 signal_every_late: int | None = None) -> None:
         self.acc = TelemetryAccumulator(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output, extremes=extremes,
             grad_norms=grad_norms, update_ratios=update_ratios, attention=attention,
             output_logits=output_logits, max_records=max_records, keep_first=keep_first,
-            signal_every=signal_every)
+            signal_every=signal_every, signal_every_late=signal_every_late)
         self.modules_spec = modules
 
     # Settings read by tools and tests, forwarded from the accumulator.

@@ -42,7 +42,7 @@ from actscope.telemetry.modules import (
 from actscope.telemetry.record import Telemetry, with_step_scalars
 from actscope.telemetry.records import RecordStore
 from actscope.telemetry.reductions import sample_indices
-from actscope.telemetry.settings import TelemetrySettings
+from actscope.telemetry.settings import SIGNAL_DENSE, TelemetrySettings
 from actscope.telemetry.signal_moments import SignalMoments, check_scalars
 from actscope.telemetry.signal_set import SignalSet
 from actscope.telemetry.staging import MIN_STAGED, STAGE_MAX
@@ -79,14 +79,16 @@ class TelemetryAccumulator(SignalMoments):
                  output: OutputSpec = None, training_only: bool = True,
                  extremes: bool = True, grad_norms: bool = True, update_ratios: bool = True,
                  attention: bool = True, output_logits: bool = True,
-                 max_records: int = 4096, keep_first: int = 64, signal_every: int = 4) -> None:
+                 max_records: int = 4096, keep_first: int = 64, signal_every: int = 4,
+                 signal_every_late: int | None = None) -> None:
         self.settings = TelemetrySettings(
             every=every, bins=bins, hist_range=hist_range, dead_threshold=dead_threshold,
             dead_bins=dead_bins, mad=mad, grads=grads, channels=channels,
             sample_size=sample_size, chunk=chunk, seed=seed, output=output,
             training_only=training_only, extremes=extremes, grad_norms=grad_norms,
             update_ratios=update_ratios, attention=attention, output_logits=output_logits,
-            max_records=max_records, keep_first=keep_first, signal_every=signal_every)
+            max_records=max_records, keep_first=keep_first, signal_every=signal_every,
+            signal_every_late=signal_every_late)
         self.listeners: list[Callable[[Telemetry], None]] = []
         self.hooks, self.grad_hooks = Hooks(), Hooks()
         self.names: list[str] = []
@@ -350,6 +352,8 @@ class TelemetryAccumulator(SignalMoments):
                 "update_ratio_span": "one optimizer step",
                 # gradient norms and update ratios: on every signal_every-th recorded batch
                 "signal_every": st.signal_every,
+                # ... on the first SIGNAL_DENSE recorded batches, every signal_every_late-th after
+                "signal_every_late": st.late_every, "signal_dense": SIGNAL_DENSE,
                 "context": self.context,
                 "bytes_per_record_per_layer": self.bytes_per_record(),
                 "hist_range_rule": "fixed" if st.hist_range else "power-of-two ladder per chunk",

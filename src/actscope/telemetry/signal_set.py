@@ -14,8 +14,9 @@ their record slots live here (docs/signals.md, "Wiring"):
 
 Gradient norms, update ratios, the output's logits and the attention probe run on every
 ``signal_every``-th recorded batch only (NaN in the other records, which merges and the rules
-skip): they are trends, and at 1/4 of the steps still catch a blow-up within a few steps, at a
-quarter of the cost. ``absmax`` (the first non-finite value) and the scalars stay on every
+skip), every ``signal_every_late``-th after the first ``SIGNAL_DENSE`` (settings.py): they are
+trends, and at 1/4 then 1/16 of the steps still catch a blow-up within a few steps, at a
+fraction of the cost. ``absmax`` (the first non-finite value) and the scalars stay on every
 recorded batch. Everything is done only on
 recorded batches, so with ``every=N`` the update ratio spans exactly
 the recorded batch's optimizer step (its ``before_step`` takes the sample), not N steps, and a
@@ -88,7 +89,7 @@ class SignalSet:
         """A batch starts (``slot``: where its record goes; ``step``: its number)."""
         self.recording, self.slot = recording, slot
         st = self.settings
-        self._signals_now = recording and (step // st.every) % st.signal_every == 0
+        self._signals_now = recording and st.measures_signals(step)
         self._sampled = self.stepped = False
         if self.probe is not None:
             self.probe.enabled = self._signals_now
