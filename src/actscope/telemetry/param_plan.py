@@ -66,7 +66,7 @@ class GradPlan:
             if s == 2:
                 bad[owner[k]] = True
         self.lengths = torch.tensor([counts[i] for i in order], dtype=torch.long, device=dev)
-        self.norms = torch.empty(len(self.dense), dtype=acc, device=dev)  # stack's target
+        self.acc, self.dev = acc, dev
         self.perm = _perm(order, dev)
         # NaN added to the sums of bad layers (list order); None when none is (no op then)
         nan = [float("nan") if bad[i] else 0.0 for i in range(len(order))]
@@ -81,8 +81,9 @@ class GradPlan:
         # float32 per-parameter norms (a float64 norm costs 25x on a CPU), summed in float64
         norms = torch._foreach_norm(dense)  # groups by device and dtype itself
         if self.split:
-            norms = [n.to(self.norms.device) for n in norms]
-        v = torch.stack(norms, out=self.norms)
+            norms = [n.to(self.dev) for n in norms]
+        # stack, then widen: a stack that casts into a float64 ``out=`` costs 5x more
+        v = torch.stack(norms).to(self.acc)
         v.mul_(v)
         sums = torch.segment_reduce(v, "sum", lengths=self.lengths, unsafe=True)  # (L,) depth
         if self.perm is not None:
@@ -104,7 +105,7 @@ class SamplePlan:
         self.rows = torch.empty((2, n), dtype=torch.float32, device=dev)  # previous / current
         self.both = torch.empty((2, n), dtype=acc_dtype(dev), device=dev)  # change, weights
         self.small = [p for p, i in zip(params, idx, strict=True) if i is None]
-        # (parameter, its indices on its device, whether ``take`` can write the row directly)
+        # (parameter, its indices on its device, whether ``index_select`` can write the row)
         self.big = [(p, i.to(p.device), p.dtype == torch.float32 and p.device == dev)
                     for p, i in zip(params, idx, strict=True) if i is not None]
         self.views: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
@@ -114,15 +115,21 @@ class SamplePlan:
                 [v.view(p.shape) for v, p, i in zip(parts, params, idx, strict=True)
                  if i is None],
                 [v for v, i in zip(parts, idx, strict=True) if i is not None]))
-        per_layer = dict.fromkeys(order, 0)
-        for k, i in enumerate(owner):
-            per_layer[i] += lengths[k]
-        self.lengths = torch.tensor([[per_layer[i] for i in order]] * 2, dtype=torch.long,
-                                    device=dev)  # (2, L)
-        self.perm = _perm(order, dev)
+        # each layer's run of the sample (contiguous: depth order), in list order; a layer
+        # without parameters gets an empty slice: norm 0, and 0/0 reads NaN
+        start: dict[int, int] = {}
+        end: dict[int, int] = {}
+        at = 0
+        for i, n_k in zip(owner, lengths, strict=True):
+            start.setdefault(i, at)
+            at = end[i] = at + n_k
+        spans = [(start.get(i, 0), end.get(i, 0)) for i in range(len(order))]
+        self._both = self.both.unbind(0)
+        self.slices = [row[a:b] for row in self._both for a, b in spans]  # change..., weights...
+        self.norms = torch.empty(2 * len(order), dtype=self.both.dtype, device=dev)
+        self._halves = self.norms.split(len(order))
         self.prev: int | None = None  # the row holding the previous sample
         self._row = self.rows.unbind(0)  # views made once: indexing is an op per step too
-        self._both = self.both.unbind(0)
 
     def take(self) -> int:
         """Sample the weights into the row that is not the previous one; its index."""
@@ -132,10 +139,10 @@ class SamplePlan:
             # one dispatch, casts to float32 (per-tensor copies where devices differ)
             torch._foreach_copy_(small, self.small)
         for (p, idx, f32), dst in zip(self.big, big, strict=True):
-            if f32:
-                torch.take(p, idx, out=dst)  # any strides: no reshape copy
+            if f32:  # reshape: a view unless another layout (channels_last) needs a copy
+                torch.index_select(p.reshape(-1), 0, idx, out=dst)
             else:  # another dtype or device
-                dst.copy_(torch.take(p, idx), non_blocking=True)
+                dst.copy_(p.reshape(-1).index_select(0, idx), non_blocking=True)
         return r
 
     def ratio(self, out: torch.Tensor) -> torch.Tensor:
@@ -144,15 +151,9 @@ class SamplePlan:
         prev, self.prev = self.prev, cur
         if prev is None:
             return out.fill_(float("nan"))
-        both, row = self.both, self._row
+        row = self._row
         torch.sub(row[cur], row[prev], out=self._both[0])  # the float32 difference, widened
         self._both[1].copy_(row[cur])
-        both.mul_(both)
-        # exact per segment (unlike differences of a cumulative sum, which a huge layer
-        # before a small one would swamp); unsafe: the lengths are ours, and checking them
-        # would read a device value back
-        sums = torch.segment_reduce(both, "sum", lengths=self.lengths, axis=1, unsafe=True)
-        if self.perm is not None:
-            sums = sums.index_select(1, self.perm)
-        change, weights = sums.sqrt_().unbind(0)
-        return torch.div(change, weights, out=out)
+        # per-layer norms straight from the slices (one dispatch; float64 squares)
+        torch.stack(torch._foreach_norm(self.slices), out=self.norms)
+        return torch.div(*self._halves, out=out)
