@@ -1,29 +1,29 @@
-"""The one-device fast path of ``ParamSignals``: what never changes between steps, made once.
+"""The fast path of ``ParamSignals``: what never changes between steps, made once per device.
 
 In the middle of a real training step every torch op costs 10-40 us on a CPU and Python runs
-10-20x slower than in a micro-benchmark, so a measured step must issue few ops whatever the
-model. Everything that depends only on the set of parameters (and of present gradients) is
-therefore built once per device and kept here:
+10-20x slower than in a micro-benchmark, so a measured step issues a handful of ops whatever the
+model, and Python touches each parameter at most once. Both plans lay their values out per
+layer, in list order, so no op has to sort values into layers:
 
-- ``GradPlan`` (per pattern of present/sparse grads): which grads are dense, how many of them
-  each layer owns, which layers read NaN. A step is ``_foreach_norm`` (one dispatch), one
-  ``stack`` straight into float64, one square, one ``segment_reduce`` into the layers, one
-  ``sqrt`` written into the record slot: 5 ops.
-- ``SamplePlan``: two float32 rows holding the previous and the current weight sample, with a
-  view per parameter. Taking a sample is one ``_foreach_copy_`` for the parameters no bigger
-  than the sample, and one ``take`` (any shape, any strides, written in place) per bigger one.
-  The ratio is then a difference, a float64 copy, a square, one ``segment_reduce`` of the
-  (2, n) change/weight squares into the layers, a ``sqrt`` and a division into the slot.
-
-``assign_params`` gives every layer a contiguous run of parameters in depth order, so one
-``segment_reduce`` over per-layer lengths (zero for a layer without parameters: its sum is 0,
-and 0/0 reads NaN) is exact per layer; ``perm`` puts the layers back in list order when a
-watched layer contains another.
+- ``GradPlan`` (one per pattern of present/sparse grads): ``_foreach_norm`` of the dense grads
+  (one dispatch), one ``stack`` of those norms in a fixed order with constant fillers (0 to pad,
+  NaN for a layer without a dense grad), one norm per layer over its row in float64, one copy
+  into the record slot. Padded: an (L, K) table, K the most grads a layer has; when padding
+  would waste more than it holds (one layer with many parameters among many small ones), a
+  flat run per layer and ``_foreach_norm`` over the runs instead.
+- ``SamplePlan``: the weight samples in a float32 buffer of four rows, (change, sample) twice,
+  one pair per parity so the previous sample is never copied. A sample is one
+  ``_foreach_copy_`` for the parameters no bigger than the sample, and one ``index_select``
+  per bigger one, written in place. The ratio is one subtraction, one float64 norm of the
+  (change, sample) pair per layer (padded (2, L, W), or runs), and one division into the slot.
+  Padding is zeros in every row, so it adds nothing to a norm. A layer without parameters has
+  no entry: norm 0, and 0/0 reads NaN.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 import torch
 from torch import nn
@@ -36,110 +36,118 @@ def acc_dtype(device: torch.device) -> torch.dtype:
     return torch.float32 if device.type == "mps" else torch.float64
 
 
-def _perm(order: Sequence[int], dev: torch.device) -> torch.Tensor | None:
-    """Index putting depth-ordered layer values back in list order (None: already are)."""
-    if list(order) == sorted(order):
-        return None
-    where = [0] * len(order)
-    for pos, layer in enumerate(order):
-        where[layer] = pos
-    return torch.tensor(where, dtype=torch.long, device=dev)
+def _padded(longest: int, n_layers: int, total: int) -> bool:
+    """Whether an (L, longest) table wastes at most as much as it holds."""
+    return n_layers * longest <= 2 * total + 2 * n_layers
+
+
+def _picker(positions: Sequence[int]) -> Callable[[Sequence], Sequence]:
+    """``seq -> [seq[i] for i in positions]`` in one C call (itemgetter of one is no tuple)."""
+    if len(positions) == 1:
+        only = positions[0]
+        return lambda seq: (seq[only],)
+    return itemgetter(*positions)
 
 
 class GradPlan:
     """Per-layer gradient norms for one pattern of present (dense/sparse) grads on one device."""
 
-    def __init__(self, states: Sequence[int], owner: Sequence[int], order: Sequence[int],
+    def __init__(self, states: Sequence[int], owner: Sequence[int], n_layers: int,
                  dev: torch.device, split: bool) -> None:
         # states[k]: 0 no grad, 1 dense, 2 sparse (not worth a densify per step: NaN)
         self.dense = [k for k, s in enumerate(states) if s == 1]
-        self.split = split  # a model over several devices: norms gathered on ``dev``
         self.all_dense = len(self.dense) == len(states)
-        acc = acc_dtype(dev)
-        counts = dict.fromkeys(order, 0)
-        bad = dict.fromkeys(order, True)  # no grad seen yet
-        for k, s in enumerate(states):
-            if s == 1:
-                counts[owner[k]] += 1
-                bad[owner[k]] = False
+        self.split, self.dev, self.acc = split, dev, acc_dtype(dev)
+        runs: list[list[int]] = [[] for _ in range(n_layers)]  # per layer: positions in dense
+        for pos, k in enumerate(self.dense):
+            runs[owner[k]].append(pos)
         for k, s in enumerate(states):
             if s == 2:
-                bad[owner[k]] = True
-        self.lengths = torch.tensor([counts[i] for i in order], dtype=torch.long, device=dev)
-        self.acc, self.dev = acc, dev
-        self.perm = _perm(order, dev)
-        # NaN added to the sums of bad layers (list order); None when none is (no op then)
-        nan = [float("nan") if bad[i] else 0.0 for i in range(len(order))]
-        self.bias = (torch.tensor(nan, dtype=acc, device=dev) if any(bad.values()) else None)
-        self.empty = not self.dense
+                runs[owner[k]] = []  # one sparse grad makes the layer's norm NaN
+        zero, nan = len(self.dense), len(self.dense) + 1  # the fillers, after the norms
+        self.fill = (torch.zeros((), device=dev), torch.full((), float("nan"), device=dev))
+        width = max(len(r) for r in runs) if runs else 1
+        self.padded = _padded(max(width, 1), n_layers, len(self.dense))
+        order: list[int] = []
+        if self.padded:
+            for r in runs:
+                order += (r or [nan]) + [zero] * (max(width, 1) - max(len(r), 1))
+            self.shape = (n_layers, max(width, 1))
+        else:
+            lengths = [max(len(r), 1) for r in runs]
+            for r in runs:
+                order += r or [nan]
+            self.runs = lengths
+            self.norms = torch.empty(n_layers, dtype=self.acc, device=dev)
+        self.pick = _picker(order)
 
     def run(self, grads: Sequence[torch.Tensor], out: torch.Tensor) -> torch.Tensor:
-        """sqrt of each layer's sum of squared grad norms into ``out`` (L,)."""
-        if self.empty:
-            return out.fill_(float("nan"))
+        """Each layer's gradient norm into ``out`` (L,)."""
         dense = grads if self.all_dense else [grads[k] for k in self.dense]
-        # float32 per-parameter norms (a float64 norm costs 25x on a CPU), summed in float64
-        norms = torch._foreach_norm(dense)  # groups by device and dtype itself
+        # float32 norm per parameter (a float64 one costs 25x on a CPU); groups by device itself
+        norms = torch._foreach_norm(dense) if dense else ()
         if self.split:
-            norms = [n.to(self.dev) for n in norms]
-        # stack, then widen: a stack that casts into a float64 ``out=`` costs 5x more
-        v = torch.stack(norms).to(self.acc)
-        v.mul_(v)
-        sums = torch.segment_reduce(v, "sum", lengths=self.lengths, unsafe=True)  # (L,) depth
-        if self.perm is not None:
-            sums = sums.index_select(0, self.perm)
-        if self.bias is not None:
-            sums.add_(self.bias)
-        return torch.sqrt(sums, out=out)
+            norms = tuple(n.to(self.dev) for n in norms)
+        v = torch.stack(self.pick(norms + self.fill))  # in layer order, fillers in place
+        if self.padded:
+            return out.copy_(torch.linalg.vector_norm(v.view(self.shape), dim=1, dtype=self.acc))
+        per = torch._foreach_norm(v.split(self.runs), 2, dtype=self.acc)
+        return out.copy_(torch.stack(per, out=self.norms))
 
 
 class SamplePlan:
     """Preallocated weight samples of the parameters on one device, and their ratio."""
 
     def __init__(self, params: Sequence[nn.Parameter], idx: Sequence[torch.Tensor | None],
-                 owner: Sequence[int], order: Sequence[int], dev: torch.device) -> None:
+                 owner: Sequence[int], n_layers: int, dev: torch.device) -> None:
         self.key = (dev, params[0].dtype)
+        self.acc = acc_dtype(dev)
         lengths = [p.numel() if i is None else i.numel() for p, i in zip(params, idx,
                                                                            strict=True)]
-        n = sum(lengths)
-        self.rows = torch.empty((2, n), dtype=torch.float32, device=dev)  # previous / current
-        self.both = torch.empty((2, n), dtype=acc_dtype(dev), device=dev)  # change, weights
+        per_layer = [0] * n_layers
+        at: list[int] = []  # each parameter's offset within its layer's run
+        for i, n_k in zip(owner, lengths, strict=True):
+            at.append(per_layer[i])
+            per_layer[i] += n_k
+        width = max(per_layer)
+        self.padded = _padded(width, n_layers, sum(per_layer))
+        starts = ([i * width for i in range(n_layers)] if self.padded
+                  else [sum(per_layer[:i]) for i in range(n_layers)])
+        row_len = n_layers * width if self.padded else sum(per_layer)
+        # rows: change A, sample A, change B, sample B; zeros stay in the padding
+        self.buf = torch.zeros((4, row_len), dtype=torch.float32, device=dev)
         self.small = [p for p, i in zip(params, idx, strict=True) if i is None]
         # (parameter, its indices on its device, whether ``index_select`` can write the row)
         self.big = [(p, i.to(p.device), p.dtype == torch.float32 and p.device == dev)
                     for p, i in zip(params, idx, strict=True) if i is not None]
         self.views: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
-        for row in self.rows:
-            parts = row.split(lengths)
+        self.pairs: list[torch.Tensor | list[torch.Tensor]] = []
+        for r in (0, 1):
+            row = self.buf[2 * r + 1]
+            parts = [row[starts[i] + a: starts[i] + a + n_k]
+                     for i, a, n_k in zip(owner, at, lengths, strict=True)]
             self.views.append((
                 [v.view(p.shape) for v, p, i in zip(parts, params, idx, strict=True)
                  if i is None],
                 [v for v, i in zip(parts, idx, strict=True) if i is not None]))
-        # each layer's run of the sample (contiguous: depth order), in list order; a layer
-        # without parameters gets an empty slice: norm 0, and 0/0 reads NaN
-        start: dict[int, int] = {}
-        end: dict[int, int] = {}
-        at = 0
-        for i, n_k in zip(owner, lengths, strict=True):
-            start.setdefault(i, at)
-            at = end[i] = at + n_k
-        spans = [(start.get(i, 0), end.get(i, 0)) for i in range(len(order))]
-        self._both = self.both.unbind(0)
-        self.slices = [row[a:b] for row in self._both for a, b in spans]  # change..., weights...
-        self.norms = torch.empty(2 * len(order), dtype=self.both.dtype, device=dev)
-        self._halves = self.norms.split(len(order))
-        self.prev: int | None = None  # the row holding the previous sample
-        self._row = self.rows.unbind(0)  # views made once: indexing is an op per step too
+            pair = self.buf[2 * r: 2 * r + 2]  # (change, sample)
+            self.pairs.append(pair.view(2, n_layers, width) if self.padded else
+                              [pair[j, s: s + n] for j in (0, 1)
+                               for s, n in zip(starts, per_layer, strict=True)])
+        self.norms = torch.empty((2, n_layers), dtype=self.acc, device=dev)
+        self._halves = self.norms.unbind(0)
+        self._rows = self.buf.unbind(0)  # views made once: indexing is an op per step too
+        self.prev: int | None = None  # the parity holding the previous sample
 
     def take(self) -> int:
-        """Sample the weights into the row that is not the previous one; its index."""
+        """Sample the weights into the parity that is not the previous one; that parity."""
         r = 1 if self.prev == 0 else 0
         small, big = self.views[r]
         if self.small:
             # one dispatch, casts to float32 (per-tensor copies where devices differ)
             torch._foreach_copy_(small, self.small)
-        for (p, idx, f32), dst in zip(self.big, big, strict=True):
-            if f32:  # reshape: a view unless another layout (channels_last) needs a copy
+        for (p, idx, direct), dst in zip(self.big, big, strict=True):
+            if direct:  # reshape: a view unless another layout (channels_last) needs a copy
                 torch.index_select(p.reshape(-1), 0, idx, out=dst)
             else:  # another dtype or device
                 dst.copy_(p.reshape(-1).index_select(0, idx), non_blocking=True)
@@ -151,9 +159,11 @@ class SamplePlan:
         prev, self.prev = self.prev, cur
         if prev is None:
             return out.fill_(float("nan"))
-        row = self._row
-        torch.sub(row[cur], row[prev], out=self._both[0])  # the float32 difference, widened
-        self._both[1].copy_(row[cur])
-        # per-layer norms straight from the slices (one dispatch; float64 squares)
-        torch.stack(torch._foreach_norm(self.slices), out=self.norms)
+        rows = self._rows
+        torch.sub(rows[2 * cur + 1], rows[2 * prev + 1], out=rows[2 * cur])
+        pair = self.pairs[cur]
+        if self.padded:  # float64 squares: weights above ~1.8e19 do not overflow
+            torch.linalg.vector_norm(pair, dim=2, dtype=self.acc, out=self.norms)
+        else:
+            torch.stack(torch._foreach_norm(pair, 2, dtype=self.acc), out=self.norms.view(-1))
         return torch.div(*self._halves, out=out)

@@ -62,8 +62,6 @@ class ParamSignals:
 
     def __init__(self, layers: Sequence[nn.Module], sample: int = 4096, seed: int = 0) -> None:
         self.n_layers = len(layers)
-        # depth order: each layer's parameters are one contiguous run (param_plan relies on it)
-        self._order = _depth_order(layers)
         pairs = assign_params(layers)
         self.params = [p for p, _ in pairs]
         self.owner = [i for _, i in pairs]
@@ -91,19 +89,17 @@ class ParamSignals:
         """(L,) L2 norm of each layer's gradients now, into ``out`` (float32 if not given);
         NaN where none or sparse."""
         out = self._out(out)
-        if not self.params:
-            return out.fill_(float("nan"))
         grads = [p.grad for p in self.params]
         # 0: no grad, 1: dense, 2: sparse; the pattern is stable, so its plan is made once
         states = tuple(0 if g is None else 1 if g.layout == torch.strided else 2 for g in grads)
-        dev = self.params[0].device
+        dev = self._device()
         plan = self._grad_plans.get((dev, states))
         if plan is None:
             if len(self._grad_plans) > 64:  # a loop that changes its grads every step: bounded
                 self._grad_plans.clear()
             split = any(p.device != dev for p in self.params)
             plan = self._grad_plans[(dev, states)] = GradPlan(
-                states, self.owner, self._order, dev, split)
+                states, self.owner, self.n_layers, dev, split)
         with torch.no_grad():
             return plan.run(grads, out)
 
@@ -113,7 +109,7 @@ class ParamSignals:
             return None
         first = self.params[0]
         if self._plan is None or self._plan.key != (first.device, first.dtype):
-            self._plan = SamplePlan(self.params, self._idx, self.owner, self._order,
+            self._plan = SamplePlan(self.params, self._idx, self.owner, self.n_layers,
                                     first.device)
         return self._plan
 
