@@ -196,3 +196,14 @@ def test_out_writes_into_the_record_slot_without_a_host_sync(monkeypatch):
     assert col[1, 0].isnan() and not col[0, 0].isnan()
     ratio = slots.layer[:, :, 2 + LAYER_FIELDS.index("update_ratio")]
     assert ratio[:, 0].isnan().all() and not ratio[0, 1].isnan() and ratio[1, 2].isnan()
+
+
+def test_outside_no_grad_nothing_records_a_graph():
+    """Grads of a create_graph backward require grad; parameters always do: no graph kept."""
+    lin = nn.Linear(3, 2)
+    sig = ParamSignals([lin])
+    lin(torch.randn(4, 3)).square().sum().backward(create_graph=True)
+    assert lin.weight.grad.requires_grad
+    assert not sig.grad_norms().requires_grad
+    sig.snapshot()
+    assert not sig.update_ratios().requires_grad and not sig._plan.buf.requires_grad

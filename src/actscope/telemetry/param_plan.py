@@ -52,17 +52,17 @@ def _picker(positions: Sequence[int]) -> Callable[[Sequence], Sequence]:
 class GradPlan:
     """Per-layer gradient norms for one pattern of present (dense/sparse) grads on one device."""
 
-    def __init__(self, states: Sequence[int], owner: Sequence[int], n_layers: int,
-                 dev: torch.device, split: bool) -> None:
-        # states[k]: 0 no grad, 1 dense, 2 sparse (not worth a densify per step: NaN)
-        self.dense = [k for k, s in enumerate(states) if s == 1]
-        self.all_dense = len(self.dense) == len(states)
+    def __init__(self, layouts: Sequence[torch.layout | None], owner: Sequence[int],
+                 n_layers: int, dev: torch.device, split: bool) -> None:
+        # layouts[k]: None without a grad; not strided: sparse (not worth a densify: NaN)
+        self.dense = [k for k, lay in enumerate(layouts) if lay == torch.strided]
+        self.all_dense = len(self.dense) == len(layouts)
         self.split, self.dev, self.acc = split, dev, acc_dtype(dev)
         runs: list[list[int]] = [[] for _ in range(n_layers)]  # per layer: positions in dense
         for pos, k in enumerate(self.dense):
             runs[owner[k]].append(pos)
-        for k, s in enumerate(states):
-            if s == 2:
+        for k, lay in enumerate(layouts):
+            if lay is not None and lay != torch.strided:
                 runs[owner[k]] = []  # one sparse grad makes the layer's norm NaN
         zero, nan = len(self.dense), len(self.dense) + 1  # the fillers, after the norms
         self.fill = (torch.zeros((), device=dev), torch.full((), float("nan"), device=dev))

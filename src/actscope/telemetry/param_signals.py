@@ -23,7 +23,8 @@ call whatever the model: what never changes is precomputed (``param_plan``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -57,6 +58,15 @@ def assign_params(layers: Sequence[nn.Module]) -> list[tuple[nn.Parameter, int]]
     return pairs
 
 
+def _no_autograd(fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` outside autograd (its ``out=`` writes and copies of parameters must not
+    record a graph); no context to enter when the caller already turned it off (front ends)."""
+    if not torch.is_grad_enabled():
+        return fn(*args)
+    with torch.no_grad():
+        return fn(*args)
+
+
 class ParamSignals:
     """Gradient norms and update ratios of the parameters of ``layers`` (rules: module doc)."""
 
@@ -80,28 +90,25 @@ class ParamSignals:
     def _device(self) -> torch.device:
         return self.params[0].device if self.params else torch.device("cpu")
 
-    def _out(self, out: torch.Tensor | None) -> torch.Tensor:
-        if out is None:
-            return torch.empty(self.n_layers, dtype=torch.float32, device=self._device())
-        return out
+    def _out(self) -> torch.Tensor:
+        return torch.empty(self.n_layers, dtype=torch.float32, device=self._device())
 
     def grad_norms(self, out: torch.Tensor | None = None) -> torch.Tensor:
         """(L,) L2 norm of each layer's gradients now, into ``out`` (float32 if not given);
         NaN where none or sparse."""
-        out = self._out(out)
+        if out is None:
+            out = self._out()
         grads = [p.grad for p in self.params]
-        # 0: no grad, 1: dense, 2: sparse; the pattern is stable, so its plan is made once
-        states = tuple(0 if g is None else 1 if g.layout == torch.strided else 2 for g in grads)
-        dev = self._device()
-        plan = self._grad_plans.get((dev, states))
+        # None or each grad's layout: a stable pattern, so its plan is made once
+        key = (self._device(), tuple([None if g is None else g.layout for g in grads]))
+        plan = self._grad_plans.get(key)
         if plan is None:
             if len(self._grad_plans) > 64:  # a loop that changes its grads every step: bounded
                 self._grad_plans.clear()
+            dev = key[0]
             split = any(p.device != dev for p in self.params)
-            plan = self._grad_plans[(dev, states)] = GradPlan(
-                states, self.owner, self.n_layers, dev, split)
-        with torch.no_grad():
-            return plan.run(grads, out)
+            plan = self._grad_plans[key] = GradPlan(key[1], self.owner, self.n_layers, dev, split)
+        return _no_autograd(plan.run, grads, out)
 
     def _samples(self) -> SamplePlan | None:
         """The sample plan for where the parameters are now (a new one after a move)."""
@@ -116,20 +123,19 @@ class ParamSignals:
     def update_ratios(self, out: torch.Tensor | None = None) -> torch.Tensor:
         """(L,) ||W_t - W_prev|| / ||W_t|| per layer on the sample, into ``out`` (float32 if not
         given); NaN the first time."""
-        out = self._out(out)
+        if out is None:
+            out = self._out()
         plan = self._samples()
         if plan is None:
             return out.fill_(float("nan"))
-        with torch.no_grad():
-            return plan.ratio(out)
+        return _no_autograd(plan.ratio, out)
 
     def snapshot(self) -> None:
         """Take the weight sample the next ``update_ratios()`` compares with (before a step):
         the ratio then spans exactly that one step, whatever ran in between before."""
         plan = self._samples()
         if plan is not None:
-            with torch.no_grad():
-                plan.prev = plan.take()
+            plan.prev = _no_autograd(plan.take)
 
     def reset(self) -> None:
         """Forget the previous weights (after a load or a skipped step): the next ratio is NaN."""
