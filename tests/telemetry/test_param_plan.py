@@ -209,3 +209,14 @@ def test_outside_no_grad_nothing_records_a_graph():
     sig.snapshot()
     assert not sig.update_ratios().requires_grad and not sig._plan.buf.requires_grad
     lin.weight.grad = lin.bias.grad = None  # break the create_graph cycle
+
+
+def test_a_replaced_param_data_is_read_not_the_kept_view():
+    big = nn.Linear(100, 100, bias=False)
+    sig = ParamSignals([big], sample=500)
+    sig.snapshot()
+    sig.update_ratios()  # the flat view of the weight is kept now
+    sig.snapshot()
+    with torch.no_grad():
+        big.weight.data = big.weight.data * 2  # new storage: the old view is stale
+    assert sig.update_ratios()[0].item() == pytest.approx(0.5, rel=1e-6)

@@ -14,10 +14,10 @@ layer, in list order, so no op has to sort values into layers:
 - ``SamplePlan``: the weight samples in a float32 buffer of four rows, (change, sample) twice,
   one pair per parity so the previous sample is never copied. A sample is one
   ``_foreach_copy_`` for the parameters no bigger than the sample, and one ``index_select``
-  per bigger one, written in place. The ratio is one subtraction, one float64 norm of the
-  (change, sample) pair per layer (padded (2, L, W), or runs), and one division into the slot.
-  Padding is zeros in every row, so it adds nothing to a norm. A layer without parameters has
-  no entry: norm 0, and 0/0 reads NaN.
+  per bigger one, from a flat view kept across steps, written in place. The ratio is one
+  subtraction, one float64 norm of the (change, sample) pair per layer (padded (2, L, W), or
+  runs), and one division into the slot. Padding is zeros in every row, so it adds nothing to
+  a norm. A layer without parameters has no entry: norm 0, and 0/0 reads NaN.
 """
 
 from __future__ import annotations
@@ -117,8 +117,9 @@ class SamplePlan:
         # rows: change A, sample A, change B, sample B; zeros stay in the padding
         self.buf = torch.zeros((4, row_len), dtype=torch.float32, device=dev)
         self.small = [p for p, i in zip(params, idx, strict=True) if i is None]
-        # (parameter, its indices on its device, whether ``index_select`` can write the row)
-        self.big = [(p, i.to(p.device), p.dtype == torch.float32 and p.device == dev)
+        # [parameter, its flat view (kept: a reshape per step is an op), its indices on its
+        # device, whether ``index_select`` can write the row]
+        self.big = [[p, None, i.to(p.device), p.dtype == torch.float32 and p.device == dev]
                     for p, i in zip(params, idx, strict=True) if i is not None]
         self.views: list[tuple[list[torch.Tensor], list[torch.Tensor]]] = []
         self.pairs: list[torch.Tensor | list[torch.Tensor]] = []
@@ -146,11 +147,17 @@ class SamplePlan:
         if self.small:
             # one dispatch, casts to float32 (per-tensor copies where devices differ)
             torch._foreach_copy_(small, self.small)
-        for (p, idx, direct), dst in zip(self.big, big, strict=True):
-            if direct:  # reshape: a view unless another layout (channels_last) needs a copy
-                torch.index_select(p.reshape(-1), 0, idx, out=dst)
+        for entry, dst in zip(self.big, big, strict=True):
+            p, flat, idx, direct = entry
+            # the kept view is stale once ``p.data`` was replaced (it keeps the old storage
+            # alive, so the address cannot be reused meanwhile)
+            if flat is None or flat.data_ptr() != p.data_ptr():
+                flat = p.detach().reshape(-1)  # a copy for another layout (channels_last)
+                entry[1] = flat if flat.data_ptr() == p.data_ptr() else None
+            if direct:
+                torch.index_select(flat, 0, idx, out=dst)
             else:  # another dtype or device
-                dst.copy_(p.reshape(-1).index_select(0, idx), non_blocking=True)
+                dst.copy_(flat.index_select(0, idx), non_blocking=True)
         return r
 
     def ratio(self, out: torch.Tensor) -> torch.Tensor:
