@@ -220,3 +220,8 @@ def test_a_replaced_param_data_is_read_not_the_kept_view():
     with torch.no_grad():
         big.weight.data = big.weight.data * 2  # new storage: the old view is stale
     assert sig.update_ratios()[0].item() == pytest.approx(0.5, rel=1e-6)
+
+
+def test_no_layers_gives_empty_results():
+    sig = ParamSignals([])
+    assert sig.grad_norms().shape == (0,) and sig.update_ratios().shape == (0,)

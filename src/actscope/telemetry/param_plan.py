@@ -88,7 +88,7 @@ class GradPlan:
         norms = torch._foreach_norm(dense) if dense else ()
         if self.split:
             norms = tuple(n.to(self.dev) for n in norms)
-        v = torch.stack(self.pick(norms + self.fill))  # in layer order, fillers in place
+        v = torch.stack(self.pick((*norms, *self.fill)))  # layer order, fillers in place
         if self.padded:
             return out.copy_(torch.linalg.vector_norm(v.view(self.shape), dim=1, dtype=self.acc))
         per = torch._foreach_norm(v.split(self.runs), 2, dtype=self.acc)

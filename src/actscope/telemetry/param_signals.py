@@ -98,6 +98,8 @@ class ParamSignals:
         NaN where none or sparse."""
         if out is None:
             out = self._out()
+        if not self.n_layers:
+            return out
         grads = [p.grad for p in self.params]
         # None or each grad's layout: a stable pattern, so its plan is made once
         key = (self._device(), tuple([None if g is None else g.layout for g in grads]))
