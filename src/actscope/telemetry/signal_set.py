@@ -110,9 +110,10 @@ class SignalSet:
         """Gradients are final for this optimizer step: norms, and the weights before it."""
         if not self._signals_now or not self.recording or not self.has_params:
             return
+        dev = self.params.params[0].device
         with torch.no_grad():
-            if self.settings.grad_norms:
-                self.slots.write_layers("grad_norm", self.slot, self.params.grad_norms())
+            if self.settings.grad_norms:  # written straight into the record slot
+                self.params.grad_norms(out=self.slots.layer_out("grad_norm", self.slot, dev))
             if self.settings.update_ratios:
                 self.params.snapshot()
                 self._sampled = True
@@ -123,8 +124,9 @@ class SignalSet:
         if not self.recording or not self._sampled:
             return
         self._sampled = False
+        dev = self.params.params[0].device
         with torch.no_grad():
-            self.slots.write_layers("update_ratio", self.slot, self.params.update_ratios())
+            self.params.update_ratios(out=self.slots.layer_out("update_ratio", self.slot, dev))
 
     def end(self) -> None:
         """The batch ends: the attention probe's values (if any ran) into the record."""

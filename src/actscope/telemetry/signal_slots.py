@@ -47,6 +47,8 @@ class SignalSlots:
         # per layer: the (min views, max views) of every slot, made once (no view on the hot path)
         self._ext_views: list[tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None] = (
             [None] * n_layers)
+        # per field: its (L,) view in every slot, made once (``layer_out``)
+        self._field_views: dict[str, Sequence[torch.Tensor]] = {}
         self.dirty = False  # a signal was written into the current slot
 
     # ---- memory --------------------------------------------------------------------------
@@ -105,6 +107,18 @@ class SignalSlots:
         buf = self._layer_buf(values.device)
         buf[:, slot, 2 + LAYER_FIELDS.index(field)].copy_(values, non_blocking=True)
         self.dirty = True
+
+    def layer_out(self, field: str, slot: int, device: torch.device) -> torch.Tensor:
+        """The (L,) column of ``field`` (one of LAYER_FIELDS) in ``slot`` on ``device``, to
+        write into with ``out=`` (no temporary, no copy; the views are made once)."""
+        if self.layer is not None and self.layer.device != device:
+            self.move(device)
+        views = self._field_views.get(field)
+        if views is None:
+            col = self._layer_buf(device)[:, :, 2 + LAYER_FIELDS.index(field)]
+            views = self._field_views[field] = col.unbind(1)
+        self.dirty = True
+        return views[slot]
 
     def record_output(self, slot: int, logits: torch.Tensor) -> None:
         """Mean log-sum-exp and min/max of float32 ``logits`` into the slot: three ops, each
@@ -201,6 +215,7 @@ class SignalSlots:
         if self.layer is not None:
             self.layer = self.layer.to(device)
         self._ext_views = [None] * self.L
+        self._field_views = {}
 
     # ---- checkpoints (the chunk is saved unflushed, records.RecordStore.state_dict) -------
     def state_dict(self, n: int) -> dict[str, Any]:
@@ -215,6 +230,7 @@ class SignalSlots:
         """Restore ``state_dict()`` into fresh CPU columns (moved on the next write)."""
         self.layer = self.root = self._root_views = None
         self._ext_views = [None] * self.L
+        self._field_views = {}
         self.set_scalar_names(state.get("scalar_names", []))
         cpu = torch.device("cpu")
         if state.get("layer") is not None:
@@ -235,3 +251,4 @@ class SignalSlots:
             for name in names:
                 self._add_scalar(name, torch.device("cpu"))
         self._ext_views = [None] * self.L
+        self._field_views = {}
