@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from actscope.errors import UsageError
+from actscope.telemetry.deferred import DEFER_MAX
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.host_view import to_telemetry
 from actscope.telemetry.layer_state import LayerState, PlannedRecord
@@ -304,7 +305,8 @@ class TelemetryAccumulator(SignalMoments):
         ext = (self.buf.sig.extreme_outs(st.layer, slots.slot, flat.device)
                if self.settings.extremes and not staged else None)
         slots.record(st, x, flat, idx, n, staged, t, ext)
-        if st.defer and not staged and t.dtype is torch.float32 and flat.is_cpu:
+        if (st.defer and not staged and n <= DEFER_MAX and t.dtype is torch.float32
+                and flat.is_cpu):
             st.plan = PlannedRecord(t.shape, n, idx, slots.views[st.layer],
                                     self.buf.sig.extreme_rows(st.layer) if ext else None)
 

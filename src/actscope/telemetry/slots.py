@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from actscope.telemetry.channels import ChannelMaxima
-from actscope.telemetry.deferred import DeferredReductions
+from actscope.telemetry.deferred import DEFER_MAX, DeferredReductions
 from actscope.telemetry.layer_state import FastRecord, LayerState, PlannedRecord
 from actscope.telemetry.modules import channel_dim
 from actscope.telemetry.settings import TelemetrySettings
@@ -173,7 +173,7 @@ class SampleSlots:
             stage.layers.append(layer)
         else:
             outs = (views[0][slot], views[1][slot], views[2][slot])
-            if st.defer and flat.is_cpu:  # at the batch's end, with the others (deferred.py)
+            if st.defer and n <= DEFER_MAX and flat.is_cpu:  # at the batch's end
                 self.deferred.add(st, flat, idx, outs, ext)
             else:
                 torch.index_select(flat, 0, idx, out=outs[0])
@@ -181,7 +181,7 @@ class SampleSlots:
                 torch.dot(flat, flat, out=outs[2])
                 if ext is not None:
                     torch.aminmax(flat, out=ext)
-                if st.defer is None and flat.is_cpu:
+                if st.defer is None and n <= DEFER_MAX and flat.is_cpu:
                     self.deferred.probe(st, flat)
         if chan and stage and ch.col_slot[layer] is not None:  # taken at commit, batched
             self.chan_pending[layer] = (st.stage, x.shape, st)
