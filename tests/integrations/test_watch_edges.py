@@ -379,7 +379,7 @@ def test_a_layer_skipped_in_the_first_batch_takes_its_range_from_its_first_run()
             return self.b(h) if self.calls > 1 else h
 
     m = Net()
-    with actscope.watch(m, modules=[m.a, m.b]) as w:
+    with actscope.watch(m, modules=[m.a, m.b], chunk=2) as w:  # flushed before the checkpoint
         for _ in range(4):
             m(torch.randn(64, 4))
             w.step()

@@ -145,6 +145,7 @@ class TelemetryAccumulator(SignalMoments):
         self._staged_first = 0
         self.buf = RecordStore(len(mods), self.settings, reuse=self.buf,  # records start afresh
                                listener=self._flushed)
+        self.buf.early = bool(self.listeners)  # early flushes only for someone who listens
         self.recording = False
         self.hooks = Hooks(mods, self._forward)
         self.signals = SignalSet(model, mods, self.settings, self.buf.sig)
@@ -172,8 +173,11 @@ class TelemetryAccumulator(SignalMoments):
 
     def add_flush_listener(self, fn: Callable[[Telemetry], None]) -> None:
         """Call ``fn(chunk)`` after each flush reaches the host, ``chunk`` a ``Telemetry`` of only
-        the newly flushed records (for loggers; on a GPU it comes one flush late, no sync)."""
+        the newly flushed records (for loggers; on a GPU it comes one flush late, no sync).
+        With a listener the first flushes come after 1, 2, 4, ... recorded batches."""
         self.listeners.append(fn)
+        if self.buf is not None:
+            self.buf.early = True
 
     def _flushed(self, fields: dict[str, Any]) -> None:
         if self.listeners:

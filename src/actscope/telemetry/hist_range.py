@@ -6,8 +6,8 @@ have never gone below 0 (ReLU), with ``R = 2**k`` the smallest power of two at o
 99.9% quantile of the chunk's sampled ``|x|`` (the order statistic of rank
 ``ceil(0.999 (n - 1)) + 1``: counted in one pass over the samples' binary exponents, no sort).
 The range follows the data: a layer that grows gets a wider range in the next flush, and
-flushes come early at first (after 1, 2, 4, ...
-recorded batches, up to ``chunk``), so a run that blows up in its first steps is re-fitted too.
+with a flush listener, flushes come early at first (after 1, 2, 4, ... recorded batches, up to
+``chunk``), so a run that blows up in its first steps is re-fitted too.
 It only shrinks when the data fell below an eighth of it (no flicker at a boundary). On the
 ladder a histogram on ``R`` re-bins exactly onto ``2R`` by adding bins (bins a multiple of 4),
 so records with different ranges merge exactly (``merge_rules``). Device ops only, no sync.

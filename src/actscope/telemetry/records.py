@@ -2,12 +2,12 @@
 
 It owns the chunk (``slots.SampleSlots``, device memory for ``chunk`` recorded batches), the
 per-channel maxima (``channels``) and the host store (``host_store``, bounded, coarsening).
-``commit`` keeps a batch's slot (no device op); a flush, after 1, 2, 4, ... and then every
-``chunk`` recorded batches, fits each layer's histogram range to the chunk (``hist_range``'s
-ladder) and turns the chunk into records (sums, histograms with overflow counts, dead share,
-mad) for all layers at once on the device, then moves them to the host store
-(``transfer``: an asynchronous copy on a GPU, no sync). So device memory is O(chunk) and host
-memory O(``max_records``), whatever the run length.
+``commit`` keeps a batch's slot (no device op); a flush, every ``chunk`` recorded batches (and
+after 1, 2, 4, ... first when someone listens: ``early``), fits each layer's histogram range
+to the chunk (``hist_range``'s ladder) and turns the chunk into records (sums, histograms with
+overflow counts, dead share, mad) for all layers at once on the device, then moves them to the
+host store (``transfer``: an asynchronous copy on a GPU, no sync). So device memory is O(chunk)
+and host memory O(``max_records``), whatever the run length.
 """
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ class RecordStore:
         self.listener = listener  # called with each flush's new host records
         self.committed = 0  # recorded batches committed (flushed or in the chunk)
         self.target = 1  # flush when the chunk holds this many: 1, 2, 4, ..., chunk
+        # Whether those early flushes happen: only for a listener (a logger, a live view) that
+        # wants the first records soon; each costs ~2 ms on a CPU whatever its size, so
+        # without one the chunk just fills (6 fewer flushes in a 160-batch fit).
+        self.early = True
         self.chunk_iters: list[int] = []
         # Host-side, no device op: slot -> which layers ran, for slots where not all did (a layer
         # skipped by stochastic depth, a branch not taken, a module in eval mode).
@@ -120,7 +124,8 @@ class RecordStore:
         ch.ep_seen, self.cached = True, None
         if ch.ep_batches in (1, 2, 4) or ch.ep_batches % 16 == 0:
             ch.check_all_fired(slots.slot, slots.slab.device)
-        if slots.slot >= min(self.target, self.settings.chunk):
+        if slots.slot >= (min(self.target, self.settings.chunk) if self.early
+                          else self.settings.chunk):
             self.flush()
             self.target = min(2 * self.target, self.settings.chunk)
 

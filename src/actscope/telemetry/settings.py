@@ -62,7 +62,7 @@ class TelemetrySettings:
     channels: bool = True
     # K positions per layer per batch for histogram, dead share, mad.
     sample_size: int = 2048
-    # Recorded batches between flushes (the first flushes come after 1, 2, 4, ... of them).
+    # Recorded batches between flushes (with a flush listener the first come after 1, 2, 4, ...).
     chunk: int = 128
     # Records kept per layer in host memory; beyond it older history is coarsened (adjacent
     # records merge exactly), except the first ``keep_first`` and the most recent half.
