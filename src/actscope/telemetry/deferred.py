@@ -21,6 +21,9 @@ that happened:
   lost its values: that batch records nothing for the layer (like a layer that did not run)
   and the layer goes back to reducing in its hook.
 
+A write through ``.data`` bypasses the version counter; no module we know changes its output
+that way, and the ones that use ``inplace=True`` or ``+=`` are caught.
+
 A GPU needs none of this: its ops are queued asynchronously and cost the host little.
 """
 
