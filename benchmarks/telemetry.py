@@ -21,9 +21,11 @@ the epoch-end flush, the read-back); medians over the pairs. ``--clock cpu`` is
 ``time.process_time`` (all threads), ``--clock wall`` ``time.perf_counter``.
 Ends with one line: ``ratio_bs64=<median> ratio_bs512=<median> min_ratio_bs64=<x>
 min_ratio_bs512=<y> steady_bs64=<x> steady_bs512=<y> fixed_s=<s> fixed_s_bs512=<s>
-clock=<cpu|wall>``.
+clock=<cpu|wall> signals=<on|off>``. ``--signals off``: the issue-21 diagnosis signals off (the
+statistics before them only), to tell their cost apart.
 
     python benchmarks/telemetry.py [--batches 160] [--pairs 15] [--threads N] [--clock wall]
+                                   [--signals off]
 """
 
 from __future__ import annotations
@@ -79,12 +81,18 @@ def mnist_tensors(n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
             "random"
 
 
+# The issue-21 diagnosis signals; ``--signals off`` turns them all off (the statistics before
+# them: mean, std, histograms, dead share, per-channel deadness), to tell their cost apart.
+SIGNALS = ("extremes", "grad_norms", "update_ratios", "attention", "output_logits")
+
+
 def learner(bs: int, n_batches: int, x: torch.Tensor, y: torch.Tensor,
-            telemetry: bool) -> Learner:
+            telemetry: bool, signals: bool = True) -> Learner:
     """The lesson's CNN on the first ``n_batches`` batches (validation off), warmed up by one
     epoch (allocator, index caches, the first flush)."""
     torch.manual_seed(0)
-    cbs = [ActivationStatsCallback(bins=40, every=1)] if telemetry else []
+    off = {} if signals else dict.fromkeys(SIGNALS, False)
+    cbs = [ActivationStatsCallback(bins=40, every=1, **off)] if telemetry else []
     learn = Learner(cnn(), SimpleNamespace(train=Batches(x, y, bs, n_batches), valid=None),
                     lr=0.1, cbs=cbs)
     learn.fit(1)
@@ -118,7 +126,7 @@ def epoch_seconds(learn: Learner, clock: str) -> tuple[float, Marks]:
 
 
 def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
-          clock: str) -> tuple[float, float, PairStats]:
+          clock: str, signals: bool = True) -> tuple[float, float, PairStats]:
     """(median pair ratio, min(telemetry epoch times) / min(plain epoch times), the pairs'
     steady ratios and fixed costs) over pairs.
 
@@ -128,7 +136,7 @@ def ratio(bs: int, n_batches: int, pairs: int, x: torch.Tensor, y: torch.Tensor,
     within seconds, and the median of 15 ratios is far steadier than that of 5.
     """
     plain_l = learner(bs, n_batches, x, y, telemetry=False)
-    tel_l = learner(bs, n_batches, x, y, telemetry=True)
+    tel_l = learner(bs, n_batches, x, y, telemetry=True, signals=signals)
     ratios, tels, plains, stats = [], [], [], PairStats()
     for i in range(pairs):
         first = i % 2 == 0  # alternate which one goes first
@@ -155,18 +163,22 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     ap.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                     help="process CPU time (robust on a shared machine) or wall time")
+    ap.add_argument("--signals", choices=("on", "off"), default="on",
+                    help="off: the diagnosis signals off (max |x|, gradients, updates, "
+                         "attention, output logits), the statistics before them only")
     args = ap.parse_args()
+    on = args.signals == "on"
     if args.threads:
         torch.set_num_threads(args.threads)
     x, y, source = mnist_tensors(64 * args.batches)
     print(f"data={source} threads={torch.get_num_threads()} clock={args.clock} "
           f"torch={torch.__version__}")
-    m64, r64, st64 = ratio(64, args.batches, args.pairs, x, y, args.clock)
-    m512, r512, st512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y, args.clock)
+    m64, r64, st64 = ratio(64, args.batches, args.pairs, x, y, args.clock, on)
+    m512, r512, st512 = ratio(512, max(args.batches // 8, 10), args.pairs, x, y, args.clock, on)
     (s64, f64), (s512, f512) = st64.medians(), st512.medians()
     print(f"ratio_bs64={m64:.3f} ratio_bs512={m512:.3f} min_ratio_bs64={r64:.3f} "
           f"min_ratio_bs512={r512:.3f} steady_bs64={s64:.3f} steady_bs512={s512:.3f} "
-          f"fixed_s={f64:.3f} fixed_s_bs512={f512:.3f} clock={args.clock}")
+          f"fixed_s={f64:.3f} fixed_s_bs512={f512:.3f} clock={args.clock} signals={args.signals}")
 
 
 if __name__ == "__main__":
