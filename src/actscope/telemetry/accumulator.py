@@ -282,7 +282,7 @@ class TelemetryAccumulator(SignalMoments):
         if plan is not None and self.buf.slots.record_planned(
                 st, plan, t, self.buf.sig.extreme_rows(st.layer) if self.settings.extremes
                 else None):
-            return  # a CPU output like the last one: kept for the forward's end (deferred.py)
+            return  # a CPU output like the last one: kept for the batch's end (deferred.py)
         x = t.detach()
         if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
             x = x.float()
@@ -312,7 +312,7 @@ class TelemetryAccumulator(SignalMoments):
         if (st.defer and not staged and n <= DEFER_MAX and t.dtype is torch.float32
                 and flat.is_cpu):
             st.plan = PlannedRecord(t.shape, n, idx, slots.views[st.layer],
-                                    self.buf.sig.extreme_rows(st.layer) if ext else None)
+                                    None if ext is None else self.buf.sig.extreme_rows(st.layer))
 
     def _backward(self, hook: Hook, module: nn.Module, grad_in: Any, grad_out: Any) -> None:
         if not self.recording or not grad_out or grad_out[0] is None:

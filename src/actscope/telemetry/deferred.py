@@ -56,9 +56,10 @@ class DeferredReductions:
 
     def add(self, st: LayerState, flat: torch.Tensor, idx: torch.Tensor,
             outs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
-            ext: tuple[torch.Tensor, torch.Tensor] | None) -> None:
-        """Keep ``flat`` (a CPU output, not copied) for ``run``."""
-        self.entries.append((flat, flat._version, st, idx, outs, ext, None))
+            ext: tuple[torch.Tensor, torch.Tensor] | None, chan: tuple | None = None) -> None:
+        """Keep ``flat`` (a CPU output, not copied) for ``run``; ``chan``: its column max, as
+        (output, batch dims, out, running max or None), or None."""
+        self.entries.append((flat, flat._version, st, idx, outs, ext, chan))
 
     def probe(self, st: LayerState, flat: torch.Tensor) -> None:
         """``flat`` was reduced in the hook; ``run`` decides from its version whether ``st``

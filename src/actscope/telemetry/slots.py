@@ -131,9 +131,8 @@ class SampleSlots:
             # a large map folds into its running max at once (col is reused per slot)
             chan = (x, st.red_dims, v[3][slot],
                     ch.col_run[layer] if ch.col_slot[layer] is None else None)
-        self.deferred.entries.append(
-            (flat, flat._version, st, plan.idx, (v[0][slot], v[1][slot], v[2][slot]),
-             None if ext is None else (ext[0][slot], ext[1][slot]), chan))
+        self.deferred.add(st, flat, plan.idx, (v[0][slot], v[1][slot], v[2][slot]),
+                          None if ext is None else (ext[0][slot], ext[1][slot]), chan)
         self.counts[layer][slot] = plan.n
         self.ran[layer] = self.wrote = self.ever[layer] = True
         return True
@@ -201,8 +200,8 @@ class SampleSlots:
 
     def flush_staged(self, extremes: torch.Tensor | None) -> None:
         """The batch's deferred and staged outputs into the current slot (before
-        ``RecordStore.commit``);
-        ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or None."""
+        ``RecordStore.commit``); ``extremes`` the signal slots' (L, chunk, >= 2) buffer, or
+        None."""
         self.deferred.run(self.ran)
         if self.slab is not None:
             if self.chan_pending:
