@@ -20,7 +20,8 @@ from actscope.config import RESUMABLE, FitConfig, flag_of
 from actscope.errors import UsageError
 from actscope.recipe.checks import check_settings
 
-__all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs"]
+__all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs",
+           "check_recorded_data"]
 
 
 def _show(value: Any) -> str:
@@ -78,3 +79,19 @@ def check_recorded_epochs(run_dir: str | os.PathLike[str], cfg: FitConfig) -> No
                          f"checkpoint {ckpt.name} was trained for {recorded} epochs; config.json "
                          f"was edited after the run started (the schedule would not match): "
                          f"restore epochs={recorded} in it, or start a new run with --out")
+
+
+def check_recorded_data(run_dir: str | os.PathLike[str], recorded: str | None,
+                        now: str | None, where: str) -> None:
+    """Refuse a resume whose data differs from the data the run started on.
+
+    ``recorded`` is config.json's ``data`` digest (None in runs from before it was recorded),
+    ``now`` the digest of the data just loaded from ``where`` (None when a loader hides its
+    tensors): either missing, there is nothing to compare.
+    """
+    if recorded is None or now is None or recorded == now:
+        return
+    raise UsageError(f"cannot resume {run_dir}: the data loaded from {where} is not the data "
+                     f"this run started on (digest {now[:19]}..., config.json records "
+                     f"{recorded[:19]}...); --resume continues the run exactly: pass the --data "
+                     f"folder it was trained on, or start a new run with --out")
