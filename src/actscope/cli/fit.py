@@ -149,6 +149,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             if not resume:
                 run.write_config(cfg.to_dict(), seed=cfg.seed, data=digest)
             learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if resume else None)
+            if guard.message:  # before the report, which then shows the run as stopped
+                run.mark_stopped(guard.message)
             findings = save_fit_results(run, learn, finish=not guard.message)
         except BaseException:
             if not run.complete:  # a finished run's results are never deleted
