@@ -2,7 +2,8 @@
 
 Every run folder is read and validated first (``run_view.read_run``); a folder that is not a
 run, a run still being written (a RUNNING marker, unless a guard stopped the run, or a live
-writer's lock) or a damaged file stops the comparison with one ``ActscopeError``. Layers are matched by name. No HTML, no matplotlib.
+writer's lock) or a damaged file stops the comparison with one ``ActscopeError``. Layers are
+matched by name. No HTML, no matplotlib.
 """
 
 from __future__ import annotations
