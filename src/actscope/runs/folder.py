@@ -39,7 +39,7 @@ __all__ = ["RunFolder", "new_run_name", "MARKER", "RUNNING", "STATES", "SHARED_K
 STATES = ("running", "interrupted", "stopped", "unreported", "complete")
 # Marker kinds of folders actscope shares with the user or a trainer (a watch() report in a
 # Lightning log dir, a compare page): never replaced as a whole (runs/report_claim.py).
-SHARED_KINDS = ("watch", "compare")
+SHARED_KINDS = ("watch", "compare", "norms")
 # Files by which a v0.1 run (written before the marker existed) is recognised, read-only.
 _LEGACY_FILES = (CONFIG_FILE, METRICS_FILE, TELEMETRY_FILE, FINDINGS_FILE)
 
