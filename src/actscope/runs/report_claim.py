@@ -54,6 +54,8 @@ WRITERS: dict[str, frozenset[str | None]] = {
     "norms": frozenset({None, "norms"}),
 }
 _MARKED_HERE = ("watch", "compare", "norms")  # writers that mark a folder they start
+_WHAT = {"watch": "a watch() report", "compare": "compare.html", "report": "a report",
+         "fit": "a training run", "lr-find": "an lr-find run", "norms": "the norms table"}
 # How each kind is named in a refusal.
 _NAMES = {"fit": "a training run (actscope fit)", "lr-find": "an lr-find run",
           "watch": "a watch()/Lightning/Hugging Face report folder",
@@ -84,14 +86,30 @@ def check_claim(path: Path, writer: str) -> None:
     """RunFolderError, one line, unless ``writer`` may write into ``path`` (see the table)."""
     kind = folder_kind(path) if path.is_dir() else None
     if kind in WRITERS[writer]:
+        _check_not_inside_a_run(path, writer)
         return
-    what = {"watch": "a watch() report", "compare": "compare.html", "report": "a report",
-            "fit": "a training run", "lr-find": "an lr-find run",
-            "norms": "the norms table"}[writer]
+    what = _WHAT[writer]
     fix = ("pass a new folder" if writer in _MARKED_HERE else
            "pass a run folder that actscope fit or lr-find wrote")
     raise RunFolderError(f"{path} is {_NAMES.get(kind, f'an actscope {kind} folder')}: "
                          f"refusing to write {what} into it, nothing was changed; {fix}")
+
+
+def _check_not_inside_a_run(path: Path, writer: str) -> None:
+    """RunFolderError when a folder of a writer that starts its own folder (watch, compare,
+    norms) lies inside a fit or lr-find run: ``fit --overwrite`` replaces such a run with
+    everything in it, so the report would be lost with it (and it would mix into the run)."""
+    if writer not in _MARKED_HERE:
+        return
+    for parent in path.resolve().parents:
+        try:
+            kind = folder_kind(parent) if (parent / MARKER).is_file() else None
+        except RunFolderError:  # a damaged marker above: not ours to judge here
+            continue
+        if kind in ("fit", "lr-find"):
+            raise RunFolderError(f"{path} is inside {parent}, {_NAMES[kind]}: "
+                                 f"refusing to write {_WHAT[writer]} there, nothing was changed "
+                                 "(replacing that run would delete it); pass a folder outside it")
 
 
 def _mark(path: Path, kind: str) -> None:
