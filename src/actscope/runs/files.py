@@ -51,6 +51,9 @@ def read_json_file(path: str | Path) -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # deleted or moved: not "damaged", and not a JSON problem
+        raise RunFileError(f"{path} is missing (deleted or moved?); restore it, or rerun the "
+                           "command that wrote it") from None
     except _DAMAGED as e:
         raise _bad(path, f"not valid UTF-8 JSON ({_one_line(e)})") from None
 
