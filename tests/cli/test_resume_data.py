@@ -95,3 +95,17 @@ def test_a_digest_that_is_not_a_string_is_a_damaged_config(tmp_path: Path) -> No
     path.write_text(json.dumps({"settings": {}, "seed": 0, "data": 5}))
     with pytest.raises(RunFileError, match="'data' must be the data's digest"):
         read_config(path)
+
+
+def test_a_checkpoint_copied_from_another_run_is_refused(interrupted: tuple[Path, Path],
+                                                         tmp_path: Path, capsys) -> None:
+    data = interrupted[1]
+    other = tmp_path / "other"
+    assert main(["fit", "--data", str(data), "--limit", "50", "--epochs", "1", "--nfs", "4,8",
+                 "--bs", "16", "--seed", "7", "--no-telemetry", "--no-progress",
+                 "--out", str(other)]) == 0
+    run = _copy_interrupted(interrupted[0], tmp_path / "run")
+    shutil.rmtree(run / "checkpoints")
+    shutil.copytree(other / "checkpoints", run / "checkpoints")
+    assert main(["fit", "--resume", str(run), "--data", str(data), "--no-progress"]) == 2
+    one_error_line(capsys.readouterr().err, "was saved by another run")

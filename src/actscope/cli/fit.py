@@ -28,6 +28,7 @@ from actscope.recipe.resume import (
     check_recorded_epochs,
     parse_recorded_settings,
     resume_config,
+    run_id,
 )
 from actscope.results import save_fit_results
 from actscope.runs import LockedError, RunFolder, new_run_name
@@ -139,7 +140,8 @@ def cmd_fit(args: argparse.Namespace) -> int:
             run.release()
         raise
     guard = NaNGuardCallback(warn=False)  # its message is the one stderr line below
-    ckpt = CheckpointCallback(out, every_n_batches=cfg.checkpoint_every, keep=cfg.keep)
+    ckpt = CheckpointCallback(out, every_n_batches=cfg.checkpoint_every, keep=cfg.keep,
+                              run_id=run_id(cfg, digest) if main_rank else None)
     if not main_rank:  # trains its shard; rank 0 writes the run folder, checkpoints and report
         learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if resume else None)
         return 1 if guard.message else 0

@@ -11,6 +11,8 @@ flag with its recorded value is allowed. Only ``--data`` (where the same files a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import replace
 from typing import Any
@@ -21,7 +23,7 @@ from actscope.errors import UsageError
 from actscope.recipe.checks import check_settings
 
 __all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs",
-           "check_recorded_data"]
+           "check_recorded_data", "run_id"]
 
 
 def _show(value: Any) -> str:
@@ -95,3 +97,10 @@ def check_recorded_data(run_dir: str | os.PathLike[str], recorded: str | None,
                      f"this run started on (digest {now[:19]}..., config.json records "
                      f"{recorded[:19]}...); --resume continues the run exactly: pass the --data "
                      f"folder it was trained on, or start a new run with --out")
+
+
+def run_id(cfg: FitConfig, data: str | None) -> str:
+    """What the run is, as a digest: its defining settings and its data's digest. Its
+    checkpoints carry it, so a checkpoint copied in from another run is refused on resume."""
+    body = json.dumps({"settings": cfg.defining(), "data": data}, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
