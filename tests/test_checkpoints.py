@@ -119,3 +119,13 @@ def test_stale_save_temps_are_removed(tmp_path):
 def test_checkpoint_seq_refuses_other_names(tmp_path):
     with pytest.raises(CheckpointError, match="not named like a checkpoint"):
         checkpoint_seq(tmp_path / "ckpt-1")
+
+
+def test_the_last_damaged_checkpoint_says_resume_starts_over(tmp_path):
+    from actscope.checkpoints import CKPT_SUBDIR, verify_checkpoint
+    from actscope.safe_load import CheckpointError
+
+    ckpt = tmp_path / CKPT_SUBDIR / "ckpt-000009"
+    ckpt.mkdir(parents=True)  # no meta.json: an incomplete checkpoint, and the only one
+    with pytest.raises(CheckpointError, match="none left: --resume then starts the run over"):
+        verify_checkpoint(ckpt)

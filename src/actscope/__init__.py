@@ -50,6 +50,8 @@ from actscope.nn.layers import GeneralRelu, Lambda, conv_layer
 from actscope.nn.norms import BatchNorm, GroupNorm, InstanceNorm, LayerNorm, make_norm
 from actscope.nn.running_batchnorm import RunningBatchNorm
 from actscope.report.compare.write import compare  # draws on call; matplotlib is not imported here
+from actscope.report.page import render_report
+from actscope.report.writer import write_report
 from actscope.runs import RunFolder, RunFolderError
 from actscope.safe_load import CheckpointError
 from actscope.schedules import (
@@ -60,6 +62,7 @@ from actscope.schedules import (
     sched_lin,
     sched_no,
 )
+from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.hooks import Hook, Hooks
 from actscope.telemetry.record import Telemetry
 from actscope.version import __version__ as __version__  # one place for the version
@@ -78,5 +81,5 @@ __all__ = [
     "make_norm", "mnist_dataloaders", "multilabel_accuracy", "one_cycle", "read_idx",
     "sched_cos", "sched_exp", "sched_lin", "sched_no", "suggest_minimum", "suggest_steepest",
     "suggest_valley", "Watch", "watch", "write_idx", "RunFolder", "RunFolderError",
-    "CheckpointError",
+    "CheckpointError", "TelemetryAccumulator", "render_report", "write_report",
 ]

@@ -236,7 +236,8 @@ def save_checkpoint(root: Path, seq: int, weights: dict[str, torch.Tensor],
 # ---- reading -------------------------------------------------------------------------------
 def _older(ckpt: Path) -> str:
     older = [p.name for p in list_checkpoints(ckpt.parent) if p != ckpt]
-    return ", ".join(older[-2:]) or "none left: start the run again"
+    # with none left, --resume starts the run over from config.json (docs/reliability.md)
+    return ", ".join(older[-2:]) or "none left: --resume then starts the run over"
 
 
 def _fix(ckpt: Path) -> str:

@@ -329,3 +329,16 @@ def test_resume_real_callbacks_mid_epoch(mnist_dir: Path, tmp_path: Path) -> Non
     assert strip(cbs[0].history) == strip(ref_cbs[0].history)
     assert np.array_equal(cbs[1].losses, ref_cbs[1].losses)
     assert np.array_equal(cbs[1].lrs, ref_cbs[1].lrs)
+
+
+def test_a_checkpoint_of_another_run_is_refused(tmp_path: Path) -> None:
+    make_learner(cbs=[CheckpointCallback(tmp_path, run_id="run-a")]).fit(1)
+    before = sorted(p.name for p in (tmp_path / "checkpoints").iterdir())
+    other = make_learner(seed=3, cbs=[CheckpointCallback(tmp_path, run_id="run-b")])
+    with pytest.raises(CheckpointError, match="was saved by another run"):
+        other.fit(2, resume=tmp_path)
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == before
+    # the same run resumes; a callback (or a checkpoint) without an id is not checked
+    for run_id in ("run-a", None):
+        make_learner(seed=3, cbs=[CheckpointCallback(tmp_path, run_id=run_id)]).fit(
+            1, resume=tmp_path)

@@ -53,3 +53,15 @@ def test_no_histograms_when_turned_off_and_writer_closed(tmp_path):
     synth_learner(cbs=[ActivationStatsCallback(), cb]).fit(1)
     assert cb.writer is None
     assert _read(tmp_path / "tb").Tags()["histograms"] == []
+
+
+def test_a_log_dir_that_is_a_file_is_one_error_before_training(tmp_path):
+    from actscope.errors import ActscopeError
+
+    (tmp_path / "tb").write_text("mine")
+    for bad in (tmp_path / "tb", tmp_path / "tb" / "sub"):
+        learn = synth_learner(cbs=[TensorBoardCallback(bad)])
+        with pytest.raises(ActscopeError, match="log_dir|could not write") as info:
+            learn.fit(1)
+        assert str(bad) in str(info.value) and "\n" not in str(info.value)
+    assert (tmp_path / "tb").read_text() == "mine"

@@ -93,3 +93,18 @@ def test_a_state_of_another_version_is_refused():
     with pytest.raises(UsageError, match="ckpt: actscope telemetry state version 99"):
         StepRecorder("T").load_state_dict({"version": 99}, "ckpt")
     StepRecorder("T").load_state_dict({}, "ckpt")  # an empty state is nothing to restore
+
+
+def test_a_state_that_does_not_fit_is_one_checkpoint_error_naming_its_source():
+    from actscope.safe_load import CheckpointError
+
+    bad = {"version": STATE_VERSION, "telemetry": "x"}
+    rec, model = StepRecorder("MyCB"), _net()
+    rec.load_state_dict(bad, "ckpt-9")  # no hooks yet: kept until attach
+    with pytest.raises(CheckpointError, match="^ckpt-9: the actscope telemetry state"):
+        rec.attach(model)
+    rec, model = StepRecorder("MyCB"), _net()
+    rec.attach(model)
+    _train(rec, model, range(2))
+    with pytest.raises(CheckpointError, match="^ckpt-9: the actscope telemetry state"):
+        rec.load_state_dict(bad, "ckpt-9")  # restored at once

@@ -79,3 +79,38 @@ def test_histogram_args_match_the_counts():
     assert args["min"] == -1.0 and args["max"] == 1.0
     assert args["sum"] == pytest.approx(2 * -0.5 + 0.5)
     assert histogram_args(np.zeros(4), -1.0, 1.0) is None
+
+
+@pytest.mark.parametrize("case", ["a_file", "under_a_file", "read_only"])
+def test_a_folder_that_cannot_take_event_files_is_one_error(tmp_path, monkeypatch, case):
+    import errno
+    import os
+
+    from actscope.errors import ActscopeError
+
+    (tmp_path / "f").write_text("mine")
+    target = {"a_file": tmp_path / "f", "under_a_file": tmp_path / "f" / "tb",
+              "read_only": tmp_path / "tb"}[case]
+    if case == "read_only":  # as root, chmod does not stop writes: a read-only disk instead
+        real = os.makedirs
+
+        def refuse(path, *a, **k):
+            if os.fspath(path).startswith(os.fspath(tmp_path)):
+                raise OSError(errno.EROFS, "Read-only file system", os.fspath(path))
+            return real(path, *a, **k)
+
+        monkeypatch.setattr(os, "makedirs", refuse)
+    with pytest.raises(ActscopeError, match="tensorboard|could not write") as info:
+        actscope.watch(model(), tensorboard=target)
+    assert str(target) in str(info.value) and "\n" not in str(info.value)
+    assert (tmp_path / "f").read_text() == "mine"
+
+
+def test_a_home_folder_is_expanded_not_made_literally(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.chdir(tmp_path)
+    m = model()
+    with actscope.watch(m, tensorboard="~/tb", log_every=1, chunk=4) as w:
+        train(w, m, 4)
+    assert list((tmp_path / "home" / "tb").glob("events.out.tfevents.*"))
+    assert not (tmp_path / "~").exists()

@@ -175,3 +175,25 @@ def test_report_without_run_name_is_titled_after_the_output_dir(tmp_path):
     transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(16),
                          callbacks=[cb]).train()
     assert "<h1>actscope run: my-gpt2</h1>" in cb.report_path.read_text()
+
+
+@pytest.mark.parametrize("damage", ["garbage", "wrong_type", "truncated"])
+def test_a_damaged_recording_in_the_checkpoint_is_one_line_naming_it(tmp_path, damage):
+    from actscope.errors import ActscopeError
+    from actscope.integrations.recording import STATE_VERSION
+
+    args = train_args(tmp_path, save_strategy="steps", save_steps=3)
+    transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
+                         callbacks=[ActscopeCallback(report=False)]).train()
+    saved = tmp_path / "checkpoint-3" / STATE_FILE
+    if damage == "garbage":
+        saved.write_bytes(b"garbage")
+    elif damage == "wrong_type":
+        torch.save({"version": STATE_VERSION, "telemetry": "x"}, saved)
+    else:
+        saved.write_bytes(saved.read_bytes()[:500])
+    trainer = transformers.Trainer(model=gpt2(), args=args, train_dataset=Tokens(64),
+                                   callbacks=[ActscopeCallback(report=False)])
+    with pytest.raises(ActscopeError) as info:
+        trainer.train(resume_from_checkpoint=str(tmp_path / "checkpoint-3"))
+    assert str(saved) in str(info.value) and "\n" not in str(info.value)

@@ -53,3 +53,18 @@ def test_recorded_epochs_must_match_the_checkpoint(tmp_path):
     (tmp_path / "checkpoints" / "ckpt-000000" / "meta.json").write_text("{}")
     with pytest.raises(CheckpointError):
         check_recorded_epochs(tmp_path, SAVED)
+
+
+def test_run_id_follows_what_defines_the_run_not_where_it_runs() -> None:
+    from dataclasses import replace
+
+    from actscope.config import FitConfig
+    from actscope.recipe.resume import run_id
+
+    cfg = FitConfig(dataset="digits", epochs=1)
+    base = run_id(cfg, "sha256:aa")
+    assert run_id(replace(cfg, data="elsewhere", device="cpu", progress=False, out="x"),
+                  "sha256:aa") == base
+    assert run_id(replace(cfg, seed=7), "sha256:aa") != base
+    assert run_id(replace(cfg, lr=0.1), "sha256:aa") != base
+    assert run_id(cfg, "sha256:bb") != base

@@ -14,7 +14,8 @@ from torch import nn
 
 from actscope.errors import ActscopeError
 from actscope.report.figures import save_run_plots
-from actscope.report.page import render_report, write_report
+from actscope.report.page import render_report
+from actscope.report.page import write_page as write_report
 from actscope.report.publish import publish_telemetry
 from actscope.runs.files import RunFolderError
 from actscope.telemetry.record import Telemetry

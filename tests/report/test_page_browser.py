@@ -17,7 +17,7 @@ import pytest
 
 from actscope.report.compare.write import compare
 from actscope.report.figures import save_run_plots
-from actscope.report.page import write_report
+from actscope.report.page import write_page as write_report
 from tests.report.test_page import make_run
 from tests.telemetry.fakes import run_folder, telemetry
 

@@ -41,3 +41,24 @@ def test_a_run_folder_is_reported_from_its_files(tmp_path):
     # no telemetry given: read from the folder
     again = write_run_report(tmp_path, writer="report", owned=True)
     assert "actscope report: " in again.read_text()
+
+
+def test_the_public_write_report_takes_the_lock_and_the_folder_rules(tmp_path):
+    import actscope
+    from actscope.runs import LockedError, RunFolderError, RunLock
+
+    run = tmp_path / "run"
+    write_run_report(run, telemetry(), writer="watch")
+    (run / "report.html").unlink()
+    with RunLock(run), pytest.raises(LockedError):  # a live writer: refused, not mixed in
+        actscope.write_report(run)
+    assert not (run / "report.html").exists()
+    assert actscope.write_report(run) == run / "report.html"
+    (tmp_path / "cmp").mkdir()
+    (tmp_path / "cmp" / ".actscope-run").write_text('{"kind": "compare"}')
+    (tmp_path / "cmp" / "findings.json").write_text("[]")
+    with pytest.raises(RunFolderError, match="compare folder"):
+        actscope.write_report(tmp_path / "cmp")
+    with pytest.raises(RunFolderError, match="does not exist"):
+        actscope.write_report(tmp_path / "nope")
+    assert "actscope run" in actscope.render_report(run)

@@ -104,3 +104,10 @@ def test_read_findings_is_a_list_of_strings(tmp_path):
     (tmp_path / "f.json").write_text('["a", 1]')
     with pytest.raises(RunFileError, match="expected a JSON list of strings"):
         read_findings(tmp_path / "f.json")
+
+
+def test_a_missing_json_file_is_called_missing_not_damaged(tmp_path):
+    for reader in (read_json_file, read_config, read_findings):
+        with pytest.raises(RunFileError, match=r"gone.json is missing") as info:
+            reader(tmp_path / "gone.json")
+        assert "damaged" not in str(info.value)

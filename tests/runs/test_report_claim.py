@@ -193,3 +193,28 @@ def test_an_unmarked_run_with_actscope_checkpoints_is_refused(copy_of, tmp_path)
     assert folder_kind(run) == "unmarked run"
     with pytest.raises(RunFolderError, match="without a marker"):
         watch_report(run)
+
+
+@pytest.mark.parametrize("writer", ["watch", "compare", "norms"])
+@pytest.mark.parametrize("kind", ["fit", "lr-find"])
+@pytest.mark.parametrize("depth", ["plots", "a/b"])
+def test_a_new_folder_inside_a_run_is_refused(tmp_path: Path, writer: str, kind: str,
+                                              depth: str) -> None:
+    run = tmp_path / "run"
+    (run / "plots").mkdir(parents=True)
+    (run / MARKER).write_text(json.dumps({"kind": kind}))
+    before = tree_snapshot(run)
+    with pytest.raises(RunFolderError, match="is inside .*pass a folder outside it"):
+        with claim_report_folder(run / depth, writer):
+            pass
+    assert tree_snapshot(run) == before
+
+
+def test_a_folder_beside_a_run_or_inside_a_watch_folder_is_fine(tmp_path: Path) -> None:
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / MARKER).write_text(json.dumps({"kind": "fit"}))
+    (tmp_path / "lightning").mkdir()
+    (tmp_path / "lightning" / MARKER).write_text(json.dumps({"kind": "watch"}))
+    for target in (tmp_path / "beside", tmp_path / "lightning" / "version_0"):
+        with claim_report_folder(target, "compare") as path:
+            assert path == target

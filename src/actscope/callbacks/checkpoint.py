@@ -122,6 +122,18 @@ def _load_opt(learn: Learner, ckpt: Checkpoint) -> None:
                               "saved it") from None
 
 
+def _check_run_id(ckpt: Checkpoint, run_id: str | None) -> None:
+    """CheckpointError when ``ckpt`` was saved by another run than ``run_id`` (a checkpoint
+    copied in from a run with other settings or data); unchecked where either is unknown."""
+    saved = ckpt.meta.get("run")
+    if run_id is None or saved is None or saved == run_id:
+        return
+    raise CheckpointError(f"checkpoint {ckpt.path} was saved by another run (its settings or "
+                          f"data differ from this run's config.json): resuming from it would "
+                          f"mix two runs; remove it (and any other copied checkpoint), or resume "
+                          f"the run it came from")
+
+
 class CheckpointCallback(Callback):
     """Save at every epoch end (and every ``every_n_batches`` steps) into ``run_dir``; resume.
 
@@ -134,7 +146,7 @@ class CheckpointCallback(Callback):
     order = 70
 
     def __init__(self, run_dir: str | os.PathLike, every_n_batches: int | None = None,
-                 keep: int = 3) -> None:
+                 keep: int = 3, run_id: str | None = None) -> None:
         if every_n_batches is not None and (isinstance(every_n_batches, bool) or not isinstance(
                 every_n_batches, int) or every_n_batches <= 0):
             raise ValueError(f"every_n_batches must be a positive integer or None, got "
@@ -142,6 +154,9 @@ class CheckpointCallback(Callback):
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an integer >= 1 (checkpoints kept), got {keep!r}")
         self.run_dir, self.every, self.keep = Path(run_dir), every_n_batches, keep
+        # what the run is (``actscope fit``: a digest of its settings and data): saved in each
+        # checkpoint, and a checkpoint of another run is refused on resume
+        self.run_id = run_id
         self.root = self.run_dir / CKPT_SUBDIR
         self.saved: list[Path] = []
         self.resumed_from: Path | None = None
@@ -165,6 +180,7 @@ class CheckpointCallback(Callback):
             self.started_over = True  # killed before its first checkpoint: run it from the start
             return
         loaded = read_checkpoint(latest_checkpoint(target))
+        _check_run_id(loaded, self.run_id)
         _restore(learn, loaded)
         meta, self.resumed_from = loaded.meta, loaded.path
         if meta.get("stopped"):  # a callback ended the run there: nothing is left to train
@@ -222,6 +238,8 @@ class CheckpointCallback(Callback):
             return None
         position = {"epoch": epoch, "iter": iter, "train_iter": learn.train_iter,
                     "n_epochs": learn.n_epochs, "lr": learn.lr, "stopped": stopped}
+        if self.run_id is not None:
+            position["run"] = self.run_id
         path = store_checkpoint(self.root, self._seq, _weights(learn), _state(learn, states),
                                 position)
         self._seq, self._last_step = self._seq + 1, learn.train_iter

@@ -7,6 +7,7 @@ per epoch (one read-back), never per batch: the per-batch loss stays on the devi
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -17,21 +18,37 @@ import torch
 from actscope.callback import Callback
 from actscope.callbacks.activation_stats import ActivationStatsCallback
 from actscope.callbacks.metrics import MetricsCallback
+from actscope.errors import UsageError
+from actscope.oserrors import write_error
+from actscope.pathtext import user_path
 from actscope.telemetry.record import Telemetry
 
 if TYPE_CHECKING:
     from actscope.learner import Learner
 
-__all__ = ["TensorBoardCallback"]
+__all__ = ["TensorBoardCallback", "summary_writer"]
 
 
-def _summary_writer(log_dir: str) -> Any:
+def summary_writer(log_dir: str | os.PathLike[str], what: str) -> Any:
+    """A ``SummaryWriter`` for ``log_dir``; one-line errors (``what`` names the argument).
+
+    The folder is a path like every other actscope path: ``~`` expanded (TensorBoard itself
+    would make a folder named "~"), UTF-8. A file in the way, or a folder that cannot be made
+    (a file above it, a read-only disk, no permission), is one ActscopeError, not a traceback.
+    """
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as e:  # tensorboard is an optional extra
-        raise ImportError("TensorBoardCallback needs the tensorboard package: "
-                          'pip install "actscope[tensorboard]" (or pip install tensorboard)') from e
-    return SummaryWriter(log_dir=log_dir)
+        raise UsageError(f"{what} needs the tensorboard package: "
+                         'pip install "actscope[tensorboard]" (or pip install tensorboard)') from e
+    path = user_path(log_dir, what)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} {os.fspath(log_dir)!r}: {path} is a file, not a folder; pass "
+                         "a folder for the event files")
+    try:
+        return SummaryWriter(log_dir=str(path))
+    except OSError as e:
+        raise write_error(path, e) from None
 
 
 class TensorBoardCallback(Callback):
@@ -49,7 +66,7 @@ class TensorBoardCallback(Callback):
         self.writer: Any = None
 
     def before_fit(self, learn: Learner) -> None:
-        self.writer = _summary_writer(self.log_dir)
+        self.writer = summary_writer(self.log_dir, "TensorBoardCallback(log_dir=...)")
         self._losses: list[torch.Tensor] = []
         self._lrs: list[float] = []
         self._steps: list[int] = []

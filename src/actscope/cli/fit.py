@@ -18,11 +18,18 @@ from actscope.cli.flags import (
     positive_int_flag,
 )
 from actscope.config import OPTIMIZERS, SCHEDULES, FitConfig
+from actscope.data.fingerprint import data_fingerprint
 from actscope.dist import DistEnv
 from actscope.distributed_launch import launch, strip_nproc
 from actscope.errors import UsageError
 from actscope.recipe import build, check_nproc, check_out_dir
-from actscope.recipe.resume import check_recorded_epochs, parse_recorded_settings, resume_config
+from actscope.recipe.resume import (
+    check_recorded_data,
+    check_recorded_epochs,
+    parse_recorded_settings,
+    resume_config,
+    run_id,
+)
 from actscope.results import save_fit_results
 from actscope.runs import LockedError, RunFolder, new_run_name
 
@@ -123,13 +130,18 @@ def cmd_fit(args: argparse.Namespace) -> int:
     # a resumed run is locked (and marked RUNNING) before its data loads: a live one is refused
     run = RunFolder.open_for_resume(out) if resume and main_rank else None
     try:
-        _dls, _model, learn = build(cfg, download=args.download)
+        dls, _model, learn = build(cfg, download=args.download)
+        digest = data_fingerprint(dls) if main_rank else None
+        if run is not None:  # the same data, or the resume would not end where the run would
+            check_recorded_data(run.path, run.read_config().get("data"), digest,
+                                cfg.data or "the default data folder")
     except BaseException:
         if run is not None:
             run.release()
         raise
     guard = NaNGuardCallback(warn=False)  # its message is the one stderr line below
-    ckpt = CheckpointCallback(out, every_n_batches=cfg.checkpoint_every, keep=cfg.keep)
+    ckpt = CheckpointCallback(out, every_n_batches=cfg.checkpoint_every, keep=cfg.keep,
+                              run_id=run_id(cfg, digest) if main_rank else None)
     if not main_rank:  # trains its shard; rank 0 writes the run folder, checkpoints and report
         learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if resume else None)
         return 1 if guard.message else 0
@@ -137,8 +149,10 @@ def cmd_fit(args: argparse.Namespace) -> int:
     with run:  # holds the folder's lock until the report is written
         try:
             if not resume:
-                run.write_config(cfg.to_dict(), seed=cfg.seed)
+                run.write_config(cfg.to_dict(), seed=cfg.seed, data=digest)
             learn.fit(cfg.epochs, cbs=[guard, ckpt], resume=out if resume else None)
+            if guard.message:  # before the report, which then shows the run as stopped
+                run.mark_stopped(guard.message)
             findings = save_fit_results(run, learn, finish=not guard.message)
         except BaseException:
             if not run.complete:  # a finished run's results are never deleted

@@ -33,6 +33,9 @@ def cmd_report(args: argparse.Namespace) -> int:
         print(f"actscope: warning: {run.path} is an interrupted run (RUNNING marker, no live "
               f"writer): the report shows what was saved so far; {run.how_to_finish()} "
               "finishes it", file=sys.stderr)
+    elif state == "stopped":
+        print(f"actscope: note: {run.path} was stopped by a guard ({run.stopped_reason()}): the "
+              "report shows the run up to that point", file=sys.stderr)
     # The writer holds the run's lock while it reads and writes (runs/report_claim.py): a live
     # fit refuses us (LockedError), and no fit can start in the folder meanwhile. A damaged file
     # is refused, naming it; so is a target that is not actscope's.

@@ -34,7 +34,7 @@ from actscope.config import positive_int
 from actscope.data.errors import DataError
 
 __all__ = ["InMemoryLoader", "DataLoaders", "check_finite", "train_stats", "normalise",
-           "tensor_dataloaders"]
+           "loader_tensors", "tensor_dataloaders"]
 
 Batch = tuple[torch.Tensor, torch.Tensor]
 
@@ -151,7 +151,7 @@ class InMemoryLoader:
                 f"{', drop_single=True' if self.drop_single else ''}{shard})")
 
 
-def _tensors(dl: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
+def loader_tensors(dl: Any) -> tuple[torch.Tensor, torch.Tensor] | None:
     """The (x, y) tensors behind a loader when we can see them without iterating."""
     if isinstance(dl, InMemoryLoader):
         return dl.x, dl.y
@@ -182,7 +182,7 @@ class DataLoaders:
             if dl is not None or name == "train":
                 _check_loader(dl, name)
         self.train, self.valid, self.test = train, valid, test
-        tensors = _tensors(train)
+        tensors = loader_tensors(train)
         if input_shape is None and tensors is not None:
             input_shape = tuple(tensors[0].shape[1:])
         if n_classes is None and tensors is not None:

@@ -24,12 +24,13 @@ from typing import Any
 from torch import nn
 
 from actscope.dist import unwrap_model
-from actscope.errors import UsageError
+from actscope.errors import ActscopeError, UsageError
 from actscope.integrations.loggers import FlushFeed
 from actscope.pathtext import user_path
 from actscope.report.folder import check_report_folder
 from actscope.report.writer import write_run_report
 from actscope.runs.report_claim import check_claim
+from actscope.safe_load import CheckpointError
 from actscope.telemetry.accumulator import TelemetryAccumulator
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.modules import default_modules
@@ -118,6 +119,7 @@ class StepRecorder:
         check_settings(accumulator_kwargs, exclude=("every",))
         self.acc = TelemetryAccumulator(every=every, **accumulator_kwargs)
         self._pending: dict[str, Any] | None = None
+        self._pending_source = ""  # the checkpoint it came from, for a one-line error
         self._open = False
         self.feed = FlushFeed(self.acc)  # the trainers' loggers listen here (integrations/loggers)
         self.outputs = OutputHooks(self.acc)
@@ -140,7 +142,7 @@ class StepRecorder:
         self._open = False
         if self._pending is not None:
             state, self._pending = self._pending, None
-            self.acc.load_state_dict(state)
+            self._restore(state, self._pending_source)
         self.feed.reset()  # restored records were sent by the run that made them
         return names
 
@@ -236,6 +238,19 @@ class StepRecorder:
                              f"actscope reads {STATE_VERSION}; resume with the actscope that "
                              "wrote it, or delete the state to start the recording over")
         if self.acc.buf is not None and self.acc.attached:
-            self.acc.load_state_dict(state["telemetry"])
+            self._restore(state["telemetry"], source)
         else:
-            self._pending = state["telemetry"]
+            self._pending, self._pending_source = state["telemetry"], source
+
+    def _restore(self, telemetry: Any, source: str) -> None:
+        """The accumulator continues ``telemetry``; a state that does not fit (damaged, or
+        another model's) is one CheckpointError naming where it came from, not a traceback."""
+        try:
+            self.acc.load_state_dict(telemetry)
+        except ActscopeError:
+            raise
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError, RuntimeError) as e:
+            raise CheckpointError(
+                f"{source}: the actscope telemetry state is damaged or does not fit this model "
+                f"({type(e).__name__}: {' '.join(str(e).split())[:200]}); delete it to start the "
+                "recording over, or resume with the model and settings that saved it") from None

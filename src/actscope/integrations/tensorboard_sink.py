@@ -15,20 +15,12 @@ from typing import Any
 
 import numpy as np
 
+from actscope.callbacks.tensorboard import summary_writer
 from actscope.errors import UsageError
 from actscope.integrations.loggers import LayerScalars, layer_tag
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["TensorBoardSink", "histogram_args"]
-
-
-def _summary_writer(log_dir: str | Path) -> Any:
-    try:
-        from torch.utils.tensorboard import SummaryWriter
-    except ImportError as e:  # tensorboard is an optional extra
-        raise UsageError("watch(tensorboard=...) needs the tensorboard package: "
-                         'pip install "actscope[tensorboard]" (or pip install tensorboard)') from e
-    return SummaryWriter(log_dir=str(log_dir))
 
 
 def histogram_args(counts: np.ndarray, lo: float, hi: float) -> dict[str, Any] | None:
@@ -54,7 +46,7 @@ class TensorBoardSink:
 
     def __init__(self, writer_or_dir: Any, log_every: int = 50, histograms: bool = True) -> None:
         if isinstance(writer_or_dir, (str, Path)):
-            self.writer, self.owned = _summary_writer(writer_or_dir), True
+            self.writer, self.owned = summary_writer(writer_or_dir, "watch(tensorboard=...)"), True
         elif callable(getattr(writer_or_dir, "add_scalar", None)):
             self.writer, self.owned = writer_or_dir, False
         else:

@@ -49,6 +49,7 @@ from actscope.integrations import REPORT_SUBDIR, require
 from actscope.integrations.hf_logs import HFLogs, move_first
 from actscope.integrations.loggers import check_log_every
 from actscope.integrations.recording import StepRecorder
+from actscope.safe_load import safe_torch_load
 from actscope.telemetry.record import Telemetry
 
 require("transformers", "transformers")
@@ -137,8 +138,10 @@ class ActscopeCallback(TrainerCallback):
         """Continue the recording saved with the resumed checkpoint, if it belongs to it."""
         if not saved.is_file():
             return
-        # Tensors and plain containers only: never unpickles code.
-        data = torch.load(saved, map_location="cpu", weights_only=True)
+        # Tensors and plain containers only: never unpickles code. A damaged file is one line
+        # (CheckpointError) naming it, not torch's unpickler traceback.
+        data = safe_torch_load(saved, "delete that file to start the recording over (the "
+                                      "training itself resumes without it)")
         mark = data.pop("trainer", None) if isinstance(data, dict) else None
         if mark is not None and mark != _trainer_mark(state):
             warnings.warn(f"{saved} was saved with another trainer state than the checkpoint "

@@ -11,6 +11,8 @@ flag with its recorded value is allowed. Only ``--data`` (where the same files a
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import replace
 from typing import Any
@@ -20,7 +22,8 @@ from actscope.config import RESUMABLE, FitConfig, flag_of
 from actscope.errors import UsageError
 from actscope.recipe.checks import check_settings
 
-__all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs"]
+__all__ = ["resume_config", "parse_recorded_settings", "check_recorded_epochs",
+           "check_recorded_data", "run_id"]
 
 
 def _show(value: Any) -> str:
@@ -78,3 +81,26 @@ def check_recorded_epochs(run_dir: str | os.PathLike[str], cfg: FitConfig) -> No
                          f"checkpoint {ckpt.name} was trained for {recorded} epochs; config.json "
                          f"was edited after the run started (the schedule would not match): "
                          f"restore epochs={recorded} in it, or start a new run with --out")
+
+
+def check_recorded_data(run_dir: str | os.PathLike[str], recorded: str | None,
+                        now: str | None, where: str) -> None:
+    """Refuse a resume whose data differs from the data the run started on.
+
+    ``recorded`` is config.json's ``data`` digest (None in runs from before it was recorded),
+    ``now`` the digest of the data just loaded from ``where`` (None when a loader hides its
+    tensors): either missing, there is nothing to compare.
+    """
+    if recorded is None or now is None or recorded == now:
+        return
+    raise UsageError(f"cannot resume {run_dir}: the data loaded from {where} is not the data "
+                     f"this run started on (digest {now[:19]}..., config.json records "
+                     f"{recorded[:19]}...); --resume continues the run exactly: pass the --data "
+                     f"folder it was trained on, or start a new run with --out")
+
+
+def run_id(cfg: FitConfig, data: str | None) -> str:
+    """What the run is, as a digest: its defining settings and its data's digest. Its
+    checkpoints carry it, so a checkpoint copied in from another run is refused on resume."""
+    body = json.dumps({"settings": cfg.defining(), "data": data}, sort_keys=True, default=str)
+    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()

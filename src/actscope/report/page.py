@@ -1,4 +1,4 @@
-"""The run report page: ``render_report(run_dir) -> str`` (pure) and ``write_report`` (report.html).
+"""The run report page: ``render_report(run_dir) -> str`` (pure) and ``write_page`` (report.html).
 
 Reads what the folder has, through ``run_view.read_run`` (every file validated; a damaged one is
 one error naming it): config.json, metrics.csv, recorder.npz, telemetry.npz, findings.json,
@@ -20,7 +20,7 @@ from actscope.report.html import esc, figure, page, table
 from actscope.report.run_view import RunView, read_run
 from actscope.runs.layout import REPORT_FILE
 
-__all__ = ["write_report", "render_report", "render_view", "REPORT_FILE", "REPORT_TITLE"]
+__all__ = ["write_page", "render_report", "render_view", "REPORT_FILE", "REPORT_TITLE"]
 
 REPORT_TITLE = "actscope report: "  # every report's <title> starts so: how a report is recognised
 Pngs = Mapping[str, bytes]
@@ -105,7 +105,7 @@ def _config(view: RunView) -> str:
 
 
 def render_report(run_dir: str | Path) -> str:
-    """The report's HTML text for ``run_dir``; writes nothing (see ``write_report``)."""
+    """The report's HTML text for ``run_dir``; writes nothing (see ``writer.write_report``)."""
     return render_view(read_run(run_dir))
 
 
@@ -126,9 +126,12 @@ def render_view(view: RunView, pngs: Pngs | None = None) -> str:
     return page(f"{REPORT_TITLE}{view.display_name}", body, f" data-findings='{n}'")
 
 
-def write_report(run_dir: str | Path, view: RunView | None = None,
-                 pngs: Pngs | None = None) -> Path:
+def write_page(run_dir: str | Path, view: RunView | None = None,
+               pngs: Pngs | None = None) -> Path:
     """Write ``run_dir/report.html`` atomically (temp file + fsync + rename); returns its path.
+
+    The last step of ``writer.write_run_report``, which holds the folder's claim and lock: call
+    that (or ``writer.write_report``), not this, to write a report into a folder.
 
     ``view``: render what it holds instead of reading the folder's run files; ``pngs``: its
     figures, already drawn.

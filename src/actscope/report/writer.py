@@ -1,5 +1,7 @@
 """``write_run_report``: the one report writer: check, publish, figures, page.
 
+``write_report(run_dir)`` is its public face for a run folder (what ``actscope report`` does).
+
 Every report goes through it: ``actscope fit`` (results.py), ``actscope report``, ``watch()``
 and the Lightning and Hugging Face callbacks. The order is the folder's contract:
 
@@ -19,17 +21,26 @@ from actscope.atomic import atomic_write
 from actscope.pathtext import user_path
 from actscope.report.figures import draw_figures, figure_names, save_figures
 from actscope.report.folder import check_report_folder
-from actscope.report.page import write_report
+from actscope.report.page import write_page
 from actscope.report.publish import publish_telemetry
 from actscope.report.run_view import RunView, read_run
 from actscope.report.scalars import metrics_rows_from_scalars
 from actscope.runs.contents import METRICS_COLUMNS
 from actscope.runs.files import read_metrics
+from actscope.runs.folder import RunFolder
 from actscope.runs.layout import METRICS_FILE
 from actscope.runs.report_claim import claim_report_folder
 from actscope.telemetry.record import Telemetry
 
-__all__ = ["write_run_report"]
+__all__ = ["write_run_report", "write_report"]
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Rebuild plots/ and report.html of a run folder from its files, as ``actscope report``
+    does: under the folder's lock, so a folder a live process writes, a compare folder or a
+    file of the user's in the way is refused with one line; report.html's path."""
+    run = RunFolder.open(run_dir)  # a missing folder, a file, a folder that is no run: one line
+    return write_run_report(run.path, writer="report", owned=run.marker is not None)
 
 
 def write_run_report(out_dir: str | Path, telemetry: Telemetry | None = None, *, writer: str,
@@ -63,7 +74,7 @@ def write_run_report(out_dir: str | Path, telemetry: Telemetry | None = None, *,
                 view = replace(view, metrics=write_scalar_metrics(out, telemetry))
         pngs = draw_figures(view)
         save_figures(out, pngs)
-        return write_report(out, view, pngs)
+        return write_page(out, view, pngs)
 
 
 def write_scalar_metrics(out: Path, telemetry: Telemetry) -> list[dict[str, float]] | None:

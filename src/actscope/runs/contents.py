@@ -77,10 +77,15 @@ class RunContents:
             f.write("\n")
         return self.file(name)
 
-    def write_config(self, settings: Mapping[str, Any], seed: int | None = None) -> Path:
-        """config.json: every setting, the seed and the library versions."""
-        return self.write_json(CONFIG_FILE, {"settings": dict(settings), "seed": seed,
-                                               "versions": library_versions()})
+    def write_config(self, settings: Mapping[str, Any], seed: int | None = None,
+                     data: str | None = None) -> Path:
+        """config.json: every setting, the seed, the library versions and (when known) the
+        digest of the data the run trains on (``data``: what ``--resume`` checks)."""
+        body: dict[str, Any] = {"settings": dict(settings), "seed": seed,
+                                "versions": library_versions()}
+        if data is not None:
+            body["data"] = data
+        return self.write_json(CONFIG_FILE, body)
 
     def write_metrics_csv(self, rows: Sequence[Mapping[str, Any]]) -> Path:
         """metrics.csv: one row per epoch, the columns of METRICS_COLUMNS (blank if missing)."""

@@ -51,13 +51,17 @@ def read_json_file(path: str | Path) -> Any:
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:  # deleted or moved: not "damaged", and not a JSON problem
+        raise RunFileError(f"{path} is missing (deleted or moved?); restore it, or rerun the "
+                           "command that wrote it") from None
     except _DAMAGED as e:
         raise _bad(path, f"not valid UTF-8 JSON ({_one_line(e)})") from None
 
 
 def read_config(path: str | Path,
                 parse_settings: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, Any]:
-    """config.json: ``{"settings": {...}, "seed": int|null, "versions": {str: str}}``.
+    """config.json: ``{"settings": {...}, "seed": int|null, "versions": {str: str}}`` (+
+    ``"data": "sha256:..."``, the digest of the data, in runs since it was recorded).
 
     With ``parse_settings`` (e.g. ``FitConfig.from_dict``) the settings are also checked by it
     and its result is returned under ``"config"``; its errors are reported against this file.
@@ -74,6 +78,8 @@ def read_config(path: str | Path,
     versions = cfg.get("versions", {})
     if not isinstance(versions, dict) or not all(isinstance(v, str) for v in versions.values()):
         raise _bad(path, "'versions' must map names to version strings")
+    if not isinstance(cfg.get("data", ""), str):
+        raise _bad(path, f"'data' must be the data's digest as a string, found {cfg['data']!r}")
     if parse_settings is not None:
         try:
             cfg = {**cfg, "config": parse_settings(cfg["settings"])}

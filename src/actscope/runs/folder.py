@@ -36,10 +36,10 @@ from actscope.runs.lock import LOCK_FILE, RunLock, is_locked
 
 __all__ = ["RunFolder", "new_run_name", "MARKER", "RUNNING", "STATES", "SHARED_KINDS"]
 
-STATES = ("running", "interrupted", "unreported", "complete")
+STATES = ("running", "interrupted", "stopped", "unreported", "complete")
 # Marker kinds of folders actscope shares with the user or a trainer (a watch() report in a
 # Lightning log dir, a compare page): never replaced as a whole (runs/report_claim.py).
-SHARED_KINDS = ("watch", "compare")
+SHARED_KINDS = ("watch", "compare", "norms")
 # Files by which a v0.1 run (written before the marker existed) is recognised, read-only.
 _LEGACY_FILES = (CONFIG_FILE, METRICS_FILE, TELEMETRY_FILE, FINDINGS_FILE)
 
@@ -191,7 +191,7 @@ class RunFolder(RunContents):
             remove_stale_temps(path)
             remove_stale_checkpoint_temps(path / CKPT_SUBDIR)
             marker = run.marker or {"kind": "fit", "created": None, "adopted": _now()}
-            run._write_marker({**marker, "finished": None, "resumed": _now()})
+            run._write_marker({**marker, "finished": None, "stopped": None, "resumed": _now()})
             (path / RUNNING).touch()
             run.checkpoint = find_latest_checkpoint(path / CKPT_SUBDIR)
         except BaseException:
@@ -273,10 +273,13 @@ class RunFolder(RunContents):
     @property
     def state(self) -> str:
         """``running`` (a live process holds the lock), ``interrupted`` (RUNNING, nobody
-        writing: ``fit --resume`` continues it), ``unreported`` (finished, no report.html:
-        ``actscope report`` or ``fit --resume`` writes it) or ``complete``."""
+        writing: ``fit --resume`` continues it), ``stopped`` (a guard ended it: its results so
+        far are saved and final, see ``stopped_reason``), ``unreported`` (finished, no
+        report.html: ``actscope report`` or ``fit --resume`` writes it) or ``complete``."""
         if not self.complete:
-            return "running" if self.locked_by_other() else "interrupted"
+            if self.locked_by_other():
+                return "running"
+            return "stopped" if self.stopped_reason() else "interrupted"
         kind = (self.marker or {}).get("kind", "fit")
         if kind == "fit" and not (self.path / "report.html").is_file():
             return "unreported"
@@ -293,6 +296,19 @@ class RunFolder(RunContents):
         if marker is not None:
             self._write_marker({**marker, "finished": _now()})
         (self.path / RUNNING).unlink(missing_ok=True)
+
+    def mark_stopped(self, reason: str) -> None:
+        """A guard ended the run (a non-finite loss): its saved results are what it will ever
+        show, since a resume replays the same steps; ``reason`` is the guard's message."""
+        self._write_marker({**(self.marker or {"kind": "fit"}), "stopped": reason})
+
+    def stopped_reason(self) -> str | None:
+        """The guard's message when a guard stopped this run (``mark_stopped``), else None."""
+        try:
+            reason = (self.marker or {}).get("stopped")
+        except RunFolderError:  # a damaged marker: whoever needs it says so
+            return None
+        return reason if isinstance(reason, str) and reason else None
 
     def abort(self) -> bool:
         """After a failure: remove the folder if this process made it and it holds no

@@ -11,11 +11,12 @@ report     ``actscope report RUN_DIR``                 fit, lr-find, watch, a v0
 watch      ``watch().report``, Lightning, HF callbacks  none yet (a new or a user's folder),
                                                        or an earlier watch report
 compare    ``actscope compare --out``                  none yet, or an earlier compare folder
+norms      ``actscope norms --out``                    none yet, or an earlier norms folder
 =========  ==========================================  ======================================
 
 A folder's kind is the ``kind`` field of its ``.actscope-run`` marker. ``fit`` and ``lr-find``
-folders get theirs from ``RunFolder.create``; a watch or compare folder gets one here, the first
-time actscope writes into it, so a later writer of another kind (``w.report`` into a fit run,
+folders get theirs from ``RunFolder.create``; a watch, compare or norms folder gets one here, the
+first time actscope writes into it, so a later writer of another kind (``w.report`` into a fit run,
 ``fit --out X --overwrite`` over a Lightning log dir holding a watch report) is refused with
 one line and nothing is touched. A folder without a marker that holds what only a training run
 writes (``RUNNING``, ``recorder.npz``, ``checkpoints/ckpt-*``) is an unmarked (v0.1) run: only
@@ -50,11 +51,16 @@ WRITERS: dict[str, frozenset[str | None]] = {
     "report": frozenset({"fit", "lr-find", "watch", _UNMARKED_RUN, None}),
     "watch": frozenset({None, "watch"}),
     "compare": frozenset({None, "compare"}),
+    "norms": frozenset({None, "norms"}),
 }
+_MARKED_HERE = ("watch", "compare", "norms")  # writers that mark a folder they start
+_WHAT = {"watch": "a watch() report", "compare": "compare.html", "report": "a report",
+         "fit": "a training run", "lr-find": "an lr-find run", "norms": "the norms table"}
 # How each kind is named in a refusal.
 _NAMES = {"fit": "a training run (actscope fit)", "lr-find": "an lr-find run",
           "watch": "a watch()/Lightning/Hugging Face report folder",
-          "compare": "an actscope compare folder", _UNMARKED_RUN: "an actscope run without a "
+          "compare": "an actscope compare folder", "norms": "an actscope norms folder",
+          _UNMARKED_RUN: "an actscope run without a "
           "marker (v0.1, or an unfinished one)", None: "not an actscope folder"}
 
 
@@ -80,13 +86,30 @@ def check_claim(path: Path, writer: str) -> None:
     """RunFolderError, one line, unless ``writer`` may write into ``path`` (see the table)."""
     kind = folder_kind(path) if path.is_dir() else None
     if kind in WRITERS[writer]:
+        _check_not_inside_a_run(path, writer)
         return
-    what = {"watch": "a watch() report", "compare": "compare.html", "report": "a report",
-            "fit": "a training run", "lr-find": "an lr-find run"}[writer]
-    fix = ("pass a new folder" if writer in ("watch", "compare") else
+    what = _WHAT[writer]
+    fix = ("pass a new folder" if writer in _MARKED_HERE else
            "pass a run folder that actscope fit or lr-find wrote")
     raise RunFolderError(f"{path} is {_NAMES.get(kind, f'an actscope {kind} folder')}: "
                          f"refusing to write {what} into it, nothing was changed; {fix}")
+
+
+def _check_not_inside_a_run(path: Path, writer: str) -> None:
+    """RunFolderError when a folder of a writer that starts its own folder (watch, compare,
+    norms) lies inside a fit or lr-find run: ``fit --overwrite`` replaces such a run with
+    everything in it, so the report would be lost with it (and it would mix into the run)."""
+    if writer not in _MARKED_HERE:
+        return
+    for parent in path.resolve().parents:
+        try:
+            kind = folder_kind(parent) if (parent / MARKER).is_file() else None
+        except RunFolderError:  # a damaged marker above: not ours to judge here
+            continue
+        if kind in ("fit", "lr-find"):
+            raise RunFolderError(f"{path} is inside {parent}, {_NAMES[kind]}: "
+                                 f"refusing to write {_WHAT[writer]} there, nothing was changed "
+                                 "(replacing that run would delete it); pass a folder outside it")
 
 
 def _mark(path: Path, kind: str) -> None:
@@ -106,7 +129,7 @@ def claim_report_folder(path: Any, writer: str, check: Callable[[], None] | None
     Refuses (``RunFolderError``, one line, nothing changed) a folder of another kind (see the
     table above) and (``LockedError``) one a live process writes. ``check`` runs before anything
     is made (e.g. "no file of the user's would be replaced"). ``held``: the caller already holds
-    the folder's lock (``RunFolder.create``). A watch or compare folder is marked as such.
+    the folder's lock (``RunFolder.create``). A watch, compare or norms folder is marked as such.
     """
     if writer not in WRITERS:
         raise ValueError(f"unknown report writer {writer!r}; one of {', '.join(WRITERS)}")
@@ -123,6 +146,6 @@ def claim_report_folder(path: Any, writer: str, check: Callable[[], None] | None
         raise write_error(path, e) from e
     with RunLock(path):
         check_claim(path, writer)  # again: another writer may have marked it meanwhile
-        if writer in ("watch", "compare") and folder_kind(path) is None:
+        if writer in _MARKED_HERE and folder_kind(path) is None:
             _mark(path, writer)
         yield path

@@ -47,3 +47,29 @@ def test_bad_names_and_missing_data_fail_before_output(tmp_path):
 def test_is_diverged_means_non_finite_or_far_above_chance():
     assert not is_diverged(0.1) and not is_diverged(math.log(10))
     assert is_diverged(float("nan")) and is_diverged(float("inf")) and is_diverged(1e6)
+
+
+@pytest.mark.parametrize("kind", ["fit", "lr-find", "watch", "compare"])
+def test_another_kind_of_actscope_folder_is_refused_before_the_data(tmp_path, kind):
+    from actscope.runs import RunFolderError
+    from tests.helpers import tree_snapshot
+
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / ".actscope-run").write_text(f'{{"kind": "{kind}"}}\n')
+    (folder / "metrics.csv").write_text("epoch\n")
+    before = tree_snapshot(folder)
+    with pytest.raises(RunFolderError, match="refusing to write the norms table"):
+        run_norms(folder, names=["no_norm"], quick=True, data_dir=tmp_path / "no_mnist_here")
+    assert tree_snapshot(folder) == before
+
+
+def test_a_norms_folder_is_marked_and_locked_while_written(mnist_dir, tmp_path, one_thread):
+    from actscope.runs import LockedError
+    from actscope.runs.lock import RunLock
+    from actscope.runs.report_claim import folder_kind
+
+    run_norms(tmp_path / "n", names=["no_norm"], quick=True, data_dir=mnist_dir, log=None)
+    assert folder_kind(tmp_path / "n") == "norms"
+    with RunLock(tmp_path / "n"), pytest.raises(LockedError):
+        run_norms(tmp_path / "n", names=["no_norm"], quick=True, data_dir=mnist_dir, log=None)

@@ -22,6 +22,7 @@ from actscope.experiments.norms.table import EXPERIMENTS, NormExperiment, check_
 from actscope.learner import Learner
 from actscope.recipe.checks import check_out_dir, check_seed
 from actscope.recipe.paths import check_data_path
+from actscope.runs.report_claim import check_claim, claim_report_folder
 
 __all__ = ["run_norms", "run_one", "is_diverged", "QUICK_TRAIN", "QUICK_VALID", "QUICK_MAX_BS",
            "QUICK_STEPS", "DIVERGED_LOSS"]
@@ -87,16 +88,18 @@ def run_norms(out_dir: str | Path, names: Iterable[str] | None = None,
     if epochs is not None:
         positive_int(epochs, "epochs")
     out = check_out_dir(out_dir, new=False)  # a file or unwritable place: before the data
+    check_claim(out, "norms")  # never a training, lr-find, watch or compare folder
     check_data_path(data_dir)  # a too-long name or a link loop: one line, not an OSError
     splits = _splits(data_dir, quick)  # DataError (with where to put the files) before any output
-    out.mkdir(parents=True, exist_ok=True)
     rows: list[dict[str, Any]] = []
-    for name in chosen:
-        for seed in seeds:
-            row = run_one(EXPERIMENTS[name], seed, splits, epochs=epochs, quick=quick)
-            rows.append(row)
-            if log is not None:
-                log(f"{name} seed={seed} valid_accuracy={row['valid_accuracy']:.4f} "
-                    f"({row['seconds']} s)")
-            write_results(out, rows, quick)
+    # the folder's lock for the whole table: a second `norms --out` there is refused, not mixed
+    with claim_report_folder(out, "norms"):
+        for name in chosen:
+            for seed in seeds:
+                row = run_one(EXPERIMENTS[name], seed, splits, epochs=epochs, quick=quick)
+                rows.append(row)
+                if log is not None:
+                    log(f"{name} seed={seed} valid_accuracy={row['valid_accuracy']:.4f} "
+                        f"({row['seconds']} s)")
+                write_results(out, rows, quick)
     return rows

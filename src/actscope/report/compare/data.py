@@ -1,8 +1,9 @@
 """The compare page's data: runs read and validated, settings that differ, metrics, layers.
 
 Every run folder is read and validated first (``run_view.read_run``); a folder that is not a
-run, a run still being written (RUNNING marker or a live writer's lock) or a damaged file stops
-the comparison with one ``ActscopeError``. Layers are matched by name. No HTML, no matplotlib.
+run, a run still being written (a RUNNING marker, unless a guard stopped the run, or a live
+writer's lock) or a damaged file stops the comparison with one ``ActscopeError``. Layers are
+matched by name. No HTML, no matplotlib.
 """
 
 from __future__ import annotations
@@ -46,7 +47,8 @@ def load_runs(paths: Sequence[str | Path]) -> list[tuple[str, RunView]]:
     views = []
     for p in paths:
         view = read_run(p)
-        if view.running or view.live:
+        # a run a guard stopped (a NaN loss) is final: its blow-up is what a comparison is for
+        if view.live or (view.running and not RunFolder(p).stopped_reason()):
             why = "a live process is writing it" if view.live else "it has a RUNNING marker"
             raise RunFolderError(f"{p} is not a finished run ({why}); wait for it to finish, or "
                                  f"finish it with {RunFolder(p).how_to_finish()}")
