@@ -30,7 +30,7 @@ class Net(nn.Module):
 
     def forward(self, x: torch.Tensor, step: int) -> torch.Tensor:
         h = self.relu(self.a(x))
-        h = self.b(self.b(h) * 0.5)  # b runs twice: its second output is the record
+        h = self.b(self.b(h) * 0.5)  # b runs twice: its record covers both runs
         if step % 2 == 0:
             h = self.skip(h)
         if step == 3:

@@ -18,6 +18,7 @@ from actscope.telemetry.channels import ChannelMaxima
 from actscope.telemetry.deferred import DEFER_MAX, DeferredReductions
 from actscope.telemetry.layer_state import FastRecord, LayerState, PlannedRecord
 from actscope.telemetry.modules import channel_dim
+from actscope.telemetry.repeat_runs import RepeatRuns
 from actscope.telemetry.settings import TelemetrySettings
 from actscope.telemetry.staged_columns import StagedColumns
 from actscope.telemetry.staging import StagedOutputs
@@ -52,6 +53,7 @@ class SampleSlots:
         self.chan_pending: dict[int, tuple[Any, torch.Size, LayerState]] = {}
         self.columns = StagedColumns()  # their batched reduction, its plan kept across batches
         self.deferred = DeferredReductions()  # CPU outputs reduced at commit (deferred.py)
+        self.repeats = RepeatRuns()  # a module's later runs in a batch (repeat_runs.py)
 
     def no_counts(self) -> list[list[int | None]]:
         """Per layer and slot, the element count of the output written there (None: none)."""
@@ -87,6 +89,7 @@ class SampleSlots:
         self.ran = [False] * self.L
         self.staged.clear()
         self.deferred.clear()  # a batch that never committed: its outputs are not this one's
+        self.repeats.clear()
         self.chan_pending.clear()
 
     def record_fast(self, st: LayerState, t: torch.Tensor, stage_max: int) -> bool:
@@ -149,9 +152,14 @@ class SampleSlots:
         On a CPU the reductions of a layer that nothing changes in place wait for the batch's
         end (``deferred``)."""
         layer, slot, ch = st.layer, self.slot, self.channels
-        st.fast = None
-        if self.ran[layer] and self.deferred.entries:  # a second run: the first one's values
-            self.deferred.run(self.ran)  # (and column max) before this one folds or overwrites
+        repeat = self.ran[layer]  # a later run in this batch: folded into the record
+        if not repeat:  # (a repeat leaves the first run's fast path to the next batch)
+            st.fast = None
+        if repeat and self.deferred.entries:  # the first run's values (and column max) now
+            self.deferred.run(self.ran)
+            repeat = self.ran[layer]  # False: the first run's output changed in place, lost
+        if repeat:
+            stage = False  # its first run may sit in the staging row: reduced on its own
         if st.chan_ndim != x.ndim:
             self._channel_setup(st, x)
         views = self.views[layer]
@@ -170,6 +178,8 @@ class SampleSlots:
                 stage = st.stage = self.staged.stage_for(n, idx)
             stage.rows[layer].copy_(flat)
             stage.layers.append(layer)
+        elif repeat:  # sums, min and max added at commit; the samples stay the first run's
+            self.repeats.add(layer, self.L, flat)
         else:
             outs = (views[0][slot], views[1][slot], views[2][slot])
             if st.defer and n <= DEFER_MAX and flat.is_cpu:  # at the batch's end
@@ -191,7 +201,7 @@ class SampleSlots:
             run = ch.col_run[layer]
             if ch.col_slot[layer] is None:  # a large map: fold now (col is reused per slot)
                 torch.maximum(run, col.view(-1), out=run)
-        self.counts[layer][slot] = n
+        self.counts[layer][slot] = n + (self.counts[layer][slot] or 0 if repeat else 0)
         self.ran[layer] = self.wrote = self.ever[layer] = True
         if stage and t is not None and (not st.n_chan or ch.col_slot[layer] is not None):
             st.fast = FastRecord(t.shape, t.dtype, t.get_device(), stage.rows[layer].view(t.shape),
@@ -209,6 +219,7 @@ class SampleSlots:
                                     self.layout)
                 self.chan_pending.clear()
             self.staged.flush(self.slab, self.slot, extremes)
+            self.repeats.fold(self.views, self.slot, extremes)
 
     def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
         """One staged layer's column max into ``col`` (its first run, before a second)."""
