@@ -29,11 +29,13 @@ class CellLoop(nn.Module):
 def test_every_run_of_a_repeated_module_is_in_its_record(rows, defer):
     torch.manual_seed(0)
     net = CellLoop(32, steps=4)
-    acc = TelemetryAccumulator(sample_size=64, chunk=4)
+    acc = TelemetryAccumulator(sample_size=64, chunk=4, grads=True)
     acc.min_staged = 0  # one small layer: keep it staged (staging.py)
     acc.attach(net, [net.cell])
     outs: list[torch.Tensor] = []
     net.cell.register_forward_hook(lambda m, i, o: outs.append(o.detach().clone()))
+    grads: list[torch.Tensor] = []
+    net.cell.register_full_backward_hook(lambda m, gi, go: grads.append(go[0].clone()))
     if not defer:
         for h in acc.hooks:
             h.state.defer = False  # the hook reduces it (as on a GPU)
@@ -41,16 +43,19 @@ def test_every_run_of_a_repeated_module_is_in_its_record(rows, defer):
     want = []
     for step in range(6):
         outs.clear()
+        grads.clear()
         acc.begin_batch(step)
         net(torch.randn(rows, 32)).pow(2).mean().backward()
         opt.step()
         opt.zero_grad()
         acc.end_batch()
         both = torch.cat([o.flatten() for o in outs]).double()
+        g = torch.cat([x.flatten() for x in grads]).double()
         want.append((both.mean().item(), both.std(unbiased=False).item(),
-                     both.abs().max().item(), both.numel()))
+                     both.abs().max().item(), g.mean().item()))
     t = acc.result()
-    mean, std, absmax, _ = (np.array(c) for c in zip(*want, strict=True))
+    mean, std, absmax, gmean = (np.array(c) for c in zip(*want, strict=True))
     np.testing.assert_allclose(t.mean[0], mean, rtol=1e-4, atol=1e-6)
     np.testing.assert_allclose(t.std[0], std, rtol=1e-3)
     np.testing.assert_allclose(t.absmax[0], absmax, rtol=1e-6)
+    np.testing.assert_allclose(t.grad_mean[0], gmean, rtol=1e-3, atol=1e-9)

@@ -44,6 +44,7 @@ class SampleSlots:
         # made on first use and kept: the hot path then makes no view of its own
         self.views: list[Views | None] = [None] * n_layers
         self.ran = [False] * n_layers  # which layers wrote in this batch
+        self.gran = [False] * n_layers  # ... and got an output gradient (record_grad)
         self.ever = [False] * n_layers  # which layers have recorded at least once
         self.slot, self.step, self.wrote = 0, 0, False
         self.staged = StagedOutputs(n_layers, settings.k)  # small outputs, reduced at commit
@@ -87,6 +88,7 @@ class SampleSlots:
         """A recorded batch starts: its records go into the current slot."""
         self.step, self.wrote = step, False
         self.ran = [False] * self.L
+        self.gran = [False] * self.L  # which layers got an output gradient in this batch
         self.staged.clear()
         self.deferred.clear()  # a batch that never committed: its outputs are not this one's
         self.repeats.clear()
@@ -235,6 +237,11 @@ class SampleSlots:
         elif self.gsums.device != g.device:  # restored from a checkpoint
             self.gsums = self.gsums.to(g.device)
         row = self.gsums[layer, self.slot]
+        if self.gran[layer]:  # a module run more than once: its gradients add up too
+            row += torch.stack((g.sum(), torch.dot(g, g)))
+            self.gcounts[layer][self.slot] = (self.gcounts[layer][self.slot] or 0) + g.shape[0]
+            return
+        self.gran[layer] = True
         torch.sum(g, 0, out=row[0])
         torch.dot(g, g, out=row[1])
         self.gcounts[layer][self.slot] = g.shape[0]
