@@ -134,3 +134,10 @@ def test_save_deflates_at_the_fast_level_and_loads_back(tmp_path, monkeypatch):
     u = Telemetry.load(path)
     np.testing.assert_array_equal(u.hist, t.hist)
     np.testing.assert_array_equal(u.hist_range, t.hist_range)
+
+
+def test_repr_is_one_short_line_not_the_arrays():
+    t = telemetry(L=6, N=500)
+    text = repr(t)
+    assert "\n" not in text and len(text) < 300
+    assert "6 layers" in text and "500 records" in text and "4 bins" in text

@@ -59,3 +59,4 @@ def test_every_run_of_a_repeated_module_is_in_its_record(rows, defer):
     np.testing.assert_allclose(t.std[0], std, rtol=1e-3)
     np.testing.assert_allclose(t.absmax[0], absmax, rtol=1e-6)
     np.testing.assert_allclose(t.grad_mean[0], gmean, rtol=1e-3, atol=1e-9)
+

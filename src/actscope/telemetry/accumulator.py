@@ -246,7 +246,10 @@ class TelemetryAccumulator(SignalMoments):
         layer = hook.state.layer
         if layer in self.skips:
             return
-        if isinstance(out, torch.Tensor):
+        if isinstance(out, torch.Tensor) and out.is_complex():
+            why = (f"returned a complex tensor ({out.dtype}), which is not recorded (its real "
+                   "part alone would mislead; watch a module that takes its .abs() instead)")
+        elif isinstance(out, torch.Tensor):
             why = f"returned an empty tensor of shape {tuple(out.shape)}"
         elif self.settings.output is not None:
             keys = list(out.keys()) if isinstance(out, Mapping) else None
@@ -285,6 +288,9 @@ class TelemetryAccumulator(SignalMoments):
             return  # a CPU output like the last one: kept for the batch's end (deferred.py)
         x = t.detach()
         if x.dtype != torch.float32:  # half/bfloat16 sums would lose the exactness we promise
+            if x.is_complex():  # .float() would keep the real part alone, with a warning
+                self._skip(hook, t)
+                return
             x = x.float()
         flat = x.reshape(-1)
         n = flat.shape[0]
@@ -319,6 +325,8 @@ class TelemetryAccumulator(SignalMoments):
             return
         if self.settings.training_only and not module.training:
             return  # an eval-mode backward (saliency, ...)
+        if grad_out[0].is_complex():  # a complex output: not recorded (see _skip)
+            return
         g = grad_out[0].detach().reshape(-1).float()
         self.buf.slots.record_grad(hook.state.layer, g)
 

@@ -130,6 +130,19 @@ class Telemetry:
         """(N,) the last iteration of each record (``iters`` where records are single batches)."""
         return self.iters if self.iter_end is None else self.iter_end
 
+    def __repr__(self) -> str:
+        # The dataclass default prints every array: pages of numbers in a notebook or a log.
+        fields = [f for f in ("absmax", "grad_norm", "update_ratio", "attn_logit_max",
+                              "out_lse", "grad_mean", "mad") if getattr(self, f) is not None]
+        span = (f"iterations {int(self.iters[0])}-{int(self.span_end()[-1])}"
+                if len(self.iters) else "no records")
+        names = ", ".join(self.names[:4]) + (", ..." if len(self.names) > 4 else "")
+        return (f"Telemetry({len(self.names)} layers [{names}], {len(self.iters)} records, "
+                f"{span}, {self.hist.shape[-1]} bins"
+                + (f", signals: {', '.join(fields)}" if fields else "")
+                + (f", scalars: {', '.join(self.scalar_names)}" if self.scalar_names else "")
+                + ")")
+
     def _repr_html_(self) -> str:
         """Jupyter: the diagnosis and the key plots inline (offline PNGs)."""
         import importlib  # the report layer sits above this one: reached at call time only
