@@ -390,3 +390,17 @@ def test_a_layer_skipped_in_the_first_batch_takes_its_range_from_its_first_run()
     in_range = t.hist[1, 1:].sum(axis=1)
     assert (in_range >= 0.99 * t.meta["sample_size"]).all()
     assert state["acc"]["ladder"][0][1] > 10  # the range state travels with the checkpoint
+
+
+def test_step_after_the_with_block_warns_once_and_records_nothing():
+    model = mlp()
+    with actscope.watch(model) as w:
+        model(torch.randn(4, 4)).sum().backward()
+        w.step(loss=1.0)
+    n = len(w.result().iters)
+    with pytest.warns(UserWarning, match="after the watch was removed"):
+        w.step(loss=2.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        w.step(loss=3.0)  # said once
+    assert len(w.result().iters) == n

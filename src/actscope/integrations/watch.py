@@ -100,6 +100,7 @@ class Watch:
         self._peeked = False  # result()/state_dict() closed the batch that step() would close
         self._root_ran = False  # the model itself was called (not only its submodules)
         self._removed = False
+        self._warned_removed = False  # step() after remove() said so once
         self._pre = self._post = None
         self.log_every = check_log_every("watch", log_every)
         self.feed, self._sinks = FlushFeed(self.acc), []  # loggers, sent at flush time
@@ -172,6 +173,13 @@ class Watch:
         if loss is not None:
             scalars = {"loss": loss, **scalars}
         if not self.enabled:
+            return
+        if self._removed:  # a warning, not an error: the user's training goes on
+            if not self._warned_removed:
+                self._warned_removed = True
+                warnings.warn("watch(): step() after the watch was removed (its with-block "
+                              "ended, or remove() was called) records nothing; call it inside "
+                              "the with-block, or start a new watch", stacklevel=2)
             return
         if self._peeked and not self._forwarded and not self.acc.trained_in_batch:
             self._peeked = False  # result()/state_dict() already closed this batch
