@@ -84,6 +84,9 @@ class Thresholds:
     sat_band: float = 0.01
     # Pinned share over the late window above this: most units carry no gradient.
     sat_share: float = 0.6
+    # A capped ReLU (ReLU6) has about half its outputs at its floor 0 by design: it counts as
+    # saturated only when its cap alone holds at least this share too (units pinned at the top).
+    sat_cap_share: float = 0.2
 
     # ---- gradients (per-layer grad norms, comparable layers along the forward order)
     # Exploding: the first layer's grad norm this many times the last one's (two decades: more
