@@ -32,7 +32,7 @@ def test_mlp_layers_init_guess_and_activation_rules():
     assert ctx["model"] == {"has_conv": False, "has_attention": False, "has_recurrent": False,
                             "recurrent": [], "norms": [],
                             "activations": ["GeneralRelu", "ReLU", "Tanh"],
-                            "is_transformer": False,
+                            "is_transformer": False, "qk_norm": False, "chain": True,
                             "n_params": sum(p.numel() for p in m.parameters())}
 
 
@@ -133,3 +133,38 @@ def test_the_output_layer_is_the_one_forward_returns_whatever_the_registration_o
     lay = run_context(m, [m.head, m.body, m.body[2]])["layers"]
     assert lay["head"]["kind"] == "output"
     assert lay["body"]["kind"] == "block" and lay["body.2"]["kind"] == "linear"
+
+
+class _Attn(nn.Module):
+    """An attention module with a norm on queries and keys (or, as BERT's, on its output)."""
+
+    def __init__(self, qk: bool) -> None:
+        super().__init__()
+        self.qkv = nn.Linear(8, 24)
+        if qk:
+            self.q_norm, self.k_norm = nn.LayerNorm(4), nn.LayerNorm(4)
+        else:
+            self.out_norm = nn.LayerNorm(8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self.qkv(x).chunk(3, -1)
+        return torch.nn.functional.scaled_dot_product_attention(q, k, v)
+
+
+class _Res(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.attn = _Attn(True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.attn(x)
+
+
+def test_qk_norm_and_plain_chain_facts():
+    facts = run_context(_Res(), [])["model"]
+    assert facts["has_attention"] and facts["qk_norm"] and not facts["chain"]
+    bert_like = nn.Sequential(_Attn(False))
+    facts = run_context(bert_like, [])["model"]
+    assert facts["has_attention"] and not facts["qk_norm"]
+    chain = nn.Sequential(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), nn.Conv1d(4, 4, 3))
+    assert run_context(chain, [])["model"]["chain"]

@@ -10,7 +10,10 @@ ratio (it is measured on every ``signal_every``-th record; a window of raw recor
 value). Where the loss is recorded and it fell steadily (to ``loss_progress`` of its start,
 never above ``loss_spike`` times it), large steps are doing their job and are not reported: SGD
 at lr 20 on an LSTM language model (PyTorch's own recipe) moves its weights by ~0.25 a step and
-trains well. A layer with no gradient in any record (frozen on purpose) is not stalled.
+trains well. A layer with no gradient in any record (frozen on purpose) is not stalled. A stalled
+layer whose updates are all exactly 0 while its gradient is not is told apart in the message and
+the advice: no step moved it (an lr of 0 from a schedule, an optimizer that does not hold it), so
+"raise the learning rate" would not help.
 """
 
 from __future__ import annotations
@@ -92,12 +95,16 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     if stalled:
         hits = list(stalled)
         idx = [t.names.index(n) for n in hits]
+        # exactly 0 with a gradient: no step moved them (an lr of 0, an optimizer without
+        # them), which a higher lr cannot fix; otherwise the steps are just tiny
+        zero = max(stalled.values()) == 0.0
+        what = ("did not change at all (every update is exactly 0" if zero else
+                f"by only {max(stalled.values()):.2g} of their size or less (")
         out.append(Finding(
             layer=", ".join(hits), kind="stalled",
-            message=f"{label(hits)}: each step changes the weights by only "
-                    f"{max(stalled.values()):.2g} of their size or less (stalled training; "
+            message=f"{label(hits)}: each step changes the weights {what}stalled training; "
                     f"~1e-3 is healthy)",
             evidence={"median_update_ratio": stalled},
-            suggestion=adv.for_kind("stalled", hits),
+            suggestion=adv.for_kind("frozen_updates" if zero else "stalled", hits),
             first_iter=first_iter(t, np.isfinite(u[idx]).any(axis=0))))
     return out

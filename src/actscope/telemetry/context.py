@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -192,6 +193,17 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
+# A norm on queries and keys (QK-norm) is named for them: Llama-3/Qwen3/OLMo2/Gemma3 and timm's
+# ViT ``q_norm``/``k_norm``, Megatron's ``q_layernorm``; a norm elsewhere in an attention module
+# (BERT's output LayerNorm inside BertAttention) is not QK-norm.
+_QK_NORM = re.compile(r"(^|_)(q|k|qk|query|key)_?(norm|ln|layernorm|layer_norm|rmsnorm)$")
+
+
+def _has_qk_norm(model: nn.Module) -> bool:
+    return any(module_kind(m) == "norm" and _QK_NORM.search(n.rsplit(".", 1)[-1].lower())
+               for n, m in model.named_modules() if n)
+
+
 def _model_facts(model: nn.Module) -> dict[str, Any]:
     mods = list(model.modules())
     kinds = [module_kind(m) for m in mods]
@@ -205,6 +217,10 @@ def _model_facts(model: nn.Module) -> dict[str, Any]:
                                  if k == "recurrent"}),
             "norms": norms, "activations": acts,
             "is_transformer": has_attn and any("LayerNorm" in n or "RMSNorm" in n for n in norms),
+            "qk_norm": has_attn and _has_qk_norm(model),
+            # every container an nn.Sequential: a plain chain, no residual connection to scale
+            "chain": all(isinstance(m, nn.Sequential) for m in mods
+                         if any(True for _ in m.children())),
             "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
 
 
