@@ -28,6 +28,10 @@ class Acc:
         self.signals: Signals | None = Signals(params)
         self.context: dict | None = {"optimizer": None}
         self.calls: list[str] = []
+        self.scalars: list[dict] = []
+
+    def record_scalars(self, values: dict) -> None:
+        self.scalars.append(dict(values))
 
     def before_optimizer_step(self) -> None:
         self.calls.append("pre")

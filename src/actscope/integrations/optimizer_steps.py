@@ -6,6 +6,8 @@ runs after backward (and after a ``clip_grad_norm_`` or a ``GradScaler`` unscale
 else on torch's global optimizer step hooks, filtered to optimizers holding a watched parameter
 (decided once per optimizer, kept in a weak map). The hooks hold the ``Watch`` weakly and are
 removed with it; the first optimizer seen fills ``meta["context"]["optimizer"]`` if none was given.
+The pre-hook also records the lr of the optimizer's first param group as the ``lr`` scalar: the
+diagnosis reads a hand-written warm-up from it (diagnosis/observed.py).
 """
 
 from __future__ import annotations
@@ -72,6 +74,11 @@ class OptimizerSteps:
         acc = self._acc(opt)
         if acc is not None:
             acc.before_optimizer_step()
+            lr = opt.param_groups[0].get("lr") if opt.param_groups else None
+            if type(lr) is float or (type(lr) is torch.Tensor and lr.numel() == 1):
+                # the lr this step uses (a device fill, no sync): a schedule written by hand
+                # (nanoGPT's get_lr) shows in it; a step(lr=...) of the user's overwrites it
+                acc.record_scalars({"lr": lr})
 
     def _post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         acc = self._acc(opt)
