@@ -1,6 +1,7 @@
 """Held-out cases (round 5, written as an adversary): architectures and mechanisms the earlier
 rounds lack. Controls: a MobileNet (depthwise convs, ReLU6), a ConvTranspose autoencoder, a
-LeakyReLU layer run in its negative regime (leaky, not dead), a Llama-style model (own RMSNorm,
+LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in Dropout(0.7)
+(85% zeros in training, none dead), a Llama-style model (own RMSNorm,
 SwiGLU, QK-norm) with warm-up and clipping, a CNN under CPU bf16 autocast. Pathologies: ReLU6
 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, a schedule stuck at lr 0,
 NaN from a log in the middle of the model, the Llama-style model's stream growing at Adam lr
@@ -27,7 +28,15 @@ from .models_round5 import (
     lecun_,
     mobilenet,
 )
-from .probes import Probe, absmax, nonfinite, outlier_ratio, saturated_share, std
+from .probes import (
+    Probe,
+    absmax,
+    nonfinite,
+    outlier_ratio,
+    saturated_share,
+    std,
+    zero_share,
+)
 
 DIM, CLASSES, BS, VOCAB, LENGTH = 32, 4, 64, 32, 16
 
@@ -81,6 +90,19 @@ def leaky_negative_healthy() -> Trial:
     def check(t: Trial) -> Truth:
         lf = loss_fell(t)
         return Truth({**lf.values, "negative[0]": p.values[-1]}, lf.holds and p.values[-1] > 0.9)
+
+    return _mlp_trial(model, torch.optim.Adam(model.parameters(), 1e-3), 40, check, [p])
+
+
+def dropout_healthy() -> Trial:
+    model = nn.Sequential(*[nn.Sequential(nn.Linear(a, 256), nn.ReLU(), nn.Dropout(0.7))
+                            for a in (DIM, 256, 256)], nn.Linear(256, CLASSES))
+    p = Probe(model[1], zero_share)  # ~85% zeros in training: Dropout's, not dead units
+
+    def check(t: Trial) -> Truth:
+        lf = loss_fell(t)
+        return Truth({**lf.values, "zero_share[1]": p.values[-1]},
+                     lf.holds and p.values[-1] > 0.8)
 
     return _mlp_trial(model, torch.optim.Adam(model.parameters(), 1e-3), 40, check, [p])
 
@@ -259,6 +281,8 @@ CASES = [
     Case("r5_leaky_negative_healthy", "mlp", "healthy control: LeakyReLU(0.1) block 0 with "
          "bias -4 (all negative: leaky, not dead)", frozenset(), (),
          _setup(activations=("leaky_relu",)), leaky_negative_healthy),
+    Case("r5_dropout_healthy", "mlp", "healthy control: (Linear, ReLU, Dropout(0.7)) blocks: "
+         "85% zeros in training, none dead", frozenset(), (), _setup(), dropout_healthy),
     Case("r5_llama_healthy", "transformer", "healthy control: own RMSNorm/SwiGLU/QK-norm "
          "model, AdamW 3e-3, warm-up, clip 1.0", frozenset(), (),
          Setup(**_LLAMA, optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0, qk_norm=True),

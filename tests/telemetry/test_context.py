@@ -168,3 +168,15 @@ def test_qk_norm_and_plain_chain_facts():
     assert facts["has_attention"] and not facts["qk_norm"]
     chain = nn.Sequential(nn.Sequential(nn.Conv1d(1, 4, 3), nn.ReLU()), nn.Conv1d(4, 4, 3))
     assert run_context(chain, [])["model"]["chain"]
+
+
+def test_a_trailing_dropout_is_in_the_layer_entry():
+    blk = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.7))
+    nested = nn.Sequential(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.5)),
+                           nn.Dropout(0.5))
+    plain = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    m = nn.Sequential(blk, nested, plain, nn.Linear(8, 2))
+    lay = run_context(m, [blk, nested, plain])["layers"]
+    assert lay["0"]["dropout"] == pytest.approx(0.7) and lay["0"]["activation"] == "relu"
+    assert lay["1"]["dropout"] == pytest.approx(0.75)
+    assert "dropout" not in lay["2"]

@@ -109,6 +109,25 @@ def _init_facts(module: nn.Module, model_leaves: Sequence[nn.Module]
     return round(scale, 4), guess
 
 
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)  # they zero: AlphaDropout does not
+
+
+def _trailing_dropout(module: nn.Module) -> float:
+    """The share of outputs a ``Sequential``'s trailing Dropout zeroes in training (0 if none):
+    ``Linear, ReLU, Dropout(p)`` outputs zeros at p + (1 - p) x the ReLU's own zero share."""
+    keep = 1.0
+    while isinstance(module, nn.Sequential) and len(module):
+        last = None
+        for child in reversed(list(module.children())):
+            if isinstance(child, _DROPOUT):
+                keep *= 1.0 - float(child.p)
+            elif not isinstance(child, (nn.Identity, nn.Flatten)):
+                last = child
+                break
+        module = last if isinstance(last, nn.Sequential) else None
+    return round(1.0 - keep, 6)
+
+
 def layer_context(module: nn.Module, is_output: bool = False,
                   model_leaves: Sequence[nn.Module] | None = None) -> dict[str, Any]:
     """One layer's entry of ``context["layers"]`` (``model_leaves``: the model's leaf modules in
@@ -122,10 +141,14 @@ def layer_context(module: nn.Module, is_output: bool = False,
         last = acts[-1] if acts else module
     leaky = act == "relu" and getattr(last, "sub", None) not in (None, 0.0)
     scale, guess = _init_facts(module, model_leaves or _leaves(module))
-    return {"type": type(module).__name__, "kind": kind, "activation": act,
-            "zero_floored": act == "relu" and not leaky,
-            "bounded": bounded_range(last, act) if act != "none" else None,
-            "init_scale": scale, "init_scheme_guess": guess}
+    out = {"type": type(module).__name__, "kind": kind, "activation": act,
+           "zero_floored": act == "relu" and not leaky,
+           "bounded": bounded_range(last, act) if act != "none" else None,
+           "init_scale": scale, "init_scheme_guess": guess}
+    drop = _trailing_dropout(module)
+    if drop > 0:  # only where there is one: the entry of a layer without keeps its keys
+        out["dropout"] = drop
+    return out
 
 
 def optimizer_context(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
