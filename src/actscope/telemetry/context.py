@@ -109,7 +109,8 @@ def _init_facts(module: nn.Module, model_leaves: Sequence[nn.Module]
     return round(scale, 4), guess
 
 
-_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)  # they zero: AlphaDropout does not
+# the dropouts that zero outputs (AlphaDropout sets them to a negative value instead)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
 
 
 def _trailing_dropout(module: nn.Module) -> float:
