@@ -40,3 +40,17 @@ def test_no_warmup_advice_when_the_schedule_warms_up():
     assert "warm" not in f.suggestion.lower()
     assert "warm-up" in diagnose(tel(n=40, update_ratio=u, context=ctx(names())))[0].suggestion
     assert kinds(diagnose(tel(n=40, update_ratio=np.full((4, 40), 2e-3)))) == []
+
+
+def test_a_layer_the_optimizer_does_not_hold_is_neither_stalled_nor_exploding():
+    c = ctx(names(3))
+    c["layers"]["blocks.0 Block"]["trained"] = False  # a linear probe's frozen backbone
+    u = np.full((3, 20), 1e-3)
+    u[0] = 0.0
+    grads = np.ones((3, 20))
+    grads[0] = np.arange(1, 21) * 500.0  # never zeroed: accumulates step after step
+    found = kinds(diagnose(tel(n_layers=3, n=20, update_ratio=u, grad_norm=grads, context=c)))
+    assert "stalled" not in found and "exploding_gradients" not in found
+    del c["layers"]["blocks.0 Block"]["trained"]
+    found = kinds(diagnose(tel(n_layers=3, n=20, update_ratio=u, grad_norm=grads, context=c)))
+    assert "stalled" in found and "exploding_gradients" in found

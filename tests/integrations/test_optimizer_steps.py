@@ -29,6 +29,8 @@ class Acc:
         self.context: dict | None = {"optimizer": None}
         self.calls: list[str] = []
         self.scalars: list[dict] = []
+        self.modules: list[nn.Module] = []  # the watched layers (none: no layer to mark)
+        self.names: list[str] = []
 
     def record_scalars(self, values: dict) -> None:
         self.scalars.append(dict(values))

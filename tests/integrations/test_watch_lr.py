@@ -43,3 +43,20 @@ def test_the_users_own_lr_scalar_wins():
             opt.zero_grad()
             w.step(lr=0.5)
     np.testing.assert_allclose(w.result().scalar("lr"), [0.5, 0.5, 0.5])
+
+
+def test_a_linear_probe_backbone_is_marked_untrained_given_or_found():
+    for given in (True, False):
+        model = mlp()
+        head = list(model)[-1]
+        opt = torch.optim.SGD(head.parameters(), lr=1e-2)  # only the head trains
+        with actscope.watch(model, optimizer=opt if given else None) as w:
+            for xb, yb in batches(3):
+                nn.functional.cross_entropy(model(xb), yb).backward()
+                opt.step()
+                opt.zero_grad()
+                w.step()
+        lay = w.result().meta["context"]["layers"]
+        marks = {n: e.get("trained") for n, e in lay.items()}
+        assert marks[w.names[0]] is False, (given, marks)
+        assert marks[w.names[-1]] is None, (given, marks)  # the head: held

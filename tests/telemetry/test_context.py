@@ -180,3 +180,12 @@ def test_a_trailing_dropout_is_in_the_layer_entry():
     assert lay["0"]["dropout"] == pytest.approx(0.7) and lay["0"]["activation"] == "relu"
     assert lay["1"]["dropout"] == pytest.approx(0.75)
     assert "dropout" not in lay["2"]
+
+
+def test_layers_the_optimizer_does_not_hold_are_marked_untrained():
+    m = nn.Sequential(nn.Sequential(nn.Linear(8, 8), nn.ReLU()), nn.ReLU(), nn.Linear(8, 2))
+    opt = torch.optim.SGD(m[2].parameters(), 0.1)  # a linear probe: only the head trains
+    lay = run_context(m, list(m), optimizer=opt)["layers"]
+    assert lay["0"]["trained"] is False
+    assert "trained" not in lay["1"] and "trained" not in lay["2"]  # no parameters; held
+    assert "trained" not in run_context(m, list(m))["layers"]["0"]  # no optimizer: unknown

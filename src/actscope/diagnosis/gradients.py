@@ -6,7 +6,8 @@ the whole forward order, each layer's median norm over the run is compared with 
 one's (two and three decades are more than parameter counts explain): a first layer ``grad_explode``
 times the last is exploding, ``grad_vanish`` times is vanishing. A median norm above
 ``grad_huge`` (or inf) on any layer is exploding too, except under fp16, where gradients may
-carry the loss scale.
+carry the loss scale. Layers whose parameters the optimizer does not hold (context
+``trained: false``) are left out: their gradient is never consumed, and never zeroed.
 """
 
 from __future__ import annotations
@@ -15,7 +16,15 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import field, first_iter, forward_order, groups, label, nanmedian
+from actscope.diagnosis.series import (
+    field,
+    first_iter,
+    forward_order,
+    groups,
+    label,
+    layer_ctx,
+    nanmedian,
+)
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -47,6 +56,10 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     if g is None or g.shape[1] == 0 or not np.isfinite(g).any():
         return []
     g = np.where(np.isposinf(g), 3.0e38, g)  # an overflowed norm: huge, not missing
+    # a layer no optimizer step reads (context ``trained: false``): its .grad is never zeroed
+    # and accumulates step after step, which says nothing about the gradients of the others
+    untrained = [i for i, n in enumerate(t.names) if layer_ctx(ctx, n).get("trained") is False]
+    g[untrained] = np.nan
     med = nanmedian(g, axis=1)  # (L,)
     out: list[Finding] = []
     exploding: dict[str, float] = {}

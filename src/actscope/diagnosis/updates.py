@@ -10,7 +10,9 @@ ratio (it is measured on every ``signal_every``-th record; a window of raw recor
 value). Where the loss is recorded and it fell steadily (to ``loss_progress`` of its start,
 never above ``loss_spike`` times it), large steps are doing their job and are not reported: SGD
 at lr 20 on an LSTM language model (PyTorch's own recipe) moves its weights by ~0.25 a step and
-trains well. A layer with no gradient in any record (frozen on purpose) is not stalled. A stalled
+trains well. A layer with no gradient in any record (frozen on purpose) is not stalled, nor one
+whose parameters the optimizer does not hold (context ``trained: false``: a linear probe's
+backbone). A stalled
 layer whose updates are all exactly 0 while its gradient is not is told apart in the message and
 the advice: no step moved it (an lr of 0 from a schedule, an optimizer that does not hold it), so
 "raise the learning rate" would not help.
@@ -28,6 +30,7 @@ from actscope.diagnosis.series import (
     first_iter,
     label,
     late,
+    layer_ctx,
     nanmedian,
     rolling_median,
     scalar,
@@ -69,7 +72,9 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         m = med[i]
         if not np.isfinite(m):
             continue
-        frozen = grads is not None and not (np.nan_to_num(grads[i]) > 0).any()
+        # frozen: no gradient ever, or parameters the optimizer does not hold (context)
+        frozen = (grads is not None and not (np.nan_to_num(grads[i]) > 0).any()) or \
+            layer_ctx(ctx, name).get("trained") is False
         if m < th.stall_ratio and not frozen:
             stalled[name] = float(m)
             continue
@@ -98,12 +103,11 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         # exactly 0 with a gradient: no step moved them (an lr of 0, an optimizer without
         # them), which a higher lr cannot fix; otherwise the steps are just tiny
         zero = max(stalled.values()) == 0.0
-        what = ("did not change at all (every update is exactly 0" if zero else
-                f"by only {max(stalled.values()):.2g} of their size or less (")
+        what = ("do not change at all (every update is exactly 0" if zero else
+                f"change by only {max(stalled.values()):.2g} of their size or less each step (")
         out.append(Finding(
             layer=", ".join(hits), kind="stalled",
-            message=f"{label(hits)}: each step changes the weights {what}stalled training; "
-                    f"~1e-3 is healthy)",
+            message=f"{label(hits)}: the weights {what}; stalled training, ~1e-3 is healthy)",
             evidence={"median_update_ratio": stalled},
             suggestion=adv.for_kind("frozen_updates" if zero else "stalled", hits),
             first_iter=first_iter(t, np.isfinite(u[idx]).any(axis=0))))

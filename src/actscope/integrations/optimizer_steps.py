@@ -21,7 +21,7 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from actscope.telemetry.context import optimizer_context
+from actscope.telemetry.context import mark_untrained, optimizer_context
 from actscope.telemetry.hooks import WeakCall
 
 __all__ = ["OptimizerSteps"]
@@ -40,6 +40,7 @@ class OptimizerSteps:
         self.optimizer = optimizer
         self._handles: list[Any] = []
         self._ours: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._seen: list[weakref.ref] = []  # the optimizers that hold a watched parameter
 
     def register(self) -> None:
         """Put the hooks on (the given optimizer, or globally, filtered)."""
@@ -68,6 +69,13 @@ class OptimizerSteps:
             ctx = w.acc.context
             if ours and ctx is not None and ctx.get("optimizer") is None:
                 ctx["optimizer"] = optimizer_context(opt)
+            if ours and ctx is not None and self.optimizer is None:
+                # the watched layers none of the optimizers seen so far holds (a GAN's second
+                # optimizer, seen later, clears its layers' mark)
+                self._seen.append(weakref.ref(opt))
+                seen = [o for o in (r() for r in self._seen) if o is not None]
+                mark_untrained(ctx.get("layers") or {},
+                               dict(zip(w.acc.modules, w.acc.names, strict=True)), seen)
         return ours
 
     def _pre(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:

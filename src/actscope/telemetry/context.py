@@ -33,7 +33,7 @@ from actscope.telemetry.layer_facts import (
 )
 
 __all__ = ["run_context", "layer_context", "optimizer_context", "schedule_context",
-           "is_attention_module"]
+           "is_attention_module", "mark_untrained"]
 
 _TOL = 0.15  # relative tolerance when matching a weight std to a scheme's std
 
@@ -272,6 +272,23 @@ def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | No
     return bool(weights) and weights[-1] is last_leaf and module_kind(module) in ("block", "other")
 
 
+def mark_untrained(layers: dict[str, dict], names: Mapping[nn.Module, str],
+                   optimizers: Sequence[torch.optim.Optimizer]) -> None:
+    """Mark ``trained: false`` on the layer entries whose trainable parameters none of
+    ``optimizers`` holds (a linear probe's backbone: its updates are 0 by design, its ``.grad``
+    never zeroed), and clear the mark where one now does."""
+    held = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
+    for m, name in names.items():
+        own = [p for p in m.parameters() if p.requires_grad]
+        entry = layers.get(name)
+        if not own or entry is None:
+            continue
+        if any(id(p) in held for p in own):
+            entry.pop("trained", None)
+        else:
+            entry["trained"] = False
+
+
 def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.Module],
                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                 grad_clip: float | None = None, mixed_precision: str | None = None,
@@ -287,6 +304,8 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
     last_leaf = _output_weight(model, leaves)
     layers = {name: layer_context(m, _gives_output(m, model, last_leaf), leaves)
               for m, name in names.items()}
+    if optimizer is not None:
+        mark_untrained(layers, names, [optimizer])
     return {"layers": layers, "model": _model_facts(model),
             "optimizer": optimizer_context(optimizer), "schedule": schedule_context(scheduler),
             "grad_clip": None if grad_clip is None else float(grad_clip),
