@@ -1,11 +1,12 @@
 """Held-out cases (round 5, written as an adversary): architectures and mechanisms the earlier
 rounds lack. Controls: a MobileNet (depthwise convs, ReLU6), a ConvTranspose autoencoder, a
-LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in Dropout(0.7)
-(85% zeros in training, none dead), a Llama-style model (own RMSNorm,
-SwiGLU, QK-norm) with warm-up and clipping, a CNN under CPU bf16 autocast. Pathologies: ReLU6
-pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, a schedule stuck at lr 0,
-NaN from a log in the middle of the model, the Llama-style model's stream growing at Adam lr
-0.05 (its advice must not propose the QK-norm, norm, warm-up or clipping it has)."""
+LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in
+Dropout(0.7) (85% zeros in training, none dead), a linear probe (only the head in the
+optimizer), a Llama-style model (own RMSNorm, SwiGLU, QK-norm) with warm-up and clipping, a CNN
+under CPU bf16 autocast. Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through
+a 1-D conv stack, a schedule stuck at lr 0, NaN from a log in the middle of the model, the
+Llama-style model's stream growing at Adam lr 0.05 (its advice must not propose the QK-norm,
+norm, warm-up or clipping it has)."""
 
 from __future__ import annotations
 
@@ -105,6 +106,14 @@ def dropout_healthy() -> Trial:
                      lf.holds and p.values[-1] > 0.8)
 
     return _mlp_trial(model, torch.optim.Adam(model.parameters(), 1e-3), 40, check, [p])
+
+
+def linear_probe_healthy() -> Trial:
+    model = mlp([DIM, 64, 64], nn.ReLU, CLASSES)
+    # only the head is trained; the backbone keeps requires_grad, so its .grad accumulates
+    # (the optimizer never zeroes it) and its weights never move: by design, not stalled
+    return _mlp_trial(model, torch.optim.Adam(model[-1].parameters(), 1e-2), 40,
+                      lambda t: loss_fell(t))
 
 
 def llama_healthy() -> Trial:
@@ -283,6 +292,9 @@ CASES = [
          _setup(activations=("leaky_relu",)), leaky_negative_healthy),
     Case("r5_dropout_healthy", "mlp", "healthy control: (Linear, ReLU, Dropout(0.7)) blocks: "
          "85% zeros in training, none dead", frozenset(), (), _setup(), dropout_healthy),
+    Case("r5_linear_probe_healthy", "mlp", "healthy control: only the head in the optimizer "
+         "(a linear probe; the backbone's grads accumulate)", frozenset(), (), _setup(lr=1e-2),
+         linear_probe_healthy),
     Case("r5_llama_healthy", "transformer", "healthy control: own RMSNorm/SwiGLU/QK-norm "
          "model, AdamW 3e-3, warm-up, clip 1.0", frozenset(), (),
          Setup(**_LLAMA, optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0, qk_norm=True),
