@@ -2,11 +2,12 @@
 rounds lack. Controls: a MobileNet (depthwise convs, ReLU6), a ConvTranspose autoencoder, a
 LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in
 Dropout(0.7) (85% zeros in training, none dead), a linear probe (only the head in the
-optimizer), a Llama-style model (own RMSNorm, SwiGLU, QK-norm) with warm-up and clipping, a CNN
-under CPU bf16 autocast. Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through
-a 1-D conv stack, a schedule stuck at lr 0, NaN from a log in the middle of the model, the
-Llama-style model's stream growing at Adam lr 0.05 (its advice must not propose the QK-norm,
-norm, warm-up or clipping it has)."""
+optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the background, a Llama-style
+model (own RMSNorm, SwiGLU, QK-norm) with warm-up and clipping, a CNN under CPU bf16 autocast.
+Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, a
+schedule stuck at lr 0, NaN from a log in the middle of the model, the Llama-style model's stream
+growing at Adam lr 0.05 (its advice must not propose the QK-norm, norm, warm-up or clipping it
+has)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Case, Setup, Trial, Truth, loss_fell
-from .data import blobs, cycle, images, sequences
+from .data import blobs, cycle, images, mnist_images, sequences
 from .models import mlp, small_cnn
 from .models_round5 import (
     BagClassifier,
@@ -114,6 +115,21 @@ def linear_probe_healthy() -> Trial:
     # (the optimizer never zeroes it) and its weights never move: by design, not stalled
     return _mlp_trial(model, torch.optim.Adam(model[-1].parameters(), 1e-2), 40,
                       lambda t: loss_fell(t))
+
+
+def mnist_ae_tanh_healthy() -> Trial:
+    x = mnist_images(1024) * 2 - 1  # in [-1, 1]: ~80% of the pixels are -1 (background)
+    model = nn.Sequential(nn.Sequential(nn.Linear(784, 128), nn.ReLU()), nn.Linear(128, 32),
+                          nn.Sequential(nn.Linear(32, 128), nn.ReLU()),
+                          nn.Sequential(nn.Linear(128, 784), nn.Tanh()))  # a linear code
+    p = Probe(model[3], saturated_share(-1.0, 1.0))  # the decoder fits the background at -1
+
+    def check(t: Trial) -> Truth:
+        lf = loss_fell(t, 0.5)
+        return Truth({**lf.values, "pinned[3]": p.values[-1]}, lf.holds and p.values[-1] > 0.6)
+
+    return Trial(model, torch.optim.Adam(model.parameters(), 3e-3), cycle(x, x, 64), F.mse_loss,
+                 300, check, track=_track(model), probes=[p])
 
 
 def llama_healthy() -> Trial:
@@ -295,6 +311,9 @@ CASES = [
     Case("r5_linear_probe_healthy", "mlp", "healthy control: only the head in the optimizer "
          "(a linear probe; the backbone's grads accumulate)", frozenset(), (), _setup(lr=1e-2),
          linear_probe_healthy),
+    Case("r5_mnist_ae_tanh_healthy", "mlp", "healthy control: MNIST autoencoder, tanh decoder "
+         "fitting a background of -1 (its output pinned there by design)", frozenset(), (),
+         _setup(lr=3e-3, activations=("relu", "tanh")), mnist_ae_tanh_healthy),
     Case("r5_llama_healthy", "transformer", "healthy control: own RMSNorm/SwiGLU/QK-norm "
          "model, AdamW 3e-3, warm-up, clip 1.0", frozenset(), (),
          Setup(**_LLAMA, optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0, qk_norm=True),

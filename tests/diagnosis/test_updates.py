@@ -54,3 +54,18 @@ def test_a_layer_the_optimizer_does_not_hold_is_neither_stalled_nor_exploding():
     del c["layers"]["blocks.0 Block"]["trained"]
     found = kinds(diagnose(tel(n_layers=3, n=20, update_ratio=u, grad_norm=grads, context=c)))
     assert "stalled" in found and "exploding_gradients" in found
+
+
+def test_a_loss_that_falls_fast_in_its_first_window_is_progressing_not_a_spike():
+    from actscope.diagnosis.thresholds import Thresholds
+    from actscope.diagnosis.updates import loss_progressing
+
+    n = 60
+    fast = 0.1 + 0.9 * np.exp(-np.arange(n) / 2.0)  # 1.0 -> 0.1, most of it within 6 steps
+    t = tel(n_layers=2, n=n, scalar_names=["loss"], scalars=fast[None, :])
+    assert loss_progressing(t, Thresholds())
+    spike = fast.copy()
+    spike[30:40] = 5.0  # a real spike, a window long
+    t = tel(n_layers=2, n=n, scalar_names=["loss"], scalars=spike[None, :])
+    assert not loss_progressing(t, Thresholds())
+

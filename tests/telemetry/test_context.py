@@ -189,3 +189,10 @@ def test_layers_the_optimizer_does_not_hold_are_marked_untrained():
     assert lay["0"]["trained"] is False
     assert "trained" not in lay["1"] and "trained" not in lay["2"]  # no parameters; held
     assert "trained" not in run_context(m, list(m))["layers"]["0"]  # no optimizer: unknown
+
+
+def test_an_activation_leaf_right_after_the_output_weight_is_the_output():
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4), nn.Sigmoid())
+    lay = run_context(m, list(m))["layers"]
+    assert lay["3"]["kind"] == "output" and lay["2"]["kind"] == "output"
+    assert lay["1"]["kind"] == "activation"

@@ -54,7 +54,10 @@ def loss_progressing(t: Telemetry, th: Thresholds) -> bool:
     e = min(float(loss[0]), early(loss, th))  # a spike within the first window counts
     if not e > 0:
         return False
-    smooth = rolling_median(loss, window(len(loss), th))
+    w = window(len(loss), th)
+    # full windows only: the partial ones at the start are medians of the first few losses,
+    # which a loss that halves within its first window puts above loss_spike x its early median
+    smooth = rolling_median(loss, w)[w - 1:]
     return late(loss, th) <= th.loss_progress * e and float(smooth.max()) <= th.loss_spike * e
 
 

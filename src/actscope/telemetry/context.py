@@ -260,14 +260,23 @@ def _output_weight(model: nn.Module, leaves: Sequence[nn.Module]) -> nn.Module |
     return found if found is not None else last_weight(leaves)
 
 
-def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None) -> bool:
+def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None,
+                  leaves: Sequence[nn.Module] = ()) -> bool:
     """Whether ``module`` is the model's output layer: the last Linear/Conv (registration order),
     or a container below the root whose last Linear/Conv it is (an autoencoder's decoder, a head
-    ``Sequential``). Such an output's scale is set by its targets, not by the network."""
+    ``Sequential``), or the activation leaf right after that Linear/Conv (an output sigmoid
+    watched on its own). Such an output's scale is set by its targets, not by the network."""
     if last_leaf is None or module is model:
         return False
     if module is last_leaf:
         return True
+    if module_kind(module) == "activation" and leaves:
+        at = {id(m): i for i, m in enumerate(leaves)}
+        a, b = at.get(id(last_leaf)), at.get(id(module))
+        if a is not None and b is not None and b > a and all(
+                module_kind(m) == "activation" or isinstance(m, (*_DROPOUT, nn.Identity))
+                for m in leaves[a + 1:b + 1]):
+            return True
     weights = [m for m in _leaves(module) if module_kind(m) in ("linear", "conv")]
     return bool(weights) and weights[-1] is last_leaf and module_kind(module) in ("block", "other")
 
@@ -302,7 +311,7 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
                  for i, m in enumerate(names)}
     leaves = _leaves(model)
     last_leaf = _output_weight(model, leaves)
-    layers = {name: layer_context(m, _gives_output(m, model, last_leaf), leaves)
+    layers = {name: layer_context(m, _gives_output(m, model, last_leaf, leaves), leaves)
               for m, name in names.items()}
     if optimizer is not None:
         mark_untrained(layers, names, [optimizer])
