@@ -5,9 +5,9 @@ Dropout(0.7) (85% zeros in training, none dead), a linear probe (only the head i
 optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the background, a Llama-style
 model (own RMSNorm, SwiGLU, QK-norm) with warm-up and clipping, a CNN under CPU bf16 autocast.
 Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, a
-schedule stuck at lr 0, NaN from a log in the middle of the model, the Llama-style model's stream
-growing at Adam lr 0.05 (its advice must not propose the QK-norm, norm, warm-up or clipping it
-has)."""
+schedule stuck at lr 0, attention logits growing in an attention class named ``MHSA``, NaN from
+a log in the middle of the model, the Llama-style model's stream growing at Adam lr 0.05 (its
+advice must not propose the QK-norm, norm, warm-up or clipping it has)."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Case, Setup, Trial, Truth, loss_fell
+from .cases_gpt import gpt_attn_logits
 from .data import blobs, cycle, images, mnist_images, sequences
-from .models import mlp, small_cnn
+from .models import Attention, mlp, small_cnn
 from .models_round5 import (
     BagClassifier,
     ConvAE,
@@ -288,6 +289,17 @@ def llama_growth() -> Trial:
                      track={f"layers.{i}": b for i, b in enumerate(model.layers)})
 
 
+class MHSA(Attention):
+    """The zoo's attention under a name without "attn" (as many ViT codebases spell it)."""
+
+
+def mhsa_attn_logits() -> Trial:
+    trial = gpt_attn_logits()  # SDPA attention, AdamW lr 0.05, no warm-up
+    for block in trial.model.blocks:
+        block.attn.__class__ = MHSA
+    return trial
+
+
 def _setup(**kw) -> Setup:
     return Setup(**{"init": "default", "optimizer": "Adam", "lr": 1e-3, **kw})
 
@@ -338,6 +350,11 @@ CASES = [
     Case("r5_nan_log_middle", "mlp", f"log(linear(x)) in block 1; its bias -40 at step {KNAN}",
          frozenset({"non_finite"}), ("1",),
          _setup(optimizer="SGD", lr=1e-2), nan_log_middle),
+    Case("r5_mhsa_attn_logits", "transformer", "a TinyGPT whose attention class is named MHSA, "
+         "AdamW lr 0.05, no warm-up", frozenset({"attention_logits", "attention_entropy"}),
+         ("blocks.0", "blocks.1", "blocks.2"),
+         Setup(init="custom", optimizer="AdamW", lr=0.05, has_attention=True,
+               activations=("gelu", "softmax"), norms=("LayerNorm",)), mhsa_attn_logits),
     Case("r5_llama_growth", "transformer", "own RMSNorm/SwiGLU/QK-norm model, Adam lr 0.05: "
          "the residual stream grows and stays", frozenset({"growth"}), LAYERS,
          Setup(**_LLAMA, optimizer="Adam", lr=0.05, qk_norm=True), llama_growth),
