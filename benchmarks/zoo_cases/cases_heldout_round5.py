@@ -2,12 +2,13 @@
 rounds lack. Controls: a MobileNet (depthwise convs, ReLU6), a ConvTranspose autoencoder, a
 LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in
 Dropout(0.7) (85% zeros in training, none dead), a linear probe (only the head in the
-optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the background, a Llama-style
-model (own RMSNorm, SwiGLU, QK-norm) with warm-up and clipping, a CNN under CPU bf16 autocast.
-Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, a
-schedule stuck at lr 0, attention logits growing in an attention class named ``MHSA``, NaN from
-a log in the middle of the model, the Llama-style model's stream growing at Adam lr 0.05 (its
-advice must not propose the QK-norm, norm, warm-up or clipping it has)."""
+optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the background, PyTorch's VAE
+example (a summed loss), a Llama-style model (own RMSNorm, SwiGLU, QK-norm) with warm-up and
+clipping, a CNN under CPU bf16 autocast. Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr
+1, growth through a 1-D conv stack, a schedule stuck at lr 0, attention logits growing in an
+attention class named ``MHSA``, NaN from a log in the middle of the model, the Llama-style
+model's stream growing at Adam lr 0.05 (its advice must not propose the QK-norm, norm, warm-up
+or clipping it has)."""
 
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from .cases_gpt import gpt_attn_logits
 from .data import blobs, cycle, images, mnist_images, sequences
 from .models import Attention, mlp, small_cnn
 from .models_round5 import (
+    VAE,
     BagClassifier,
     ConvAE,
     EmbedLM,
@@ -30,6 +32,7 @@ from .models_round5 import (
     conv1d_net,
     lecun_,
     mobilenet,
+    vae_loss,
 )
 from .probes import (
     Probe,
@@ -131,6 +134,13 @@ def mnist_ae_tanh_healthy() -> Trial:
 
     return Trial(model, torch.optim.Adam(model.parameters(), 3e-3), cycle(x, x, 64), F.mse_loss,
                  300, check, track=_track(model), probes=[p])
+
+
+def vae_sum_healthy() -> Trial:
+    x = mnist_images(1024)
+    model = VAE()
+    return Trial(model, torch.optim.Adam(model.parameters(), 1e-3), cycle(x, x, 128), vae_loss,
+                 40, lambda t: loss_fell(t, 0.5))
 
 
 def llama_healthy() -> Trial:
@@ -326,6 +336,9 @@ CASES = [
     Case("r5_mnist_ae_tanh_healthy", "mlp", "healthy control: MNIST autoencoder, tanh decoder "
          "fitting a background of -1 (its output pinned there by design)", frozenset(), (),
          _setup(lr=3e-3, activations=("relu", "tanh")), mnist_ae_tanh_healthy),
+    Case("r5_vae_sum_healthy", "mlp", "healthy control: pytorch/examples' VAE, its loss summed "
+         "over the batch (~70,000; gradient norms in the thousands)", frozenset(), (),
+         _setup(activations=("relu", "sigmoid")), vae_sum_healthy),
     Case("r5_llama_healthy", "transformer", "healthy control: own RMSNorm/SwiGLU/QK-norm "
          "model, AdamW 3e-3, warm-up, clip 1.0", frozenset(), (),
          Setup(**_LLAMA, optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0, qk_norm=True),

@@ -6,6 +6,7 @@
 - ``LogFeatures``: a Linear whose output goes through ``torch.log`` (NaN once it turns negative).
 - ``TinyLlama``: RMSNorm, SwiGLU and attention with QK-norm (a norm on queries and keys), own code.
 - ``EmbedLM``: token embedding, a GELU MLP per token, an LM head; ``BagClassifier``: EmbeddingBag.
+- ``VAE``, ``vae_loss``: pytorch/examples' ``vae/main.py`` as written there (a summed loss).
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 __all__ = ["mobilenet", "ConvAE", "conv1d_net", "LogFeatures", "RMSNorm", "TinyLlama",
-           "EmbedLM", "BagClassifier"]
+           "EmbedLM", "BagClassifier", "VAE", "vae_loss"]
 
 
 def _dw_separable(ci: int, co: int, stride: int) -> nn.Sequential:
@@ -171,6 +172,30 @@ class BagClassifier(nn.Module):
     def forward(self, xb: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         text, offsets = xb
         return self.fc(self.embedding(text, offsets))
+
+
+class VAE(nn.Module):
+    """784 -> 400 -> (mu, logvar) of 20 -> 400 -> 784 in [0, 1]."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(784, 400)
+        self.fc21, self.fc22 = nn.Linear(400, 20), nn.Linear(400, 20)
+        self.fc3, self.fc4 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        h1 = F.relu(self.fc1(x.view(-1, 784)))
+        mu, logvar = self.fc21(h1), self.fc22(h1)
+        z = mu + torch.randn_like(mu) * torch.exp(0.5 * logvar)
+        return torch.sigmoid(self.fc4(F.relu(self.fc3(z)))), mu, logvar
+
+
+def vae_loss(out: tuple[torch.Tensor, torch.Tensor, torch.Tensor], x: torch.Tensor
+             ) -> torch.Tensor:
+    """Reconstruction BCE + KL divergence, both summed over the batch (the example's choice)."""
+    recon, mu, logvar = out
+    bce = F.binary_cross_entropy(recon, x.view(-1, 784), reduction="sum")
+    return bce - 0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp())
 
 
 def lecun_(model: nn.Module, gain: float) -> None:

@@ -6,8 +6,10 @@ the whole forward order, each layer's median norm over the run is compared with 
 one's (two and three decades are more than parameter counts explain): a first layer ``grad_explode``
 times the last is exploding, ``grad_vanish`` times is vanishing. A median norm above
 ``grad_huge`` (or inf) on any layer is exploding too, except under fp16, where gradients may
-carry the loss scale. Layers whose parameters the optimizer does not hold (context
-``trained: false``) are left out: their gradient is never consumed, and never zeroed.
+carry the loss scale; where the recorded loss starts above ``grad_loss_unit`` (a summed
+reduction, an unnormalised regression) that level scales with it, as the gradients do. Layers
+whose parameters the optimizer does not hold (context ``trained: false``) are left out: their
+gradient is never consumed, and never zeroed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
 from actscope.diagnosis.series import (
+    early,
     field,
     first_iter,
     forward_order,
@@ -24,6 +27,7 @@ from actscope.diagnosis.series import (
     label,
     layer_ctx,
     nanmedian,
+    scalar,
 )
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
@@ -41,6 +45,16 @@ def _profile(t: Telemetry, ctx: dict, med: np.ndarray, min_layers: int) -> list[
         if len(kept) >= min_layers:
             out.append(kept)
     return out
+
+
+def _loss_scale(t: Telemetry, th: Thresholds) -> float:
+    """How many times a mean-reduced loss's scale the recorded loss starts at (at least 1):
+    gradients scale with the loss, so a summed one lifts every healthy norm with it."""
+    loss = scalar(t, "loss")
+    if loss is None:
+        return 1.0
+    e = early(np.abs(loss), th)
+    return max(1.0, e / th.grad_loss_unit) if np.isfinite(e) else 1.0
 
 
 def _finding(t: Telemetry, kind: str, hits: list[str], msg: str, ev: dict, mask: np.ndarray,
@@ -76,8 +90,9 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
                 if med[i] / last <= np.sqrt(th.grad_vanish):
                     vanishing[t.names[i]] = float(med[i] / last)
     fp16 = ctx.get("mixed_precision") == "fp16"
+    level = th.grad_huge * _loss_scale(t, th)
     huge = {} if fp16 else {t.names[i]: float(med[i]) for i in range(len(t.names))
-                            if np.isfinite(med[i]) and med[i] >= th.grad_huge}
+                            if np.isfinite(med[i]) and med[i] >= level}
     if exploding or huge:
         hits = list(dict.fromkeys([*exploding, *huge]))
         idx = [t.names.index(n) for n in hits]
@@ -85,7 +100,7 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         msg = (f"gradient norms grow {worst:.0f}x from the last comparable layer back to the "
                f"first (exploding gradients)" if exploding else
                f"gradient norms up to {max(huge.values()):.3g} (exploding gradients)")
-        mask = (g[idx] >= th.grad_huge).any(axis=0) if huge and not exploding else \
+        mask = (g[idx] >= level).any(axis=0) if huge and not exploding else \
             np.isfinite(g[idx]).any(axis=0)
         out.append(_finding(t, "exploding_gradients", hits, msg,
                             {"ratio_to_last": exploding, "median_norm": {

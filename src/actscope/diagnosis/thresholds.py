@@ -96,6 +96,11 @@ class Thresholds:
     # layer's gradient norm sits at O(0.01-10); 100 is a decade past it (a recurrent stack whose
     # norm explodes through time shows here even when no other layer is watched).
     grad_huge: float = 100.0
+    # ... scaled by the recorded loss's early median over this, where it is larger: a
+    # mean-reduced loss starts at O(1-10) nats (ln of a 20k vocabulary is ~10); gradients scale
+    # with the loss, and a loss of 70,000 (a summed reduction: PyTorch's VAE example) has
+    # gradient norms in the thousands while it trains well.
+    grad_loss_unit: float = 10.0
     # Vanishing: the first layer's grad norm below this fraction of the last one's (3 decades).
     grad_vanish: float = 1e-3
 
