@@ -7,10 +7,10 @@ bound. Only layers whose context says they are bounded are judged (their bounds 
 ``nn.RNN``/``LSTM``/``GRU`` outputs are tanh-bounded in [-1, 1]); a layer whose samples fall
 outside its bounds is not what the context says, and is skipped.
 
-The model's output layer (context kind ``output``: an autoencoder's sigmoid or tanh decoder) is
-not judged while the recorded loss falls (``loss_progressing``): 80% of MNIST's pixels are 0, and
-a decoder that learned them sits at its bound by design; an output pinned while the loss is stuck
-is still reported.
+The model's output layer (context kind ``output``: an autoencoder's sigmoid or tanh decoder, a
+GAN generator's tanh) is not judged: its range is set by its targets, as for the scale rules.
+80% of MNIST's pixels are 0, and a decoder that learned them sits at its bound by design (a
+GAN generator's loss does not even fall while it does).
 
 A capped ReLU (``nn.ReLU6``: zero-floored, bounded above) carries no gradient at either bound,
 but a healthy one has about half its outputs at 0 by design (that floor is the dead-unit rule's
@@ -26,7 +26,6 @@ from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
 from actscope.diagnosis.series import field, first_iter, label, late, layer_ctx, nanmedian
 from actscope.diagnosis.thresholds import Thresholds
-from actscope.diagnosis.updates import loss_progressing
 from actscope.telemetry.record import Telemetry
 
 __all__ = ["saturation_findings", "bounds", "pinned_share"]
@@ -109,14 +108,11 @@ def saturation_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding
     """Bounded layers whose late pinned share is above ``sat_share``."""
     if not ctx or t.hist.ndim != 3 or t.hist.shape[1] == 0:
         return []
-    fitting = loss_progressing(t, th)
     hits, evidence, firsts = [], {}, []
     for i, name in enumerate(t.names):
         b = bounds(ctx, name)
-        if b is None:
-            continue
-        if fitting and layer_ctx(ctx, name).get("kind") == "output":
-            continue  # an output at its bounds while the loss falls fits targets there
+        if b is None or layer_ctx(ctx, name).get("kind") == "output":
+            continue  # the output's range is its targets' (a decoder's background at 0)
         share = pinned_share(t, i, b[0], b[1], th.sat_band)
         if share is None or not np.isfinite(share).any():
             continue
