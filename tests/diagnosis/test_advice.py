@@ -109,3 +109,10 @@ def test_updates_that_are_exactly_zero_are_not_told_to_raise_the_lr():
                grad_norm=np.full((2, 20), 0.5))
     (g,) = [f for f in diagnose(tiny) if f.kind == "stalled"]
     assert "raise the learning rate (now 0.0003)" in g.suggestion
+
+
+def test_a_conv_net_normalised_another_way_is_not_told_to_add_batchnorm():
+    gn = _ctx(model={"has_conv": True, "norms": ["GroupNorm"]})
+    assert "BatchNorm" not in Advice(gn).for_kind("growth", LAYERS)
+    bare = _ctx(model={"has_conv": True, "norms": []})
+    assert "BatchNorm after each conv" in Advice(bare).for_kind("growth", LAYERS)

@@ -119,14 +119,15 @@ class Advice:
 
     def norm(self) -> str | None:
         """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
-        conv nets."""
+        conv nets without any norm."""
         if not self.known:
             return None
         if self.has_attention or self.has_recurrent or not self.has_conv:
             if self._has_norm("LayerNorm") or self._has_norm("RMSNorm"):
                 return None
             return "a LayerNorm before each block (pre-norm)"
-        return None if self._has_norm("BatchNorm") else "BatchNorm after each conv"
+        # a conv net normalised some other way (GroupNorm, ConvNeXt's LayerNorm) has its norm
+        return None if self.norms else "BatchNorm after each conv"
 
     def _odd_layers(self, side: str) -> str | None:
         """Re-initialising the few layers whose weights are far off kaiming's scale (``side``)
