@@ -196,3 +196,16 @@ def test_an_activation_leaf_right_after_the_output_weight_is_the_output():
     lay = run_context(m, list(m))["layers"]
     assert lay["3"]["kind"] == "output" and lay["2"]["kind"] == "output"
     assert lay["1"]["kind"] == "activation"
+
+
+def test_untrained_marks_read_every_optimizer_and_skip_optimizers_of_copies():
+    g, d = nn.Sequential(nn.Linear(4, 4), nn.ReLU()), nn.Sequential(nn.Linear(4, 1))
+    gan = nn.Sequential(g, d)
+    opt_g, opt_d = torch.optim.Adam(g.parameters()), torch.optim.Adam(d.parameters())
+    lay = run_context(gan, list(gan), optimizer=opt_g, optimizers=[opt_g, opt_d])["layers"]
+    assert "trained" not in lay["0"] and "trained" not in lay["1"]
+    assert run_context(gan, list(gan), optimizer=opt_g)["layers"]["1"]["trained"] is False
+    # an optimizer over copies of the weights (DeepSpeed, fp32 master weights): nothing marked
+    copies = torch.optim.SGD([nn.Parameter(p.detach().clone()) for p in gan.parameters()], 0.1)
+    lay = run_context(gan, list(gan), optimizer=copies)["layers"]
+    assert all("trained" not in e for e in lay.values())

@@ -282,11 +282,16 @@ def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | No
 
 
 def mark_untrained(layers: dict[str, dict], names: Mapping[nn.Module, str],
-                   optimizers: Sequence[torch.optim.Optimizer]) -> None:
+                   optimizers: Sequence[torch.optim.Optimizer],
+                   model: nn.Module | None = None) -> None:
     """Mark ``trained: false`` on the layer entries whose trainable parameters none of
     ``optimizers`` holds (a linear probe's backbone: its updates are 0 by design, its ``.grad``
-    never zeroed), and clear the mark where one now does."""
+    never zeroed), and clear the mark where one now does. Nothing is marked where the optimizers
+    hold none of ``model``'s parameters: they update copies (DeepSpeed, FSDP's flat parameters,
+    fp32 master weights), not an untrained model."""
     held = {id(p) for opt in optimizers for g in opt.param_groups for p in g["params"]}
+    if model is not None and not any(id(p) in held for p in model.parameters()):
+        return
     for m, name in names.items():
         own = [p for p in m.parameters() if p.requires_grad]
         entry = layers.get(name)
@@ -301,10 +306,13 @@ def mark_untrained(layers: dict[str, dict], names: Mapping[nn.Module, str],
 def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.Module],
                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                 grad_clip: float | None = None, mixed_precision: str | None = None,
-                trainer: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                trainer: Mapping[str, Any] | None = None,
+                optimizers: Sequence[torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """``meta["context"]`` for the watched layers ``names``: a module → name map (pass the
     recording's names, ``modules.layer_names(model, mods)``, so the diagnosis finds each layer
-    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``."""
+    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``.
+    ``optimizers``: every optimizer of the run (a GAN's two), to tell which layers none trains;
+    default ``[optimizer]``; the context's ``optimizer`` facts are ``optimizer``'s."""
     if not isinstance(names, Mapping):
         qual = {id(m): n for n, m in model.named_modules()}
         names = {m: qual.get(id(m)) or ("model" if m is model else f"{i}")
@@ -313,8 +321,8 @@ def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.M
     last_leaf = _output_weight(model, leaves)
     layers = {name: layer_context(m, _gives_output(m, model, last_leaf, leaves), leaves)
               for m, name in names.items()}
-    if optimizer is not None:
-        mark_untrained(layers, names, [optimizer])
+    if optimizer is not None or optimizers:
+        mark_untrained(layers, names, list(optimizers or [optimizer]), model)
     return {"layers": layers, "model": _model_facts(model),
             "optimizer": optimizer_context(optimizer), "schedule": schedule_context(scheduler),
             "grad_clip": None if grad_clip is None else float(grad_clip),
