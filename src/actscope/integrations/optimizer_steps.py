@@ -21,8 +21,8 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from actscope.telemetry.context import mark_untrained, optimizer_context
 from actscope.telemetry.hooks import WeakCall
+from actscope.telemetry.run_facts import mark_untrained, optimizer_context
 
 __all__ = ["OptimizerSteps"]
 
