@@ -16,6 +16,7 @@ from . import (
     cases_gpt,
     cases_heldout_mlp,
     cases_heldout_round5,
+    cases_heldout_round5_seq,
     cases_heldout_seq,
     cases_hf,
     cases_mlp,
@@ -33,7 +34,7 @@ CASES: list[Case] = [*cases_mlp.CASES, *cases_conv.CASES, *cases_rnn.CASES, *cas
                      *cases_hf.CASES, *controls.CASES,
                      # held out: written after the rules, to test them (docs/zoo.md)
                      *cases_heldout_seq.CASES, *cases_heldout_mlp.CASES,
-                     *cases_heldout_round5.CASES]
+                     *cases_heldout_round5.CASES, *cases_heldout_round5_seq.CASES]
 
 
 def by_name(names: list[str]) -> list[Case]:

@@ -1,14 +1,11 @@
 """Held-out cases (round 5, written as an adversary): architectures and mechanisms the earlier
-rounds lack. Controls: a MobileNet (depthwise convs, ReLU6), a ConvTranspose autoencoder, a
-LeakyReLU layer run in its negative regime (leaky, not dead), ReLU blocks ending in
-Dropout(0.7) (85% zeros in training, none dead), a linear probe (only the head in the
-optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the background, PyTorch's VAE
-example (a summed loss), a Llama-style model (own RMSNorm, SwiGLU, QK-norm) with warm-up and
-clipping, a CNN under CPU bf16 autocast. Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr
-1, growth through a 1-D conv stack, a schedule stuck at lr 0, attention logits growing in an
-attention class named ``MHSA``, NaN from a log in the middle of the model, the Llama-style
-model's stream growing at Adam lr 0.05 (its advice must not propose the QK-norm, norm, warm-up
-or clipping it has)."""
+rounds lack (sequence models: cases_heldout_round5_seq.py). Controls: a MobileNet (depthwise
+convs, ReLU6), a ConvTranspose autoencoder, a LeakyReLU layer run in its negative regime (leaky,
+not dead), ReLU blocks ending in Dropout(0.7) (85% zeros in training, none dead), a linear probe
+(only the head in the optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the
+background, PyTorch's VAE example (a summed loss), a CNN under CPU bf16 autocast. Pathologies:
+ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, NaN from a log in
+the middle of the model."""
 
 from __future__ import annotations
 
@@ -19,16 +16,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import Case, Setup, Trial, Truth, loss_fell
-from .cases_gpt import gpt_attn_logits
-from .data import blobs, cycle, images, mnist_images, sequences
-from .models import Attention, mlp, small_cnn
+from .data import blobs, cycle, images, mnist_images
+from .models import mlp, small_cnn
 from .models_round5 import (
     VAE,
-    BagClassifier,
     ConvAE,
-    EmbedLM,
     LogFeatures,
-    TinyLlama,
     conv1d_net,
     lecun_,
     mobilenet,
@@ -36,15 +29,13 @@ from .models_round5 import (
 )
 from .probes import (
     Probe,
-    absmax,
     nonfinite,
-    outlier_ratio,
     saturated_share,
     std,
     zero_share,
 )
 
-DIM, CLASSES, BS, VOCAB, LENGTH = 32, 4, 64, 32, 16
+DIM, CLASSES, BS = 32, 4, 64
 
 
 def _track(model: nn.Module) -> dict[str, nn.Module]:
@@ -62,16 +53,6 @@ def _img_trial(model: nn.Module, opt, steps: int, check, probes=(), loss=F.cross
     x, y = images(32 * 8)
     return Trial(model, opt, cycle(x, x if loss is F.mse_loss else y, 32), loss, steps, check,
                  track=_track(model), probes=list(probes), **kw)
-
-
-def _lm_loss(logits: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(logits.flatten(0, 1), yb.flatten())
-
-
-def _lm_trial(model: nn.Module, opt, steps: int, check, probes=(), **kw) -> Trial:
-    seq = sequences(16 * 8, LENGTH + 1, VOCAB)
-    return Trial(model, opt, cycle(seq[:, :-1], seq[:, 1:], 16), _lm_loss, steps, check,
-                 probes=list(probes), **kw)
 
 
 # ---- controls ------------------------------------------------------------------------------
@@ -143,13 +124,6 @@ def vae_sum_healthy() -> Trial:
                  40, lambda t: loss_fell(t, 0.5))
 
 
-def llama_healthy() -> Trial:
-    model = TinyLlama(VOCAB)
-    opt = torch.optim.AdamW(model.parameters(), 3e-3, weight_decay=0.1)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: min(1.0, (i + 1) / 10))
-    return _lm_trial(model, opt, 50, lambda t: loss_fell(t), clip=1.0, sched=sched)
-
-
 class _AutocastTrial(Trial):
     """A trial whose steps run under CPU bf16 autocast, as a user's loop wraps them."""
 
@@ -163,28 +137,6 @@ def cnn_bf16_healthy() -> Trial:
     x, y = images(32 * 8)
     return _AutocastTrial(model, torch.optim.Adam(model.parameters(), 3e-3), cycle(x, y, 32),
                           F.cross_entropy, 40, lambda t: loss_fell(t), track=_track(model))
-
-
-def bag_sgd5_healthy() -> Trial:
-    vocab, n_docs, length = 2000, 512, 24
-    g = torch.Generator().manual_seed(0)
-    y = torch.randint(0, CLASSES, (n_docs,), generator=g)
-    own = torch.randint(0, vocab, (CLASSES, 40), generator=g)  # each class's telling words
-    words = torch.randint(0, vocab, (n_docs, length), generator=g)
-    pick = torch.rand(n_docs, length, generator=g) < 0.3
-    words = torch.where(pick, own[y][torch.arange(n_docs)[:, None],
-                                     torch.randint(0, 40, (n_docs, length), generator=g)], words)
-    model = BagClassifier(vocab, 32, CLASSES)
-    opt = torch.optim.SGD(model.parameters(), lr=5.0)
-    sched = torch.optim.lr_scheduler.StepLR(opt, 20, gamma=0.5)
-
-    def batch(i: int) -> tuple[tuple[torch.Tensor, torch.Tensor], torch.Tensor]:
-        j = (i % (n_docs // 32)) * 32
-        docs = words[j:j + 32]
-        return (docs.flatten(), torch.arange(0, 32 * length, length)), y[j:j + 32]
-
-    return Trial(model, opt, batch, F.cross_entropy, 60, lambda t: loss_fell(t),
-                 track={"embedding": model.embedding, "fc": model.fc}, clip=0.1, sched=sched)
 
 
 # ---- pathologies ---------------------------------------------------------------------------
@@ -213,18 +165,6 @@ def elu_adam_lr1() -> Trial:
     return _mlp_trial(model, torch.optim.Adam(model.parameters(), 1.0), 30, check)
 
 
-def embedding_row_blowup() -> Trial:
-    model = EmbedLM(VOCAB)
-    with torch.no_grad():  # one token's row loaded 1000x too large (a bad checkpoint merge)
-        model.emb.weight[3].mul_(1000.0)
-    p = Probe(model.emb, outlier_ratio)
-    q = Probe(model.emb, absmax)
-    return _lm_trial(model, torch.optim.AdamW(model.parameters(), 1e-3), 30,
-                     lambda t: Truth({"max/median[emb]": min(p.values), "absmax": q.values[-1]},
-                                     min(p.values) > 1000 and q.values[-1] > 100),
-                     [p, q], track={"emb": model.emb, "mlp": model.mlp, "head": model.head})
-
-
 def _waves(n: int, length: int = 64, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(N, 1, T) noisy sine waves, one frequency per class."""
     g = torch.Generator().manual_seed(seed)
@@ -247,19 +187,6 @@ def conv1d_depth_growth() -> Trial:
 
     return Trial(model, torch.optim.SGD(model.parameters(), 1e-4), cycle(x, y, 32),
                  F.cross_entropy, 30, check, track=_track(model), probes=ps)
-
-
-def llama_lr_schedule_zero() -> Trial:
-    model = TinyLlama(VOCAB)
-    opt = torch.optim.AdamW(model.parameters(), 3e-4)
-    # the bug: integer division, so the factor is 0 until step 1000
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda i: i // 1000)
-    trial = _lm_trial(model, opt, 30, None, sched=sched,
-                      track={f"layers.{i}": b for i, b in enumerate(model.layers)})
-    trial.check = lambda t: Truth(
-        {"update_ratio max": max(max(v) for v in t.update_ratios.values())},
-        max(max(v) for v in t.update_ratios.values()) == 0.0)
-    return trial
 
 
 KNAN = 15
@@ -286,37 +213,10 @@ def nan_log_middle() -> Trial:
                       before_step=poison)
 
 
-def llama_growth() -> Trial:
-    model = TinyLlama(VOCAB)  # QK-norm keeps the attention logits in check; the stream grows
-    p = Probe(model.layers[-1], std)
-
-    def check(t: Trial) -> Truth:
-        first, last = p.values[0], p.values[-1]
-        return Truth({"std first": first, "std last": last}, last > 100 * first and last > 5)
-
-    opt = torch.optim.Adam(model.parameters(), 0.05)
-    return _lm_trial(model, opt, 40, check, [p],
-                     track={f"layers.{i}": b for i, b in enumerate(model.layers)})
-
-
-class MHSA(Attention):
-    """The zoo's attention under a name without "attn" (as many ViT codebases spell it)."""
-
-
-def mhsa_attn_logits() -> Trial:
-    trial = gpt_attn_logits()  # SDPA attention, AdamW lr 0.05, no warm-up
-    for block in trial.model.blocks:
-        block.attn.__class__ = MHSA
-    return trial
-
-
 def _setup(**kw) -> Setup:
     return Setup(**{"init": "default", "optimizer": "Adam", "lr": 1e-3, **kw})
 
 
-_LLAMA = {"init": "custom", "has_attention": True, "activations": ("silu", "softmax"),
-          "norms": ("RMSNorm",)}
-LAYERS = ("layers.0", "layers.1", "layers.2")
 CASES = [
     Case("r5_mobilenet_relu6_healthy", "cnn", "healthy control: depthwise-separable convs, "
          "BatchNorm, ReLU6, Adam 3e-3", frozenset(), (),
@@ -339,10 +239,6 @@ CASES = [
     Case("r5_vae_sum_healthy", "mlp", "healthy control: pytorch/examples' VAE, its loss summed "
          "over the batch (~70,000; gradient norms in the thousands)", frozenset(), (),
          _setup(activations=("relu", "sigmoid")), vae_sum_healthy),
-    Case("r5_llama_healthy", "transformer", "healthy control: own RMSNorm/SwiGLU/QK-norm "
-         "model, AdamW 3e-3, warm-up, clip 1.0", frozenset(), (),
-         Setup(**_LLAMA, optimizer="AdamW", lr=3e-3, warmup=True, grad_clip=1.0, qk_norm=True),
-         llama_healthy),
     Case("r5_cnn_bf16_healthy", "cnn", "healthy control: conv-BN-ReLU under CPU bf16 autocast",
          frozenset(), (), _setup(lr=3e-3, has_conv=True, norms=("BatchNorm2d",)),
          cnn_bf16_healthy),
@@ -356,33 +252,7 @@ CASES = [
          frozenset({"depth_growth"}), tuple(str(i) for i in range(4, 10)),
          _setup(init="large", optimizer="SGD", lr=1e-4, has_conv=True),
          conv1d_depth_growth),
-    Case("r5_llama_lr_zero", "transformer", "LambdaLR i // 1000: the lr is 0 for the whole run",
-         frozenset({"stalled"}), LAYERS,
-         Setup(**_LLAMA, optimizer="AdamW", lr=3e-4, warmup=True, qk_norm=True),
-         llama_lr_schedule_zero),
     Case("r5_nan_log_middle", "mlp", f"log(linear(x)) in block 1; its bias -40 at step {KNAN}",
          frozenset({"non_finite"}), ("1",),
          _setup(optimizer="SGD", lr=1e-2), nan_log_middle),
-    Case("r5_mhsa_attn_logits", "transformer", "a TinyGPT whose attention class is named MHSA, "
-         "AdamW lr 0.05, no warm-up", frozenset({"attention_logits", "attention_entropy"}),
-         ("blocks.0", "blocks.1", "blocks.2"),
-         Setup(init="custom", optimizer="AdamW", lr=0.05, has_attention=True,
-               activations=("gelu", "softmax"), norms=("LayerNorm",)), mhsa_attn_logits),
-    Case("r5_llama_growth", "transformer", "own RMSNorm/SwiGLU/QK-norm model, Adam lr 0.05: "
-         "the residual stream grows and stays", frozenset({"growth"}), LAYERS,
-         Setup(**_LLAMA, optimizer="Adam", lr=0.05, qk_norm=True), llama_growth),
-]
-# Open (not scored): runs this round's diagnosis still gets wrong (docs/zoo.md). An embedding
-# row 1000x too large is missed: the embedding has no comparable layer, and the outlier rows
-# inflate the std it is measured against (the 40-bin histogram is too coarse to read the bulk's
-# scale). The tutorial's EmbeddingBag recipe gets "oversized_updates" on its head (ratio 0.14
-# under SGD lr 5 with clip 0.1, loss falling by a fifth in 60 steps): borderline.
-OPEN = [
-    Case("r5_embedding_row_blowup", "transformer", "one embedding row x1000 (token 3)",
-         frozenset({"massive_activations"}), ("emb",),
-         _setup(optimizer="AdamW", activations=("gelu",)), embedding_row_blowup),
-    Case("r5_bag_sgd5_healthy", "mlp", "healthy control: the PyTorch tutorial's EmbeddingBag "
-         "classifier, SGD lr 5, clip 0.1", frozenset(), (),
-         _setup(init="custom", optimizer="SGD", lr=5.0, grad_clip=0.1, activations=()),
-         bag_sgd5_healthy),
 ]
