@@ -4,8 +4,8 @@ convs, ReLU6), a ConvTranspose autoencoder, a LeakyReLU layer run in its negativ
 not dead), ReLU blocks ending in Dropout(0.7) (85% zeros in training, none dead), a linear probe
 (only the head in the optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the
 background, PyTorch's VAE example (a summed loss), a CNN under CPU bf16 autocast. Pathologies:
-ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, NaN from a log in
-the middle of the model."""
+ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, exploding gradients
+through a tanh one, NaN from a log in the middle of the model."""
 
 from __future__ import annotations
 
@@ -189,6 +189,20 @@ def conv1d_depth_growth() -> Trial:
                  F.cross_entropy, 30, check, track=_track(model), probes=ps)
 
 
+def conv1d_tanh_exploding() -> Trial:
+    model = conv1d_net(16, 16, nn.Tanh, CLASSES, k=3)
+    lecun_(model, 5.0)  # tanh in its chaotic regime: gradients grow layer by layer going back
+    x, y = _waves(32 * 8)
+
+    def check(t: Trial) -> Truth:
+        first = sorted(t.grad_norms["0"])[len(t.grad_norms["0"]) // 2]
+        last = sorted(t.grad_norms["15"])[len(t.grad_norms["15"]) // 2]
+        return Truth({"grad[0]/grad[15]": first / last}, first > 100 * last)
+
+    return Trial(model, torch.optim.SGD(model.parameters(), 1e-4), cycle(x, y, 32),
+                 F.cross_entropy, 30, check, track=_track(model))
+
+
 KNAN = 15
 
 
@@ -252,6 +266,10 @@ CASES = [
          frozenset({"depth_growth"}), tuple(str(i) for i in range(4, 10)),
          _setup(init="large", optimizer="SGD", lr=1e-4, has_conv=True),
          conv1d_depth_growth),
+    Case("r5_conv1d_tanh_exploding", "cnn", "16 Conv1d-tanh blocks at 5x lecun init (chaotic)",
+         frozenset({"exploding_gradients"}), ("0", "1", "2", "3"),
+         _setup(init="large", optimizer="SGD", lr=1e-4, has_conv=True, activations=("tanh",)),
+         conv1d_tanh_exploding),
     Case("r5_nan_log_middle", "mlp", f"log(linear(x)) in block 1; its bias -40 at step {KNAN}",
          frozenset({"non_finite"}), ("1",),
          _setup(optimizer="SGD", lr=1e-2), nan_log_middle),
