@@ -139,6 +139,8 @@ def test_is_attention_module():
             return self.fc(x).softmax(-1)
 
     assert is_attention_module(MHSA()) and not is_attention_module(Classifier())
+    # nn.Transformer's forward mentions sdpa in its docstring only; its layers hold the MHA
+    assert not is_attention_module(nn.Transformer(8, 2, 1, 1, 16, batch_first=True))
 
 
 def test_a_forward_source_is_parsed_once_per_class(monkeypatch):

@@ -69,9 +69,29 @@ def _source_of(forward: object) -> str | None:
 
 
 def _forward_calls(forward: object) -> tuple[bool, bool]:
-    """(calls sdpa, calls a softmax) in a ``forward``'s source."""
+    """(mentions sdpa, mentions a softmax) in a ``forward``'s source."""
     src = _source_of(forward) or ""
     return "scaled_dot_product_attention" in src, "softmax" in src
+
+
+@functools.lru_cache(maxsize=512)
+def _calls_sdpa(forward: object) -> bool:
+    """Whether a ``forward`` calls ``scaled_dot_product_attention`` (a call in its code, not a
+    mention in its docstring, as ``nn.Transformer.forward``'s)."""
+    src = _source_of(forward)
+    if src is None or "scaled_dot_product_attention" not in src:
+        return False
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name == "scaled_dot_product_attention":
+                return True
+    return False
 
 
 def is_attention_module(module: nn.Module) -> bool:
@@ -84,10 +104,10 @@ def is_attention_module(module: nn.Module) -> bool:
     name = type(module).__name__
     if name in _HF_ATTENTION:
         return True
-    sdpa, softmax = _forward_calls(type(module).forward)
     low = name.lower()
     if "attn" not in low and "attention" not in low:
-        return sdpa
+        return _calls_sdpa(type(module).forward)
+    sdpa, softmax = _forward_calls(type(module).forward)
     return any(True for _ in module.children()) or sdpa or softmax
 
 
