@@ -12,10 +12,9 @@ never above ``loss_spike`` times it), large steps are doing their job and are no
 at lr 20 on an LSTM language model (PyTorch's own recipe) moves its weights by ~0.25 a step and
 trains well. A layer with no gradient in any record (frozen on purpose) is not stalled, nor one
 whose parameters the optimizer does not hold (context ``trained: false``: a linear probe's
-backbone). A stalled
-layer whose updates are all exactly 0 while its gradient is not is told apart in the message and
-the advice: no step moved it (an lr of 0 from a schedule, an optimizer that does not hold it), so
-"raise the learning rate" would not help.
+backbone). A stalled layer whose updates are all exactly 0 while its gradient is not is told
+apart in the message and the advice: no step moved it (an lr of 0 from a schedule, an optimizer
+that does not hold it), so "raise the learning rate" would not help.
 """
 
 from __future__ import annotations
