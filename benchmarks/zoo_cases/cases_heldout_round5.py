@@ -2,10 +2,10 @@
 rounds lack (sequence models: cases_heldout_round5_seq.py). Controls: a MobileNet (depthwise
 convs, ReLU6), a ConvTranspose autoencoder, a LeakyReLU layer run in its negative regime (leaky,
 not dead), ReLU blocks ending in Dropout(0.7) (85% zeros in training, none dead), a linear probe
-(only the head in the optimizer), an MNIST autoencoder whose tanh decoder sits at -1 on the
-background, PyTorch's VAE example (a summed loss), a CNN under CPU bf16 autocast. Pathologies:
-ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv stack, exploding gradients
-through a tanh one, NaN from a log in the middle of the model."""
+(only the head in the optimizer), a zero-initialised head, an MNIST autoencoder whose tanh
+decoder sits at -1 on the background, PyTorch's VAE example (a summed loss), a CNN under CPU bf16
+autocast. Pathologies: ReLU6 pinned at 0 and 6, ELU at Adam lr 1, growth through a 1-D conv
+stack, exploding gradients through a tanh one, NaN from a log in the middle of the model."""
 
 from __future__ import annotations
 
@@ -99,6 +99,14 @@ def linear_probe_healthy() -> Trial:
     # only the head is trained; the backbone keeps requires_grad, so its .grad accumulates
     # (the optimizer never zeroes it) and its weights never move: by design, not stalled
     return _mlp_trial(model, torch.optim.Adam(model[-1].parameters(), 1e-2), 40,
+                      lambda t: loss_fell(t))
+
+
+def zero_head_healthy() -> Trial:
+    model = mlp([DIM, 64, 64], nn.ReLU, CLASSES)
+    nn.init.zeros_(model[-1].weight)  # a zero-initialised head: its weights grow from 0, so
+    nn.init.zeros_(model[-1].bias)  # ||dW|| / ||W|| is 1, 0.5, 0.33... whatever the lr
+    return _mlp_trial(model, torch.optim.Adam(model.parameters(), 3e-4), 60,
                       lambda t: loss_fell(t))
 
 
@@ -247,6 +255,8 @@ CASES = [
     Case("r5_linear_probe_healthy", "mlp", "healthy control: only the head in the optimizer "
          "(a linear probe; the backbone's grads accumulate)", frozenset(), (), _setup(lr=1e-2),
          linear_probe_healthy),
+    Case("r5_zero_head_healthy", "mlp", "healthy control: MLP with a zero-initialised head, "
+         "Adam 3e-4", frozenset(), (), _setup(lr=3e-4), zero_head_healthy),
     Case("r5_mnist_ae_tanh_healthy", "mlp", "healthy control: MNIST autoencoder, tanh decoder "
          "fitting a background of -1 (its output pinned there by design)", frozenset(), (),
          _setup(lr=3e-3, activations=("relu", "tanh")), mnist_ae_tanh_healthy),

@@ -69,3 +69,15 @@ def test_a_loss_that_falls_fast_in_its_first_window_is_progressing_not_a_spike()
     t = tel(n_layers=2, n=n, scalar_names=["loss"], scalars=spike[None, :])
     assert not loss_progressing(t, Thresholds())
 
+
+
+def test_a_layer_that_starts_at_zero_is_not_judged_oversized():
+    c = ctx(names(2))
+    c["layers"]["blocks.1 Block"]["zero_init"] = True  # a zero-initialised head
+    u = np.full((2, 20), 1e-3)
+    u[1] = 1.0 / np.arange(1, 21)  # 1, 0.5, 0.33...: its weights grow from 0
+    assert "oversized_updates" not in kinds(diagnose(tel(n_layers=2, n=20, update_ratio=u,
+                                                         context=c)))
+    del c["layers"]["blocks.1 Block"]["zero_init"]
+    assert "oversized_updates" in kinds(diagnose(tel(n_layers=2, n=20, update_ratio=u,
+                                                     context=c)))

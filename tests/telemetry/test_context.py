@@ -152,3 +152,10 @@ def test_an_activation_leaf_right_after_the_output_weight_is_the_output():
     lay = run_context(m, list(m))["layers"]
     assert lay["3"]["kind"] == "output" and lay["2"]["kind"] == "output"
     assert lay["1"]["kind"] == "activation"
+
+
+def test_weights_that_start_at_zero_are_marked():
+    m = nn.Sequential(nn.Sequential(nn.Linear(8, 8), nn.ReLU()), nn.Linear(8, 4))
+    nn.init.zeros_(m[1].weight)
+    lay = run_context(m, list(m))["layers"]
+    assert lay["1"]["zero_init"] is True and "zero_init" not in lay["0"]

@@ -14,7 +14,9 @@ trains well. A layer with no gradient in any record (frozen on purpose) is not s
 whose parameters the optimizer does not hold (context ``trained: false``: a linear probe's
 backbone). A stalled layer whose updates are all exactly 0 while its gradient is not is told
 apart in the message and the advice: no step moved it (an lr of 0 from a schedule, an optimizer
-that does not hold it), so "raise the learning rate" would not help.
+that does not hold it), so "raise the learning rate" would not help. A layer whose weights start
+at 0 (context ``zero_init``: a zero-initialised head) is not judged oversized: from 0 its weights
+grow about linearly, and its ratio falls as 1/step whatever the lr.
 """
 
 from __future__ import annotations
@@ -81,7 +83,10 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
             stalled[name] = float(m)
             continue
         vals = u[i][np.isfinite(u[i])]
-        if judge_size and len(vals) >= th.min_records:
+        # weights that start at 0 grow ~linearly, so ||dW|| / ||W|| falls as 1/step whatever
+        # the lr (1, 0.5, 0.33...): their ratio says nothing about the step size
+        zero_init = bool(layer_ctx(ctx, name).get("zero_init"))
+        if judge_size and not zero_init and len(vals) >= th.min_records:
             w = window(len(vals), th)
             peak = float(np.max(rolling_median(vals, w)[w - 1:]))  # full windows: no lone value
             if peak > th.oversized_ratio:

@@ -154,6 +154,8 @@ def layer_context(module: nn.Module, is_output: bool = False,
     drop = _trailing_dropout(module)
     if drop > 0:  # only where there is one: the entry of a layer without keeps its keys
         out["dropout"] = drop
+    if scale == 0.0:  # weights that start at 0 (a zero-initialised head, adaLN-zero, ReZero)
+        out["zero_init"] = True
     return out
 
 
