@@ -15,6 +15,8 @@ from . import (
     cases_conv,
     cases_gpt,
     cases_heldout_mlp,
+    cases_heldout_round5,
+    cases_heldout_round5_seq,
     cases_heldout_seq,
     cases_hf,
     cases_mlp,
@@ -31,7 +33,8 @@ __all__ = ["CASES", "Case", "CaseResult", "Score", "Setup", "Trial", "Truth", "b
 CASES: list[Case] = [*cases_mlp.CASES, *cases_conv.CASES, *cases_rnn.CASES, *cases_gpt.CASES,
                      *cases_hf.CASES, *controls.CASES,
                      # held out: written after the rules, to test them (docs/zoo.md)
-                     *cases_heldout_seq.CASES, *cases_heldout_mlp.CASES]
+                     *cases_heldout_seq.CASES, *cases_heldout_mlp.CASES,
+                     *cases_heldout_round5.CASES, *cases_heldout_round5_seq.CASES]
 
 
 def by_name(names: list[str]) -> list[Case]:

@@ -35,6 +35,7 @@ class Setup:
     warmup: bool = False
     grad_clip: float | None = None
     cells: tuple[str, ...] = ()  # the recurrent modules' classes: "RNN", "GRU", "LSTM"
+    qk_norm: bool = False  # the attention normalises its queries and keys already
 
 
 @dataclass

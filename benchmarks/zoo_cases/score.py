@@ -59,6 +59,8 @@ ADVICE_RULES: list[tuple[str, Callable[[str, Setup], bool]]] = [
                        "higher learning rate") and u.lr >= 1.0),
     ("proposes QK-norm or z-loss; the model has no attention",
      lambda s, u: _has(s, "qk-norm", "qk norm", "z-loss") and not u.has_attention),
+    ("proposes QK-norm; the attention already normalises queries and keys",
+     lambda s, u: _has(s, "qk-norm", "qk norm") and u.qk_norm),
     ("proposes an LSTM or GRU; the model has no vanilla RNN",
      lambda s, u: "lstm or gru" in s and bool(u.cells) and "RNN" not in u.cells),
     ("proposes BatchNorm; the model already has it",

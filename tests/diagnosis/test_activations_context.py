@@ -71,3 +71,13 @@ def test_the_output_layer_is_never_vanishing_its_scale_is_set_by_the_targets():
     std[1] = 0.002
     (f,) = diagnose(tel(n_layers=3, n=40, std=std, context=c))
     assert f.kind == "vanishing" and f.layer == names(3)[1]
+
+
+def test_dropout_zeros_are_not_dead_units():
+    c = ctx(names(2), activation="relu")
+    for entry in c["layers"].values():
+        entry["dropout"] = 0.7  # Linear, ReLU, Dropout(0.7): 0.7 + 0.3 x 0.5 = 85% zeros
+    healthy = np.full((2, 20), 0.85, np.float32)
+    assert "dead" not in kinds(diagnose(tel(n_layers=2, n=20, dead=healthy, context=c)))
+    dead = np.full((2, 20), 0.98, np.float32)  # the units' own share: 93%
+    assert "dead" in kinds(diagnose(tel(n_layers=2, n=20, dead=dead, context=c)))

@@ -76,3 +76,43 @@ def test_init_advice_goes_the_right_way():
     assert "larger initialisation: xavier" in Advice(small).for_kind("vanishing", LAYERS)
     large = _ctx(activation="tanh", layer={"init_scale": 6.0, "init_scheme_guess": "large"})
     assert "smaller initialisation: xavier" in Advice(large).for_kind("saturated", LAYERS)
+
+
+def test_a_model_with_qk_norm_is_not_told_to_add_it():
+    qk = _ctx(model={"has_attention": True, "norms": ["RMSNorm"], "qk_norm": True},
+              optimizer={"lr": 0.05, "weight_decay": 0.0}, schedule=None)
+    for kind in ("attention_logits", "attention_entropy"):
+        s = Advice(qk).for_kind(kind, LAYERS)
+        assert "QK-norm" not in s and "lower the learning rate" in s
+
+
+def test_a_plain_sequential_chain_gets_no_residual_scaling():
+    conv = dict(has_conv=True, norms=[])
+    chain = _ctx(model={**conv, "chain": True}, layer={"init_scale": 1.7})
+    assert "residual" not in Advice(chain).for_kind("depth_growth", LAYERS)
+    assert "residual scaling" in Advice(_ctx(model=conv)).for_kind("depth_growth", LAYERS)
+
+
+def test_updates_that_are_exactly_zero_are_not_told_to_raise_the_lr():
+    import numpy as np
+
+    from actscope.diagnosis import diagnose
+    from tests.diagnosis.synth import tel
+
+    c = _ctx(optimizer={"type": "AdamW", "lr": 3e-4, "weight_decay": 0.0})
+    zero = tel(n_layers=2, n=20, context=c, update_ratio=np.zeros((2, 20)),
+               grad_norm=np.full((2, 20), 0.5))
+    (f,) = [f for f in diagnose(zero) if f.kind == "stalled"]
+    assert "raise the learning rate" not in f.suggestion and "exactly 0" in f.message
+    assert "schedule" in f.suggestion
+    tiny = tel(n_layers=2, n=20, context=c, update_ratio=np.full((2, 20), 1e-9),
+               grad_norm=np.full((2, 20), 0.5))
+    (g,) = [f for f in diagnose(tiny) if f.kind == "stalled"]
+    assert "raise the learning rate (now 0.0003)" in g.suggestion
+
+
+def test_a_conv_net_normalised_another_way_is_not_told_to_add_batchnorm():
+    gn = _ctx(model={"has_conv": True, "norms": ["GroupNorm"]})
+    assert "BatchNorm" not in Advice(gn).for_kind("growth", LAYERS)
+    bare = _ctx(model={"has_conv": True, "norms": []})
+    assert "BatchNorm after each conv" in Advice(bare).for_kind("growth", LAYERS)

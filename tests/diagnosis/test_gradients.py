@@ -45,3 +45,15 @@ def test_no_clipping_advice_when_the_run_clips():
     g = _grads([500.0, 50.0, 5.0, 1.0])
     (f,) = diagnose(tel(n=20, grad_norm=g, context=ctx(names(), grad_clip=1.0)))
     assert "clip" not in f.suggestion.lower()
+
+
+def test_the_absolute_level_scales_with_a_summed_loss():
+    # PyTorch's VAE example: reduction="sum" over 128 images, loss ~70,000 falling to ~26,000,
+    # every layer's gradient norm in the thousands, alike across layers: it trains well
+    grads = np.full((4, 40), 1500.0)
+    summed = np.linspace(7e4, 2.6e4, 40)[None, :]
+    t = tel(n=40, grad_norm=grads, scalar_names=["loss"], scalars=summed)
+    assert "exploding_gradients" not in kinds(diagnose(t))
+    mean = np.linspace(2.3, 0.5, 40)[None, :]  # the same norms with a mean-reduced loss
+    t = tel(n=40, grad_norm=grads, scalar_names=["loss"], scalars=mean)
+    assert "exploding_gradients" in kinds(diagnose(t))

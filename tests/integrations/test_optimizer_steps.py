@@ -28,6 +28,12 @@ class Acc:
         self.signals: Signals | None = Signals(params)
         self.context: dict | None = {"optimizer": None}
         self.calls: list[str] = []
+        self.scalars: list[dict] = []
+        self.modules: list[nn.Module] = []  # the watched layers (none: no layer to mark)
+        self.names: list[str] = []
+
+    def record_scalars(self, values: dict) -> None:
+        self.scalars.append(dict(values))
 
     def before_optimizer_step(self) -> None:
         self.calls.append("pre")

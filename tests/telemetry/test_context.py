@@ -32,7 +32,7 @@ def test_mlp_layers_init_guess_and_activation_rules():
     assert ctx["model"] == {"has_conv": False, "has_attention": False, "has_recurrent": False,
                             "recurrent": [], "norms": [],
                             "activations": ["GeneralRelu", "ReLU", "Tanh"],
-                            "is_transformer": False,
+                            "is_transformer": False, "qk_norm": False, "chain": True,
                             "n_params": sum(p.numel() for p in m.parameters())}
 
 
@@ -133,3 +133,29 @@ def test_the_output_layer_is_the_one_forward_returns_whatever_the_registration_o
     lay = run_context(m, [m.head, m.body, m.body[2]])["layers"]
     assert lay["head"]["kind"] == "output"
     assert lay["body"]["kind"] == "block" and lay["body.2"]["kind"] == "linear"
+
+
+def test_a_trailing_dropout_is_in_the_layer_entry():
+    blk = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.7))
+    nested = nn.Sequential(nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Dropout(0.5)),
+                           nn.Dropout(0.5))
+    plain = nn.Sequential(nn.Linear(8, 8), nn.ReLU())
+    m = nn.Sequential(blk, nested, plain, nn.Linear(8, 2))
+    lay = run_context(m, [blk, nested, plain])["layers"]
+    assert lay["0"]["dropout"] == pytest.approx(0.7) and lay["0"]["activation"] == "relu"
+    assert lay["1"]["dropout"] == pytest.approx(0.75)
+    assert "dropout" not in lay["2"]
+
+
+def test_an_activation_leaf_right_after_the_output_weight_is_the_output():
+    m = nn.Sequential(nn.Linear(8, 8), nn.ReLU(), nn.Linear(8, 4), nn.Sigmoid())
+    lay = run_context(m, list(m))["layers"]
+    assert lay["3"]["kind"] == "output" and lay["2"]["kind"] == "output"
+    assert lay["1"]["kind"] == "activation"
+
+
+def test_weights_that_start_at_zero_are_marked():
+    m = nn.Sequential(nn.Sequential(nn.Linear(8, 8), nn.ReLU()), nn.Linear(8, 4))
+    nn.init.zeros_(m[1].weight)
+    lay = run_context(m, list(m))["layers"]
+    assert lay["1"]["zero_init"] is True and "zero_init" not in lay["0"]

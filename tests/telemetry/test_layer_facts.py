@@ -122,6 +122,26 @@ def test_is_attention_module():
     assert not is_attention_module(AttnScale()) and not is_attention_module(nn.Linear(2, 2))
     assert not is_attention_module(nn.Sequential(nn.Softmax(-1)))
 
+    class MHSA(nn.Module):  # no "attn" in the name: its sdpa call says what it is
+        def __init__(self) -> None:
+            super().__init__()
+            self.qkv = nn.Linear(8, 24)
+
+        def forward(self, x):
+            return F.scaled_dot_product_attention(*self.qkv(x).chunk(3, -1))
+
+    class Classifier(nn.Module):  # a softmax alone (a classifier's) is not attention
+        def __init__(self) -> None:
+            super().__init__()
+            self.fc = nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.fc(x).softmax(-1)
+
+    assert is_attention_module(MHSA()) and not is_attention_module(Classifier())
+    # nn.Transformer's forward mentions sdpa in its docstring only; its layers hold the MHA
+    assert not is_attention_module(nn.Transformer(8, 2, 1, 1, 16, batch_first=True))
+
 
 def test_a_forward_source_is_parsed_once_per_class(monkeypatch):
     import inspect

@@ -3,7 +3,8 @@
 Every rule reads the host arrays of a ``Telemetry`` (no torch) and is tuned by ``Thresholds``;
 one private function per finding. Dead units are judged only where the context says the output
 is zero-floored (ReLU family): elsewhere a near-zero share is a statistic (a tanh output near 0
-is small, not dead). Without a context every layer is judged, as before contexts existed.
+is small, not dead), net of the zeros a trailing Dropout adds in training (context ``dropout``).
+Without a context every layer is judged, as before contexts existed.
 """
 
 from __future__ import annotations
@@ -71,6 +72,12 @@ def _dead(t: Telemetry, th: Thresholds, ctx: dict, adv: Advice) -> list[Finding]
             continue
         w = max(1, math.ceil(th.final_window * ran.size))
         share = float(ran[-w:].mean())
+        # a trailing Dropout(p) zeroes p of the outputs in training on top of the units' own
+        # zeros: the units' share is (share - p) / (1 - p) (Dropout(0.7) after a healthy ReLU
+        # reads 85% near zero, none of it dead)
+        drop = float(layer_ctx(ctx, name).get("dropout") or 0.0) if ctx else 0.0
+        if 0.0 < drop < 1.0:
+            share = max(0.0, (share - drop) / (1.0 - drop))
         if share > th.dead_share:
             above = np.nonzero(t.dead[i] > th.dead_share)[0]
             out.append(Finding(

@@ -30,6 +30,8 @@ class Advice:
         self.has_conv = bool(model.get("has_conv"))
         self.has_attention = bool(model.get("has_attention"))
         self.has_recurrent = bool(model.get("has_recurrent"))
+        self.qk_norm = bool(model.get("qk_norm"))  # the attention normalises q and k already
+        self.chain = bool(model.get("chain"))  # nn.Sequential all the way: no residual branch
         self.norms = [str(n) for n in model.get("norms") or []]
         opt = self.ctx.get("optimizer") or {}
         self.lr = opt.get("lr")
@@ -117,14 +119,15 @@ class Advice:
 
     def norm(self) -> str | None:
         """A norm layer the model does not have: LayerNorm for sequence models, BatchNorm for
-        conv nets."""
+        conv nets without any norm."""
         if not self.known:
             return None
         if self.has_attention or self.has_recurrent or not self.has_conv:
             if self._has_norm("LayerNorm") or self._has_norm("RMSNorm"):
                 return None
             return "a LayerNorm before each block (pre-norm)"
-        return None if self._has_norm("BatchNorm") else "BatchNorm after each conv"
+        # a conv net normalised some other way (GroupNorm, ConvNeXt's LayerNorm) has its norm
+        return None if self.norms else "BatchNorm after each conv"
 
     def _odd_layers(self, side: str) -> str | None:
         """Re-initialising the few layers whose weights are far off kaiming's scale (``side``)
@@ -181,7 +184,8 @@ class Advice:
             init = self.init(layers, "large") if self._init_off(layers, "large") or not self.known \
                 else None
             res = ("residual scaling (scale each block's output projection by "
-                   "1/sqrt(2 x number of blocks))") if self.has_attention or self.has_conv else None
+                   "1/sqrt(2 x number of blocks))") if (self.has_attention or self.has_conv) \
+                and not self.chain else None
             return self.join(init, res, self.norm(), self._norms_in_train_mode())
         if kind == "saturated":
             init = self.init(layers, "large")
@@ -203,9 +207,14 @@ class Advice:
                                              if self.lr is not None else ""))
             return self.join(raise_, "checking that the optimizer holds these parameters and "
                              "that the schedule does not sit at 0")
+        if kind == "frozen_updates":  # the weights did not move at all: no lr is too small
+            return self.join("checking the learning rate the optimizer actually uses (a schedule "
+                             "whose factor is 0, e.g. an integer division, or lr=0)",
+                             "that the optimizer holds these parameters",
+                             "that the gradients reach them (requires_grad, detach)")
         if kind in ("attention_logits", "attention_entropy"):
             qk = ("QK-norm (normalise queries and keys before their dot product)"
-                  if self.has_attention or not self.known else None)
+                  if (self.has_attention or not self.known) and not self.qk_norm else None)
             scale = "checking the 1/sqrt(d_head) scaling of the logits"
             return self.join(qk, self.lower_lr(), self.warm_up(), scale)
         if kind == "massive_activations":

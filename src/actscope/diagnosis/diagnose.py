@@ -3,7 +3,9 @@
 Each family lives in its own module and reads only the ``Telemetry`` and its run context
 (``meta["context"]``; numpy, no torch); this file is the list of families. Non-finite values
 come first: after NaN/Inf the other statistics mean nothing, so the families judge only the
-records before it. Then the findings are ranked and related ones merged (ranking.py).
+records before it. Then the findings are ranked and related ones merged (ranking.py). What the
+recording shows about the run (a warm-up in the recorded lr) joins the context first
+(observed.py).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from actscope.diagnosis.growth import growth_findings
 from actscope.diagnosis.logits import logit_findings
 from actscope.diagnosis.massive import massive_findings
 from actscope.diagnosis.nonfinite import non_finite
+from actscope.diagnosis.observed import with_observed
 from actscope.diagnosis.ranking import rank_and_merge
 from actscope.diagnosis.saturation import saturation_findings
 from actscope.diagnosis.series import ctx_of
@@ -73,7 +76,7 @@ def diagnose(telemetry: Telemetry, context: dict | None = None,
     t = telemetry
     if t.mean.size == 0:
         return []
-    ctx = ctx_of(t, context)
+    ctx = with_observed(t, ctx_of(t, context))  # a hand-written warm-up seen in the lr
     found = non_finite(t, ctx)
     if found:
         record = found[0].evidence["record"]

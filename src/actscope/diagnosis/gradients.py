@@ -6,7 +6,10 @@ the whole forward order, each layer's median norm over the run is compared with 
 one's (two and three decades are more than parameter counts explain): a first layer ``grad_explode``
 times the last is exploding, ``grad_vanish`` times is vanishing. A median norm above
 ``grad_huge`` (or inf) on any layer is exploding too, except under fp16, where gradients may
-carry the loss scale.
+carry the loss scale; where the recorded loss starts above ``grad_loss_unit`` (a summed
+reduction, an unnormalised regression) that level scales with it, as the gradients do. Layers
+whose parameters the optimizer does not hold (context ``trained: false``) are left out: their
+gradient is never consumed, and never zeroed.
 """
 
 from __future__ import annotations
@@ -15,7 +18,17 @@ import numpy as np
 
 from actscope.diagnosis.advice import Advice
 from actscope.diagnosis.finding import Finding
-from actscope.diagnosis.series import field, first_iter, forward_order, groups, label, nanmedian
+from actscope.diagnosis.series import (
+    early,
+    field,
+    first_iter,
+    forward_order,
+    groups,
+    label,
+    layer_ctx,
+    nanmedian,
+    scalar,
+)
 from actscope.diagnosis.thresholds import Thresholds
 from actscope.telemetry.record import Telemetry
 
@@ -34,6 +47,16 @@ def _profile(t: Telemetry, ctx: dict, med: np.ndarray, min_layers: int) -> list[
     return out
 
 
+def _loss_scale(t: Telemetry, th: Thresholds) -> float:
+    """How many times a mean-reduced loss's scale the recorded loss starts at (at least 1):
+    gradients scale with the loss, so a summed one lifts every healthy norm with it."""
+    loss = scalar(t, "loss")
+    if loss is None:
+        return 1.0
+    e = early(np.abs(loss), th)
+    return max(1.0, e / th.grad_loss_unit) if np.isfinite(e) else 1.0
+
+
 def _finding(t: Telemetry, kind: str, hits: list[str], msg: str, ev: dict, mask: np.ndarray,
              ctx: dict) -> Finding:
     return Finding(layer=", ".join(hits), kind=kind, message=f"{label(hits)}: {msg}",
@@ -47,6 +70,10 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     if g is None or g.shape[1] == 0 or not np.isfinite(g).any():
         return []
     g = np.where(np.isposinf(g), 3.0e38, g)  # an overflowed norm: huge, not missing
+    # a layer no optimizer step reads (context ``trained: false``): its .grad is never zeroed
+    # and accumulates step after step, which says nothing about the gradients of the others
+    untrained = [i for i, n in enumerate(t.names) if layer_ctx(ctx, n).get("trained") is False]
+    g[untrained] = np.nan
     med = nanmedian(g, axis=1)  # (L,)
     out: list[Finding] = []
     exploding: dict[str, float] = {}
@@ -63,8 +90,9 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
                 if med[i] / last <= np.sqrt(th.grad_vanish):
                     vanishing[t.names[i]] = float(med[i] / last)
     fp16 = ctx.get("mixed_precision") == "fp16"
+    level = th.grad_huge * _loss_scale(t, th)
     huge = {} if fp16 else {t.names[i]: float(med[i]) for i in range(len(t.names))
-                            if np.isfinite(med[i]) and med[i] >= th.grad_huge}
+                            if np.isfinite(med[i]) and med[i] >= level}
     if exploding or huge:
         hits = list(dict.fromkeys([*exploding, *huge]))
         idx = [t.names.index(n) for n in hits]
@@ -72,7 +100,7 @@ def gradient_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         msg = (f"gradient norms grow {worst:.0f}x from the last comparable layer back to the "
                f"first (exploding gradients)" if exploding else
                f"gradient norms up to {max(huge.values()):.3g} (exploding gradients)")
-        mask = (g[idx] >= th.grad_huge).any(axis=0) if huge and not exploding else \
+        mask = (g[idx] >= level).any(axis=0) if huge and not exploding else \
             np.isfinite(g[idx]).any(axis=0)
         out.append(_finding(t, "exploding_gradients", hits, msg,
                             {"ratio_to_last": exploding, "median_norm": {

@@ -84,6 +84,9 @@ class Thresholds:
     sat_band: float = 0.01
     # Pinned share over the late window above this: most units carry no gradient.
     sat_share: float = 0.6
+    # A capped ReLU (ReLU6) has about half its outputs at its floor 0 by design: it counts as
+    # saturated only when its cap alone holds at least this share too (units pinned at the top).
+    sat_cap_share: float = 0.2
 
     # ---- gradients (per-layer grad norms, comparable layers along the forward order)
     # Exploding: the first layer's grad norm this many times the last one's (two decades: more
@@ -93,6 +96,11 @@ class Thresholds:
     # layer's gradient norm sits at O(0.01-10); 100 is a decade past it (a recurrent stack whose
     # norm explodes through time shows here even when no other layer is watched).
     grad_huge: float = 100.0
+    # ... scaled by the recorded loss's early median over this, where it is larger: a
+    # mean-reduced loss starts at O(1-10) nats (ln of a 20k vocabulary is ~10); gradients scale
+    # with the loss, and a loss of 70,000 (a summed reduction: PyTorch's VAE example) has
+    # gradient norms in the thousands while it trains well.
+    grad_loss_unit: float = 10.0
     # Vanishing: the first layer's grad norm below this fraction of the last one's (3 decades).
     grad_vanish: float = 1e-3
 

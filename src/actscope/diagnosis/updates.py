@@ -10,7 +10,13 @@ ratio (it is measured on every ``signal_every``-th record; a window of raw recor
 value). Where the loss is recorded and it fell steadily (to ``loss_progress`` of its start,
 never above ``loss_spike`` times it), large steps are doing their job and are not reported: SGD
 at lr 20 on an LSTM language model (PyTorch's own recipe) moves its weights by ~0.25 a step and
-trains well. A layer with no gradient in any record (frozen on purpose) is not stalled.
+trains well. A layer with no gradient in any record (frozen on purpose) is not stalled, nor one
+whose parameters the optimizer does not hold (context ``trained: false``: a linear probe's
+backbone). A stalled layer whose updates are all exactly 0 while its gradient is not is told
+apart in the message and the advice: no step moved it (an lr of 0 from a schedule, an optimizer
+that does not hold it), so "raise the learning rate" would not help. A layer whose weights start
+at 0 (context ``zero_init``: a zero-initialised head) is not judged oversized: from 0 its weights
+grow about linearly, and its ratio falls as 1/step whatever the lr.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from actscope.diagnosis.series import (
     first_iter,
     label,
     late,
+    layer_ctx,
     nanmedian,
     rolling_median,
     scalar,
@@ -48,7 +55,10 @@ def loss_progressing(t: Telemetry, th: Thresholds) -> bool:
     e = min(float(loss[0]), early(loss, th))  # a spike within the first window counts
     if not e > 0:
         return False
-    smooth = rolling_median(loss, window(len(loss), th))
+    w = window(len(loss), th)
+    # full windows only: the partial ones at the start are medians of the first few losses,
+    # which a loss that halves within its first window puts above loss_spike x its early median
+    smooth = rolling_median(loss, w)[w - 1:]
     return late(loss, th) <= th.loss_progress * e and float(smooth.max()) <= th.loss_spike * e
 
 
@@ -66,12 +76,17 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
         m = med[i]
         if not np.isfinite(m):
             continue
-        frozen = grads is not None and not (np.nan_to_num(grads[i]) > 0).any()
+        # frozen: no gradient ever, or parameters the optimizer does not hold (context)
+        frozen = (grads is not None and not (np.nan_to_num(grads[i]) > 0).any()) or \
+            layer_ctx(ctx, name).get("trained") is False
         if m < th.stall_ratio and not frozen:
             stalled[name] = float(m)
             continue
         vals = u[i][np.isfinite(u[i])]
-        if judge_size and len(vals) >= th.min_records:
+        # weights that start at 0 grow ~linearly, so ||dW|| / ||W|| falls as 1/step whatever
+        # the lr (1, 0.5, 0.33...): their ratio says nothing about the step size
+        zero_init = bool(layer_ctx(ctx, name).get("zero_init"))
+        if judge_size and not zero_init and len(vals) >= th.min_records:
             w = window(len(vals), th)
             peak = float(np.max(rolling_median(vals, w)[w - 1:]))  # full windows: no lone value
             if peak > th.oversized_ratio:
@@ -92,12 +107,15 @@ def update_findings(t: Telemetry, th: Thresholds, ctx: dict) -> list[Finding]:
     if stalled:
         hits = list(stalled)
         idx = [t.names.index(n) for n in hits]
+        # exactly 0 with a gradient: no step moved them (an lr of 0, an optimizer without
+        # them), which a higher lr cannot fix; otherwise the steps are just tiny
+        zero = max(stalled.values()) == 0.0
+        what = ("do not change at all (every update is exactly 0" if zero else
+                f"change by only {max(stalled.values()):.2g} of their size or less each step (")
         out.append(Finding(
             layer=", ".join(hits), kind="stalled",
-            message=f"{label(hits)}: each step changes the weights by only "
-                    f"{max(stalled.values()):.2g} of their size or less (stalled training; "
-                    f"~1e-3 is healthy)",
+            message=f"{label(hits)}: the weights {what}; stalled training, ~1e-3 is healthy)",
             evidence={"median_update_ratio": stalled},
-            suggestion=adv.for_kind("stalled", hits),
+            suggestion=adv.for_kind("frozen_updates" if zero else "stalled", hits),
             first_iter=first_iter(t, np.isfinite(u[idx]).any(axis=0))))
     return out

@@ -202,7 +202,7 @@ def lightning_context(trainer: pl.Trainer) -> dict[str, Any]:
     opts = list(getattr(trainer, "optimizers", []) or [])
     scheds = list(getattr(trainer, "lr_scheduler_configs", []) or [])
     clip = getattr(trainer, "gradient_clip_val", None)
-    return {"optimizer": opts[0] if opts else None,
+    return {"optimizer": opts[0] if opts else None, "optimizers": opts,
             "scheduler": scheds[0].scheduler if scheds else None,
             "grad_clip": float(clip) if clip else None,
             "mixed_precision": _precision(trainer),

@@ -6,6 +6,8 @@ runs after backward (and after a ``clip_grad_norm_`` or a ``GradScaler`` unscale
 else on torch's global optimizer step hooks, filtered to optimizers holding a watched parameter
 (decided once per optimizer, kept in a weak map). The hooks hold the ``Watch`` weakly and are
 removed with it; the first optimizer seen fills ``meta["context"]["optimizer"]`` if none was given.
+The pre-hook also records the lr of the optimizer's first param group as the ``lr`` scalar: the
+diagnosis reads a hand-written warm-up from it (diagnosis/observed.py).
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from torch.optim.optimizer import (
     register_optimizer_step_pre_hook,
 )
 
-from actscope.telemetry.context import optimizer_context
 from actscope.telemetry.hooks import WeakCall
+from actscope.telemetry.run_facts import mark_untrained, optimizer_context
 
 __all__ = ["OptimizerSteps"]
 
@@ -38,6 +40,7 @@ class OptimizerSteps:
         self.optimizer = optimizer
         self._handles: list[Any] = []
         self._ours: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+        self._seen: list[weakref.ref] = []  # the optimizers that hold a watched parameter
 
     def register(self) -> None:
         """Put the hooks on (the given optimizer, or globally, filtered)."""
@@ -66,12 +69,24 @@ class OptimizerSteps:
             ctx = w.acc.context
             if ours and ctx is not None and ctx.get("optimizer") is None:
                 ctx["optimizer"] = optimizer_context(opt)
+            if ours and ctx is not None and self.optimizer is None:
+                # the watched layers none of the optimizers seen so far holds (a GAN's second
+                # optimizer, seen later, clears its layers' mark)
+                self._seen.append(weakref.ref(opt))
+                seen = [o for o in (r() for r in self._seen) if o is not None]
+                mark_untrained(ctx.get("layers") or {},
+                               dict(zip(w.acc.modules, w.acc.names, strict=True)), seen)
         return ours
 
     def _pre(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         acc = self._acc(opt)
         if acc is not None:
             acc.before_optimizer_step()
+            lr = opt.param_groups[0].get("lr") if opt.param_groups else None
+            if type(lr) is float or (type(lr) is torch.Tensor and lr.numel() == 1):
+                # the lr this step uses (a device fill, no sync): a schedule written by hand
+                # (nanoGPT's get_lr) shows in it; a step(lr=...) of the user's overwrites it
+                acc.record_scalars({"lr": lr})
 
     def _post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         acc = self._acc(opt)

@@ -30,9 +30,15 @@ from actscope.telemetry.layer_facts import (
     module_kind,
     returned_child,
 )
+from actscope.telemetry.run_facts import (
+    mark_untrained,
+    model_facts,
+    optimizer_context,
+    schedule_context,
+)
 
 __all__ = ["run_context", "layer_context", "optimizer_context", "schedule_context",
-           "is_attention_module"]
+           "is_attention_module", "mark_untrained"]
 
 _TOL = 0.15  # relative tolerance when matching a weight std to a scheme's std
 
@@ -108,6 +114,26 @@ def _init_facts(module: nn.Module, model_leaves: Sequence[nn.Module]
     return round(scale, 4), guess
 
 
+# the dropouts that zero outputs (AlphaDropout sets them to a negative value instead)
+_DROPOUT = (nn.Dropout, nn.Dropout1d, nn.Dropout2d, nn.Dropout3d)
+
+
+def _trailing_dropout(module: nn.Module) -> float:
+    """The share of outputs a ``Sequential``'s trailing Dropout zeroes in training (0 if none):
+    ``Linear, ReLU, Dropout(p)`` outputs zeros at p + (1 - p) x the ReLU's own zero share."""
+    keep = 1.0
+    while isinstance(module, nn.Sequential) and len(module):
+        last = None
+        for child in reversed(list(module.children())):
+            if isinstance(child, _DROPOUT):
+                keep *= 1.0 - float(child.p)
+            elif not isinstance(child, (nn.Identity, nn.Flatten)):
+                last = child
+                break
+        module = last if isinstance(last, nn.Sequential) else None
+    return round(1.0 - keep, 6)
+
+
 def layer_context(module: nn.Module, is_output: bool = False,
                   model_leaves: Sequence[nn.Module] | None = None) -> dict[str, Any]:
     """One layer's entry of ``context["layers"]`` (``model_leaves``: the model's leaf modules in
@@ -121,63 +147,16 @@ def layer_context(module: nn.Module, is_output: bool = False,
         last = acts[-1] if acts else module
     leaky = act == "relu" and getattr(last, "sub", None) not in (None, 0.0)
     scale, guess = _init_facts(module, model_leaves or _leaves(module))
-    return {"type": type(module).__name__, "kind": kind, "activation": act,
-            "zero_floored": act == "relu" and not leaky,
-            "bounded": bounded_range(last, act) if act != "none" else None,
-            "init_scale": scale, "init_scheme_guess": guess}
-
-
-def optimizer_context(optimizer: torch.optim.Optimizer | None) -> dict[str, Any] | None:
-    """Type, lr, weight decay, momentum and betas of the first param group. ``lr`` is the
-    schedule's peak or base lr (``max_lr``, else ``initial_lr``), not a warm-up's 0 at step 0."""
-    if optimizer is None:
-        return None
-    group = optimizer.param_groups[0] if optimizer.param_groups else dict(optimizer.defaults)
-    betas = group.get("betas")
-    mom = group.get("momentum")
-    lr = group.get("max_lr", group.get("initial_lr", group.get("lr")))
-    return {"type": type(optimizer).__name__, "lr": _num(lr),
-            "weight_decay": _num(group.get("weight_decay", 0.0)),
-            "momentum": _num(mom) if mom is not None else None,
-            "betas": [_num(b) for b in betas] if betas is not None else None}
-
-
-def _num(x: Any) -> float | None:
-    if x is None:
-        return None
-    return float(x.detach().float().mean()) if isinstance(x, torch.Tensor) else float(x)
-
-
-def _lambda_warms(fn: Any) -> bool | None:
-    """A LambdaLR factor warms up when it is lower at step 0 than at a later step."""
-    try:
-        first = float(fn(0))
-        later = max(float(fn(k)) for k in (1, 10, 100, 1000))
-    except Exception:  # a lambda that needs state we do not have: say "unknown"
-        return None
-    return first < 0.99 * later
-
-
-def schedule_context(scheduler: Any) -> dict[str, Any] | None:
-    """The scheduler's type and whether it warms up (True, False, or None when unknown)."""
-    if scheduler is None:
-        return None
-    sched = torch.optim.lr_scheduler
-    name = type(scheduler).__name__
-    warm: bool | None = False
-    if isinstance(scheduler, sched.OneCycleLR):
-        warm = True
-    elif isinstance(scheduler, sched.LinearLR):
-        warm = scheduler.start_factor < scheduler.end_factor
-    elif isinstance(scheduler, sched.ConstantLR):
-        warm = scheduler.factor < 1.0
-    elif isinstance(scheduler, (sched.LambdaLR, sched.MultiplicativeLR)):
-        votes = [_lambda_warms(f) for f in scheduler.lr_lambdas]
-        warm = None if None in votes else any(votes)
-    elif isinstance(scheduler, (sched.SequentialLR, sched.ChainedScheduler)):
-        first = schedule_context(scheduler._schedulers[0])
-        warm = first["warmup"] if first else None
-    return {"type": name, "warmup": warm}
+    out = {"type": type(module).__name__, "kind": kind, "activation": act,
+           "zero_floored": act == "relu" and not leaky,
+           "bounded": bounded_range(last, act) if act != "none" else None,
+           "init_scale": scale, "init_scheme_guess": guess}
+    drop = _trailing_dropout(module)
+    if drop > 0:  # only where there is one: the entry of a layer without keeps its keys
+        out["dropout"] = drop
+    if scale == 0.0:  # weights that start at 0 (a zero-initialised head, adaLN-zero, ReZero)
+        out["zero_init"] = True
+    return out
 
 
 def _jsonable(x: Any) -> Any:
@@ -192,22 +171,6 @@ def _jsonable(x: Any) -> Any:
         return str(x)
 
 
-def _model_facts(model: nn.Module) -> dict[str, Any]:
-    mods = list(model.modules())
-    kinds = [module_kind(m) for m in mods]
-    norms = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "norm"})
-    acts = sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True) if k == "activation"})
-    has_attn = any(is_attention_module(m) for m in mods)
-    return {"has_conv": "conv" in kinds, "has_attention": has_attn,
-            "has_recurrent": "recurrent" in kinds,
-            # which cells (RNN, GRU, LSTM): advice to swap a vanilla RNN needs to know
-            "recurrent": sorted({type(m).__name__ for m, k in zip(mods, kinds, strict=True)
-                                 if k == "recurrent"}),
-            "norms": norms, "activations": acts,
-            "is_transformer": has_attn and any("LayerNorm" in n or "RMSNorm" in n for n in norms),
-            "n_params": sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())}
-
-
 def _output_weight(model: nn.Module, leaves: Sequence[nn.Module]) -> nn.Module | None:
     """The model's output Linear/Conv: the last one of the child its ``forward`` returns
     (``return self.head(x)``, whatever order the children were registered in), else the last
@@ -220,14 +183,23 @@ def _output_weight(model: nn.Module, leaves: Sequence[nn.Module]) -> nn.Module |
     return found if found is not None else last_weight(leaves)
 
 
-def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None) -> bool:
+def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | None,
+                  leaves: Sequence[nn.Module] = ()) -> bool:
     """Whether ``module`` is the model's output layer: the last Linear/Conv (registration order),
     or a container below the root whose last Linear/Conv it is (an autoencoder's decoder, a head
-    ``Sequential``). Such an output's scale is set by its targets, not by the network."""
+    ``Sequential``), or the activation leaf right after that Linear/Conv (an output sigmoid
+    watched on its own). Such an output's scale is set by its targets, not by the network."""
     if last_leaf is None or module is model:
         return False
     if module is last_leaf:
         return True
+    if module_kind(module) == "activation" and leaves:
+        at = {id(m): i for i, m in enumerate(leaves)}
+        a, b = at.get(id(last_leaf)), at.get(id(module))
+        if a is not None and b is not None and b > a and all(
+                module_kind(m) == "activation" or isinstance(m, (*_DROPOUT, nn.Identity))
+                for m in leaves[a + 1:b + 1]):
+            return True
     weights = [m for m in _leaves(module) if module_kind(m) in ("linear", "conv")]
     return bool(weights) and weights[-1] is last_leaf and module_kind(module) in ("block", "other")
 
@@ -235,19 +207,24 @@ def _gives_output(module: nn.Module, model: nn.Module, last_leaf: nn.Module | No
 def run_context(model: nn.Module, names: Mapping[nn.Module, str] | Sequence[nn.Module],
                 optimizer: torch.optim.Optimizer | None = None, scheduler: Any = None,
                 grad_clip: float | None = None, mixed_precision: str | None = None,
-                trainer: Mapping[str, Any] | None = None) -> dict[str, Any]:
+                trainer: Mapping[str, Any] | None = None,
+                optimizers: Sequence[torch.optim.Optimizer] | None = None) -> dict[str, Any]:
     """``meta["context"]`` for the watched layers ``names``: a module → name map (pass the
     recording's names, ``modules.layer_names(model, mods)``, so the diagnosis finds each layer
-    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``."""
+    under its ``Telemetry.names`` entry), or a list, then named by qualified name in ``model``.
+    ``optimizers``: every optimizer of the run (a GAN's two), to tell which layers none trains;
+    default ``[optimizer]``; the context's ``optimizer`` facts are ``optimizer``'s."""
     if not isinstance(names, Mapping):
         qual = {id(m): n for n, m in model.named_modules()}
         names = {m: qual.get(id(m)) or ("model" if m is model else f"{i}")
                  for i, m in enumerate(names)}
     leaves = _leaves(model)
     last_leaf = _output_weight(model, leaves)
-    layers = {name: layer_context(m, _gives_output(m, model, last_leaf), leaves)
+    layers = {name: layer_context(m, _gives_output(m, model, last_leaf, leaves), leaves)
               for m, name in names.items()}
-    return {"layers": layers, "model": _model_facts(model),
+    if optimizer is not None or optimizers:
+        mark_untrained(layers, names, list(optimizers or [optimizer]), model)
+    return {"layers": layers, "model": model_facts(model),
             "optimizer": optimizer_context(optimizer), "schedule": schedule_context(scheduler),
             "grad_clip": None if grad_clip is None else float(grad_clip),
             "mixed_precision": mixed_precision,

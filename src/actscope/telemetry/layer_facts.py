@@ -58,17 +58,47 @@ def bounded_range(module: nn.Module, family: str | None) -> list[float] | None:
     return {"tanh": [-1.0, 1.0], "sigmoid": [0.0, 1.0], "softmax": [0.0, 1.0]}.get(family or "")
 
 
-def _uses_attention_call(module: nn.Module) -> bool:
+@functools.lru_cache(maxsize=512)
+def _source_of(forward: object) -> str | None:
+    """A ``forward``'s source, dedented (None when it has none); read once per function: an
+    attach reads every layer's, and reading one costs ~2 ms."""
     try:
-        src = inspect.getsource(type(module).forward)
+        return textwrap.dedent(inspect.getsource(forward))
     except (OSError, TypeError):
+        return None
+
+
+def _forward_calls(forward: object) -> tuple[bool, bool]:
+    """(mentions sdpa, mentions a softmax) in a ``forward``'s source."""
+    src = _source_of(forward) or ""
+    return "scaled_dot_product_attention" in src, "softmax" in src
+
+
+@functools.lru_cache(maxsize=512)
+def _calls_sdpa(forward: object) -> bool:
+    """Whether a ``forward`` calls ``scaled_dot_product_attention`` (a call in its code, not a
+    mention in its docstring, as ``nn.Transformer.forward``'s)."""
+    src = _source_of(forward)
+    if src is None or "scaled_dot_product_attention" not in src:
         return False
-    return "scaled_dot_product_attention" in src or "softmax" in src
+    try:
+        tree = ast.parse(src)
+    except SyntaxError:
+        return False
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            f = node.func
+            name = f.attr if isinstance(f, ast.Attribute) else getattr(f, "id", None)
+            if name == "scaled_dot_product_attention":
+                return True
+    return False
 
 
 def is_attention_module(module: nn.Module) -> bool:
-    """An attention module: HF's GPT-2/BERT/Llama attention, ``nn.MultiheadAttention``, or a user
-    class whose name has "attn"/"attention" and that has children or calls sdpa/softmax."""
+    """An attention module: HF's GPT-2/BERT/Llama attention, ``nn.MultiheadAttention``, a user
+    class whose name has "attn"/"attention" and that has children or calls sdpa/softmax, or any
+    class whose own ``forward`` calls ``scaled_dot_product_attention`` (``MHSA``, ``MHA``: that
+    call is attention whatever the class is named; a softmax alone is not, a classifier has one)."""
     if isinstance(module, nn.MultiheadAttention):
         return True
     name = type(module).__name__
@@ -76,8 +106,9 @@ def is_attention_module(module: nn.Module) -> bool:
         return True
     low = name.lower()
     if "attn" not in low and "attention" not in low:
-        return False
-    return any(True for _ in module.children()) or _uses_attention_call(module)
+        return _calls_sdpa(type(module).forward)
+    sdpa, softmax = _forward_calls(type(module).forward)
+    return any(True for _ in module.children()) or sdpa or softmax
 
 
 def module_kind(module: nn.Module) -> str:
@@ -109,9 +140,12 @@ def _returned_call(module: nn.Module) -> ast.Call | None:
 def _returned_call_of(forward: object) -> ast.Call | None:
     # Cached per forward function: reading and parsing its source took ~2 ms per layer at every
     # fit start (the context is taken per fit), 2-4 % of a short fit of the lesson's CNN.
+    src = _source_of(forward)
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(forward)))
-    except (OSError, TypeError, SyntaxError):
+        tree = ast.parse(src) if src is not None else None
+    except SyntaxError:
+        return None
+    if tree is None:
         return None
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.FunctionDef) else []
     rets = [s for s in body if isinstance(s, ast.Return)]
