@@ -67,6 +67,47 @@ def test_default_is_the_largest_module_list_of_blocks():
     assert layer_names(model, mods) == ["blocks.0 Block", "blocks.1 Block", "blocks.2 Block"]
 
 
+class Sublayers(nn.Module):
+    """A block with an inner list of unlike sub-layers (T5's ``block.N.layer``)."""
+
+    def __init__(self, d: int, n: int) -> None:
+        super().__init__()
+        self.layer = nn.ModuleList([nn.Linear(d, d), nn.LayerNorm(d), nn.ReLU()][:n])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        for m in self.layer:
+            x = m(x)
+        return x
+
+
+class Experts(nn.Module):
+    """A block with an inner list of like members (a mixture of experts)."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.experts = nn.ModuleList([nn.Linear(d, d) for _ in range(8)])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return sum(e(x) for e in self.experts)
+
+
+def test_default_is_every_outer_stack_of_blocks_not_a_blocks_inner_list():
+    d = 4
+    enc_dec = nn.Module()
+    enc_dec.encoder = nn.ModuleList([Sublayers(d, 2) for _ in range(2)])
+    enc_dec.decoder = nn.ModuleList([Sublayers(d, 3) for _ in range(2)])
+    # a tiny encoder-decoder: each decoder block's 3 sub-layers outnumber the 2 blocks
+    assert default_modules(enc_dec) == [*enc_dec.encoder, *enc_dec.decoder]
+    moe = nn.Module()
+    moe.layers = nn.ModuleList([Experts(d) for _ in range(2)])
+    moe.heads = nn.ModuleList([nn.Linear(d, 1), nn.Linear(d, 1)])
+    assert default_modules(moe) == [*moe.layers, *moe.heads]  # not 8 experts of one block
+    deep = nn.Module()
+    deep.blocks = nn.ModuleList([Experts(d) for _ in range(12)])
+    deep.heads = nn.ModuleList([nn.Linear(d, 1), nn.Linear(d, 1)])
+    assert default_modules(deep) == list(deep.blocks)  # a short list beside a deep stack: not
+
+
 def test_default_resnet_stages_and_cnn_and_children():
     model = resnet_like()
     mods = default_modules(model)

@@ -3,8 +3,10 @@
 The default (``default_modules``), for any architecture:
 
 1. the conv blocks of a ``cnn(...)`` model (top-level Sequentials that hold a conv);
-2. else the members of the largest ``nn.ModuleList`` (a transformer's blocks: GPT-2's
-   ``transformer.h``, BERT's ``encoder.layer``), if it has at least two;
+2. else the members of the model's stacks of blocks: its outermost ``nn.ModuleList``s of two or
+   more blocks of one class (a transformer's blocks: GPT-2's ``transformer.h``, BERT's
+   ``encoder.layer``, both of T5's ``encoder.block`` and ``decoder.block``; not a block's own
+   inner lists), those at least half as long as the longest;
 3. else the blocks of the residual stages (every Sequential below the root whose members are two
    or more blocks of one class, such as torchvision ResNet's ``layer1`` .. ``layer4``);
 4. else the direct children that hold parameters or sub-blocks.
@@ -38,12 +40,23 @@ ModuleSpec = (Sequence[nn.Module] | type | tuple[type, ...] | str
 OutputSpec = int | str | None
 
 
-def _largest_module_list(model: nn.Module) -> list[nn.Module]:
-    best: list[nn.Module] = []
-    for m in model.modules():
-        if isinstance(m, nn.ModuleList) and len(m) > len(best):
-            best = list(m)
-    return best if len(best) >= 2 else []
+def _block_stacks(model: nn.Module) -> list[nn.Module]:
+    """The members of the model's stacks of blocks: its outermost ``nn.ModuleList``s of two or
+    more members of one class, those at least half as long as the longest, in model order.
+
+    Outermost: a list inside a member of another (T5's ``block.N.layer``, a mixture of
+    experts' ``experts``) is a block's inside, not a stack. Every such stack: an
+    encoder-decoder's ``encoder.block`` and ``decoder.block`` both. With no list of one class,
+    the largest list of any classes, as before."""
+    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) >= 2]
+    stacks = [m for m in lists if len({type(x) for x in m}) == 1]
+    if not stacks:
+        best = max(lists, key=len, default=None)
+        return list(best) if best is not None else []
+    inside = {id(sub) for m in stacks for member in m for sub in member.modules()}
+    outer = [m for m in stacks if id(m) not in inside]
+    longest = max(len(m) for m in outer)
+    return [block for m in outer if 2 * len(m) >= longest for block in m]
 
 
 def _stage_blocks(model: nn.Module) -> list[nn.Module]:
@@ -74,7 +87,7 @@ def default_modules(model: nn.Module, max_modules: int = MAX_MODULES) -> list[nn
     from actscope.nn.cnn import conv_blocks
 
     model = unwrap_model(model)
-    for rule in (conv_blocks, _largest_module_list, _stage_blocks, child_blocks):
+    for rule in (conv_blocks, _block_stacks, _stage_blocks, child_blocks):
         mods = list(rule(model))
         if mods:
             return spread(mods, max_modules)

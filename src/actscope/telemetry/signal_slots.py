@@ -144,8 +144,9 @@ class SignalSlots:
         if self.scalars.device != device:  # restored on the CPU, or the run moved: once
             self.scalars = self.scalars.to(device)
         # No op now: in the middle of a step each costs 10-15 us on a CPU, back to back with
-        # the commit's own ops ~2 us. The front ends give scalars just before the commit, and
-        # nothing changes a loss tensor in place in between.
+        # the commit's own ops ~2 us. So a tensor is read at the commit: the front ends give
+        # scalars just before it, and a loss is not changed in place in between (a tensor
+        # that may be, as an optimizer's tensor lr, is given as a copy: optimizer_steps.py).
         self.pending.append((row, slot, value))
         self.dirty = True
 
