@@ -44,26 +44,10 @@ def test_record_scalars_writes_the_current_slot_only_when_recording():
     m.record_scalars({"loss": 9.0})  # a batch `every` skips: ignored, but still checked
     with pytest.raises(UsageError):
         m.record_scalars({"loss": torch.ones(3)})
-    m.buf.sig.write_pending()  # as RecordStore.commit does
     out = m.buf.sig.take(2, False, ())["scalars"]
     assert m.buf.sig.scalar_names == ["loss", "lr"]
     assert out[:, 1].tolist() == [0.25, pytest.approx(0.1)]
     assert out[:, 0].isnan().all()
-
-
-def test_scalars_are_written_at_the_commit_and_dropped_with_their_slot():
-    m = Moments(None, [nn.Linear(2, 2)])
-    loss = torch.tensor(0.5)
-    m.record_scalars({"loss": loss})
-    sig = m.buf.sig
-    assert sig.scalars[0, 0].isnan()  # no op in the step: written at the commit
-    sig.write_pending()
-    assert sig.scalars[0, 0].item() == 0.5 and not sig.pending
-    m.buf.slots.slot = 1
-    m.record_scalars({"loss": 7.0})
-    sig.clear_slot(1)  # a batch that recorded nothing: its scalars go with its slot
-    sig.write_pending()
-    assert sig.scalars[0, 1].isnan()
 
 
 def test_moments_reach_the_signal_set():

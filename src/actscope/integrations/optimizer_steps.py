@@ -85,10 +85,8 @@ class OptimizerSteps:
             lr = opt.param_groups[0].get("lr") if opt.param_groups else None
             if type(lr) is float or (type(lr) is torch.Tensor and lr.numel() == 1):
                 # the lr this step uses (a device fill, no sync): a schedule written by hand
-                # (nanoGPT's get_lr) shows in it; a step(lr=...) of the user's overwrites it.
-                # A tensor lr is copied: scalars are written at the batch's commit, and a
-                # scheduler may change it in place before that.
-                acc.record_scalars({"lr": lr if type(lr) is float else lr.detach().clone()})
+                # (nanoGPT's get_lr) shows in it; a step(lr=...) of the user's overwrites it
+                acc.record_scalars({"lr": lr})
 
     def _post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         acc = self._acc(opt)

@@ -109,7 +109,6 @@ class RecordStore:
         # the small outputs staged by the hooks, reduced together now (staging.py)
         slots.flush_staged(self.sig.extremes_buf(slots.slab.device)
                            if self.settings.extremes else None)
-        self.sig.write_pending()  # the batch's loss, lr, ... (given in the step, written now)
         self.sig.dirty = False
         slots.wrote = False
         if not all(slots.ran):  # a layer that did not run this batch: no values (NaN), not stale

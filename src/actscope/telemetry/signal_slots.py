@@ -44,8 +44,6 @@ class SignalSlots:
         # per write costs more than the fill itself in the middle of a step
         self._scalar_views: list[Sequence[torch.Tensor]] = []
         self._views_of: torch.Tensor | None = None
-        # (row, slot, value) given in this batch, written at its commit (``write_pending``)
-        self.pending: list[tuple[int, int, float | torch.Tensor]] = []
         # per layer: the (min views, max views) of every slot, made once (no view on the hot path)
         self._ext_views: list[tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]] | None] = (
             [None] * n_layers)
@@ -133,9 +131,8 @@ class SignalSlots:
 
     def write_scalar(self, name: str, slot: int, value: float | torch.Tensor,
                      device: torch.device) -> None:
-        """A named scalar (python number or tensor: kept on the device) for the slot, written
-        by ``write_pending`` at the batch's commit; ``device``: where numbers go (a tensor stays
-        on its own device)."""
+        """A named scalar (python number or tensor: kept on the device) into the slot;
+        ``device``: where numbers go (a tensor stays on its own device)."""
         if isinstance(value, torch.Tensor):
             device = value.device
         row = self._scalar_row.get(name)
@@ -143,38 +140,16 @@ class SignalSlots:
             row = self._add_scalar(name, device)
         if self.scalars.device != device:  # restored on the CPU, or the run moved: once
             self.scalars = self.scalars.to(device)
-        # No op now: in the middle of a step each costs 10-15 us on a CPU, back to back with
-        # the commit's own ops ~2 us. So a tensor is read at the commit: the front ends give
-        # scalars just before it, and a loss is not changed in place in between (a tensor
-        # that may be, as an optimizer's tensor lr, is given as a copy: optimizer_steps.py).
-        self.pending.append((row, slot, value))
-        self.dirty = True
-
-    def write_pending(self, below: int | None = None) -> None:
-        """The given scalars into their slots (``RecordStore.commit``; ``below``: only those of
-        the slots before it, for a read of the committed ones): device ops only."""
-        if not self.pending:
-            return
-        if below is not None:
-            later = [p for p in self.pending if p[1] >= below]
-            if later:
-                self.pending = [p for p in self.pending if p[1] < below]
-                self.write_pending()
-                self.pending = later
-                return
         if self._views_of is not self.scalars:  # per-slot views, made once per buffer
             self._views_of = self.scalars
             self._scalar_views = [r.unbind(0) for r in self.scalars]
-        views = self._scalar_views
-        for row, slot, value in self.pending:
-            dst = views[row][slot]
-            if isinstance(value, torch.Tensor):
-                # a 1-element tensor; a device copy, not a read (CPU -> GPU copies
-                # asynchronously)
-                dst.copy_(value.detach().reshape(()), non_blocking=True)
-            else:
-                dst.fill_(value)  # a fill with the number as argument: no host-device transfer
-        self.pending.clear()
+        dst = self._scalar_views[row][slot]
+        if isinstance(value, torch.Tensor):
+            # a 1-element tensor; a device copy, not a read (CPU -> GPU copies asynchronously)
+            dst.copy_(value.detach().reshape(()), non_blocking=True)
+        else:
+            dst.fill_(value)  # a fill with the number as argument: no host-device transfer
+        self.dirty = True
 
     def _add_scalar(self, name: str, device: torch.device) -> int:
         row = len(self.scalar_names)
@@ -190,7 +165,6 @@ class SignalSlots:
 
     def set_scalar_names(self, names: Sequence[str]) -> None:
         """The restored recording's scalar names, in their rows' order (after a resume)."""
-        self.pending.clear()
         self.scalar_names, self._scalar_row = [], {}
         self.scalars = None
         for name in names:
@@ -198,7 +172,6 @@ class SignalSlots:
 
     def clear_slot(self, slot: int) -> None:
         """Forget what an uncommitted batch wrote into ``slot`` (its slot is reused)."""
-        self.pending = [p for p in self.pending if p[1] != slot]
         if self.layer is not None:
             self.layer[:, slot, 2:] = _NAN
         if self.root is not None:
@@ -215,7 +188,6 @@ class SignalSlots:
         ROOT_FIELDS ((1, n) each); ``scalars`` (S, n) when any scalar was given.
         """
         out: dict[str, torch.Tensor] = {}
-        self.write_pending(below=n)  # a later slot's (the batch not committed yet) stay given
         if self.layer is not None:
             lay = self.layer[:, :n]
             if extremes:
@@ -248,7 +220,6 @@ class SignalSlots:
     # ---- checkpoints (the chunk is saved unflushed, records.RecordStore.state_dict) -------
     def state_dict(self, n: int) -> dict[str, Any]:
         """The first ``n`` slots' columns on the host, and the scalar names."""
-        self.write_pending(below=n)
         def cut(t: torch.Tensor | None, rows: int | None = None) -> torch.Tensor | None:
             return None if t is None or n == 0 else t[:rows, :n].cpu().clone()
         return {"layer": cut(self.layer), "root": cut(self.root),
@@ -272,7 +243,6 @@ class SignalSlots:
 
     def drop(self) -> None:
         """Forget the device buffers (remade on the next write, on its device)."""
-        self.pending.clear()
         self.layer = self.root = self._root_views = None
         if self.scalars is not None:
             self.scalars = None
