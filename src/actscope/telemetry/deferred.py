@@ -47,20 +47,19 @@ class DeferredReductions:
     __slots__ = ("entries", "probes")
 
     def __init__(self) -> None:
-        # (output, its version, state, sample index, samples/sum/sumsq outs, (min, max) or
-        # None, column max or None: (its batch dims, out, the running max to fold it into or
-        # None)); the output as the hook got it (any shape, maybe requiring grad): flattened
-        # here, where an op costs less than in the hook
+        # (flat, its version, state, sample index, samples/sum/sumsq outs, (min, max) or None,
+        # column max or None: (output, its batch dims, out, the running max to fold it into
+        # or None))
         self.entries: list[tuple] = []
         # layers reduced in their hook on their first output: (flat, version, state)
         self.probes: list[tuple[torch.Tensor, int, LayerState]] = []
 
-    def add(self, st: LayerState, out: torch.Tensor, idx: torch.Tensor,
+    def add(self, st: LayerState, flat: torch.Tensor, idx: torch.Tensor,
             outs: tuple[torch.Tensor, torch.Tensor, torch.Tensor],
             ext: tuple[torch.Tensor, torch.Tensor] | None, chan: tuple | None = None) -> None:
-        """Keep ``out`` (a float32 CPU output of any shape, not copied) for ``run``; ``chan``:
-        its column max, as (batch dims, out, running max or None), or None."""
-        self.entries.append((out, out._version, st, idx, outs, ext, chan))
+        """Keep ``flat`` (a CPU output, not copied) for ``run``; ``chan``: its column max, as
+        (output, batch dims, out, running max or None), or None."""
+        self.entries.append((flat, flat._version, st, idx, outs, ext, chan))
 
     def probe(self, st: LayerState, flat: torch.Tensor) -> None:
         """``flat`` was reduced in the hook; ``run`` decides from its version whether ``st``
@@ -78,23 +77,21 @@ class DeferredReductions:
         if not self.entries:
             return
         index_select, total, dot, aminmax = torch.index_select, torch.sum, torch.dot, torch.aminmax
-        with torch.no_grad():  # the outputs may require grad: no detach per output needed
-            for out, version, st, idx, (samples, s, sq), ext, chan in self.entries:
-                if out._version != version:
-                    st.defer, st.plan = False, None
-                    ran[st.layer] = False
-                    continue
-                flat = out.reshape(-1)
-                index_select(flat, 0, idx, out=samples)
-                total(flat, 0, out=s)
-                dot(flat, flat, out=sq)
-                if ext is not None:
-                    aminmax(flat, out=ext)
-                if chan is not None:  # as SampleSlots.record does it in the hook
-                    dims, col, running = chan
-                    torch.amax(out, dims, out=col)
-                    if running is not None:
-                        torch.maximum(running, col.view(-1), out=running)
+        for flat, version, st, idx, (samples, s, sq), ext, chan in self.entries:
+            if flat._version != version:
+                st.defer, st.plan = False, None
+                ran[st.layer] = False
+                continue
+            index_select(flat, 0, idx, out=samples)
+            total(flat, 0, out=s)
+            dot(flat, flat, out=sq)
+            if ext is not None:
+                aminmax(flat, out=ext)
+            if chan is not None:  # as SampleSlots.record does it in the hook
+                x, dims, col, running = chan
+                torch.amax(x, dims, out=col)
+                if running is not None:
+                    torch.maximum(running, col.view(-1), out=running)
         self.entries.clear()
 
     def clear(self) -> None:

@@ -126,17 +126,17 @@ class SampleSlots:
                 or t.shape != plan.shape or self.views[layer] is not plan.views
                 or ext is not plan.ext):
             return False
+        x = t.detach()
+        flat = x.reshape(-1)
         slot, v, ch = self.slot, plan.views, self.channels
         chan = None
         if st.n_chan and not ch.all_fired[layer]:
             if v[3] is None:
                 return False
             # a large map folds into its running max at once (col is reused per slot)
-            chan = (st.red_dims, v[3][slot],
+            chan = (x, st.red_dims, v[3][slot],
                     ch.col_run[layer] if ch.col_slot[layer] is None else None)
-        # ``t`` itself, not detached or flattened: two ops less here, in the middle of the
-        # step, where each costs most (``deferred.run`` does both)
-        self.deferred.add(st, t, plan.idx, (v[0][slot], v[1][slot], v[2][slot]),
+        self.deferred.add(st, flat, plan.idx, (v[0][slot], v[1][slot], v[2][slot]),
                           None if ext is None else (ext[0][slot], ext[1][slot]), chan)
         self.counts[layer][slot] = plan.n
         self.ran[layer] = self.wrote = self.ever[layer] = True
