@@ -33,6 +33,14 @@ def test_a_pickle_with_a_payload_is_refused(tmp_path):
         safe_torch_load(path)
 
 
+def test_bytes_that_are_no_pickle_are_damaged_not_a_payload(tmp_path):
+    path = tmp_path / "junk.pt"
+    path.write_bytes(b"garbage")  # no zip, no pickle: torch's unpickler trips on its opcodes
+    with pytest.raises(CheckpointError, match="the file is damaged") as info:
+        safe_torch_load(path)
+    assert "could run code" not in str(info.value) and "PyTorch 2.6" not in str(info.value)
+
+
 def test_tensors_and_plain_containers_load(tmp_path):
     path = tmp_path / "ok.pt"
     torch.save({"w": torch.arange(3), "n": [1, 2.5, "x"]}, path)

@@ -39,6 +39,17 @@ def _one_line(e: BaseException) -> str:
     return " ".join(str(e).split()) or type(e).__name__
 
 
+def _unpickler_reason(text: str) -> str:
+    """The specific part of torch's weights-only error (after its paragraph on the 2.6 default):
+    "Trying to load unsupported GLOBAL ..." or "Unsupported operand ..."."""
+    for mark in ("WeightsUnpickler error: ", "Trying to load "):
+        at = text.find(mark)
+        if at >= 0:
+            reason = text[at + (len(mark) if mark.startswith("Weights") else 0):]
+            return reason.split(" Check the documentation")[0][:200]
+    return text[:200]
+
+
 def safe_torch_load(path: Path, fix: str = _FIX) -> Any:
     """``torch.load(path, weights_only=True)`` on the CPU; anything else is a CheckpointError.
 
@@ -47,10 +58,14 @@ def safe_torch_load(path: Path, fix: str = _FIX) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
+        why = _unpickler_reason(_one_line(e))
+        if "GLOBAL" not in why.upper():  # not a refused object: bytes that are no pickle
+            raise CheckpointError(f"cannot read {path}: the file is damaged ({why}); {fix}"
+                                  ) from None
         # weights_only refuses every global it does not know: that is where payloads end up.
         raise CheckpointError(
             f"refused to load {path}: it contains Python objects other than tensors and plain "
-            f"containers, so loading it could run code ({_one_line(e)[:200]}). Checkpoints "
+            f"containers, so loading it could run code ({why}). Checkpoints "
             f"written by actscope never do; only load files from a source you trust: {fix}"
         ) from None
     except (RuntimeError, EOFError, OSError, ValueError) as e:
