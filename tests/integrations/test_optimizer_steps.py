@@ -16,6 +16,7 @@ from actscope.integrations.optimizer_steps import OptimizerSteps
 class Signals:
     def __init__(self, params: list[nn.Parameter]) -> None:
         self.ids = {id(p) for p in params}
+        self.measuring = False  # not a signal step: no total gradient norm
 
     def param_ids(self) -> set[int]:
         return self.ids

@@ -82,7 +82,8 @@ def test_every_field_matches_a_direct_recomputation(pass_optimizer):
     np.testing.assert_allclose(t.update_ratio.T, truth["update_ratio"], rtol=1e-4)
     np.testing.assert_allclose(t.out_lse, truth["out_lse"], rtol=1e-6)
     np.testing.assert_allclose(t.out_absmax, truth["out_absmax"], rtol=1e-6)
-    assert sorted(t.scalar_names) == ["loss", "lr"]  # the step hook may record lr first
+    # the step hook records lr (and, on signal steps, the total gradient norm) first
+    assert sorted(t.scalar_names) == ["grad_norm_total", "loss", "lr"]
     np.testing.assert_allclose(t.scalar("loss"), truth["loss"], rtol=1e-6)
     assert t.scalars.dtype == np.float64 and (t.scalar("lr") == 0.05).all()
     ctx = t.meta["context"]
@@ -272,7 +273,8 @@ def test_resume_continues_every_new_field_exactly():
     for f in ("absmax", "nonfinite", "grad_norm", "update_ratio", "attn_logit_max",
               "attn_entropy", "out_lse", "out_absmax", "scalars"):
         np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-5, err_msg=f)
-    assert b.scalar_names == a.scalar_names == ["lr", "loss"]  # lr: the optimizer step hook
+    # lr and the total gradient norm: the optimizer step hook
+    assert b.scalar_names == a.scalar_names == ["lr", "grad_norm_total", "loss"]
     assert b.meta["context"] == a.meta["context"]
 
 
@@ -314,5 +316,6 @@ def test_resume_mid_chunk_keeps_the_unflushed_signals_and_coarsens_alike():
     for f in ("absmax", "nonfinite", "grad_norm", "update_ratio", "attn_logit_max",
               "attn_entropy", "out_lse", "out_absmax", "scalars", "mean", "hist"):
         np.testing.assert_allclose(getattr(b, f), getattr(a, f), rtol=1e-5, err_msg=f)
-    assert b.scalar_names == a.scalar_names == ["lr", "loss"]  # lr: the optimizer step hook
+    # lr and the total gradient norm: the optimizer step hook
+    assert b.scalar_names == a.scalar_names == ["lr", "grad_norm_total", "loss"]
     assert np.isfinite(b.scalar("loss")).all() and np.isfinite(b.absmax).all()

@@ -6,8 +6,10 @@ runs after backward (and after a ``clip_grad_norm_`` or a ``GradScaler`` unscale
 else on torch's global optimizer step hooks, filtered to optimizers holding a watched parameter
 (decided once per optimizer, kept in a weak map). The hooks hold the ``Watch`` weakly and are
 removed with it; the first optimizer seen fills ``meta["context"]["optimizer"]`` if none was given.
-The pre-hook also records the lr of the optimizer's first param group as the ``lr`` scalar: the
-diagnosis reads a hand-written warm-up from it (diagnosis/observed.py).
+The pre-hook also records the lr of the optimizer's first param group as the ``lr`` scalar, and on
+the signal cadence the norm of all the optimizer's gradients as ``grad_norm_total``: the diagnosis
+reads a hand-written warm-up and a hand-written ``clip_grad_norm_`` from them
+(diagnosis/observed.py).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from torch.optim.optimizer import (
 from actscope.telemetry.hooks import WeakCall
 from actscope.telemetry.run_facts import mark_untrained, optimizer_context
 
-__all__ = ["OptimizerSteps"]
+__all__ = ["OptimizerSteps", "TOTAL_GRAD_NORM", "total_grad_norm"]
 
 
 class OptimizerSteps:
@@ -87,6 +89,10 @@ class OptimizerSteps:
                 # the lr this step uses (a device fill, no sync): a schedule written by hand
                 # (nanoGPT's get_lr) shows in it; a step(lr=...) of the user's overwrites it
                 acc.record_scalars({"lr": lr})
+            if acc.signals is not None and acc.signals.measuring:
+                total = total_grad_norm(opt)
+                if total is not None:
+                    acc.record_scalars({TOTAL_GRAD_NORM: total})
 
     def _post(self, opt: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
         acc = self._acc(opt)
@@ -98,3 +104,19 @@ class OptimizerSteps:
         for h in self._handles:
             h.remove()
         self._handles = []
+
+
+# The ``scalars`` name of the optimizer's total gradient norm (diagnosis/observed.py reads a
+# hand-written clip from it).
+TOTAL_GRAD_NORM = "grad_norm_total"
+
+
+def total_grad_norm(opt: torch.optim.Optimizer) -> torch.Tensor | None:
+    """The L2 norm of all the optimizer's gradients as its step sees them (after any clipping
+    the loop did: a ``clip_grad_norm_`` pins it at its max norm), on their device, no sync;
+    None when no parameter has a gradient. On the signal cadence only: a few ops per step."""
+    grads = [p.grad for g in opt.param_groups for p in g["params"] if p.grad is not None]
+    if not grads or any(g.is_sparse for g in grads) or len({g.device for g in grads}) > 1:
+        return None  # (a model split over devices: its norms would need a copy each)
+    norms = torch._foreach_norm(grads)
+    return torch.linalg.vector_norm(torch.stack([n.float() for n in norms]))

@@ -63,6 +63,11 @@ class SignalSet:
         self.stepped = False  # an optimizer step was seen in this batch (watch's fallback)
 
     @property
+    def measuring(self) -> bool:
+        """Whether this batch is recorded and measures the ``signal_every`` signals."""
+        return self._signals_now and self.recording
+
+    @property
     def has_params(self) -> bool:
         """Whether any watched layer owns parameters (else no gradient/update signal)."""
         return self.params is not None and bool(self.params.params)
