@@ -24,11 +24,16 @@ class CellLoop(nn.Module):
         return self.head(h)
 
 
-@pytest.mark.parametrize("rows,defer", [(4, True), (512, True), (512, False)],
-                         ids=["staged", "deferred", "in-hook"])
-def test_every_run_of_a_repeated_module_is_in_its_record(rows, defer):
+@pytest.mark.parametrize("rows,defer,block", [
+    (4, True, None), (512, True, None), (512, False, None),
+    (4, True, 3 * 4 * 32),  # 3 kept runs per block: 6 later runs fill two blocks
+    (4, True, 4 * 32),  # a block of one run: each later run reduced at once
+], ids=["staged", "deferred", "in-hook", "two-blocks", "no-block"])
+def test_every_run_of_a_repeated_module_is_in_its_record(rows, defer, block, monkeypatch):
+    if block is not None:
+        monkeypatch.setattr("actscope.telemetry.repeat_runs.BLOCK_ELEMS", block)
     torch.manual_seed(0)
-    net = CellLoop(32, steps=4)
+    net = CellLoop(32, steps=7)
     acc = TelemetryAccumulator(sample_size=64, chunk=4, grads=True)
     acc.min_staged = 0  # one small layer: keep it staged (staging.py)
     acc.attach(net, [net.cell])

@@ -221,7 +221,7 @@ class SampleSlots:
                                     self.layout)
                 self.chan_pending.clear()
             self.staged.flush(self.slab, self.slot, extremes)
-            self.repeats.fold(self.views, self.slot, extremes)
+            self.repeats.fold(self.views, self.slot, extremes, self.L)
 
     def _pending_column_max(self, layer: int, col: torch.Tensor) -> None:
         """One staged layer's column max into ``col`` (its first run, before a second)."""
