@@ -72,6 +72,7 @@ class RepeatRuns:
         acc = self.acc
         if acc is None or acc.device != rows.device or acc.shape[0] != n_layers:
             acc = self.acc = torch.zeros((n_layers, 4), device=rows.device)
+            self.layers.clear()  # (a new buffer holds none of the old rows)
         row = acc[layer]
         if layer not in self.layers:
             self.layers.append(layer)
