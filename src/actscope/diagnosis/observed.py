@@ -60,7 +60,8 @@ def observed_clip(t: Telemetry) -> float | None:
 
 def with_observed(t: Telemetry, ctx: dict) -> dict:
     """``ctx`` with what the recording shows added (a copy; ``ctx`` itself is not changed):
-    ``schedule.warmup`` True where the recorded lr warms up (``schedule.observed`` says so)."""
+    ``schedule.warmup`` True where the recorded lr warms up (``schedule.observed`` says so),
+    ``grad_clip`` where the recorded total gradient norm shows a clip (``grad_clip_observed``)."""
     if not ctx:
         return ctx
     clip = observed_clip(t) if ctx.get("grad_clip") is None else None
